@@ -1,0 +1,205 @@
+"""Market params: a YAML file per market, loaded safely into a validated, typed ``MarketConfig``.
+
+Unknown keys are errors (papermill would silently ignore a misspelt parameter), and every message
+names the file and the key to fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from territory_lib.errors import ConfigError
+from territory_lib.paths import PARAMS_DIR
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+TABLES = ("units", "accounts", "reps", "sales", "feedback")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataFiles(_Strict):
+    """Paths of the market's data files; relative paths are relative to the params YAML."""
+
+    units: Path
+    accounts: Path
+    reps: Path
+    sales: Path
+    feedback: Path | None = None
+
+
+class ColumnMaps(_Strict):
+    """Per table, ``canonical name: column in your file`` for files whose headers differ."""
+
+    units: dict[str, str] = Field(default_factory=dict)
+    accounts: dict[str, str] = Field(default_factory=dict)
+    reps: dict[str, str] = Field(default_factory=dict)
+    sales: dict[str, str] = Field(default_factory=dict)
+    feedback: dict[str, str] = Field(default_factory=dict)
+
+
+class BalanceSpec(_Strict):
+    """One measure the territories must share evenly, within ``tolerance`` of the mean."""
+
+    measure: str
+    tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.05
+
+
+class DesignSettings(_Strict):
+    """How step 2 draws territories and step 5 re-optimises them."""
+
+    balance: list[BalanceSpec] = Field(
+        default_factory=lambda: [BalanceSpec(measure="potential", tolerance=0.05)], min_length=1
+    )
+    anchor_at_reps: bool = True
+    max_disruption: Annotated[float, Field(gt=0, le=1)] = 0.15
+    seed: int = 42
+
+
+class ResourceSettings(_Strict):
+    """Step 3: how field effort is estimated from accounts."""
+
+    visits_per_year: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: {"Enterprise": 12.0, "Mid-Market": 6.0, "SMB": 3.0}
+    )
+    default_visits_per_year: Annotated[float, Field(ge=0)] = 4.0
+    over_capacity: Annotated[float, Field(gt=0)] = 1.10
+    under_capacity: Annotated[float, Field(gt=0)] = 0.80
+
+
+class MapSettings(_Strict):
+    """Maps draw offline by default; name a tile layer only for readers who are online."""
+
+    tiles: Literal["OpenStreetMap", "CartoDB positron", "CartoDB dark_matter"] | None = None
+
+
+class MarketConfig(_Strict):
+    """Everything a market's run needs, validated. Build it with :func:`load_config`."""
+
+    market: str
+    title: str
+    data: DataFiles
+    territories: Annotated[int, Field(ge=1)]
+    description: str = ""
+    provenance: str = ""
+    builtin: str | None = None
+    units_crs: str | None = None
+    currency: str = "USD"
+    columns: ColumnMaps = Field(default_factory=ColumnMaps)
+    design: DesignSettings = Field(default_factory=DesignSettings)
+    resources: ResourceSettings = Field(default_factory=ResourceSettings)
+    forecast_months: Annotated[int, Field(ge=1, le=36)] = 6
+    maps: MapSettings = Field(default_factory=MapSettings)
+    source: Path = Path()
+
+    @field_validator("market")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG_PATTERN.match(value):
+            raise ValueError(
+                "must be a slug: lowercase letters, digits, '-' and '_', starting with a letter or digit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> MarketConfig:
+        base = self.source.parent
+        resolved = {
+            name: (base / path).resolve() if path is not None else None
+            for name, path in self.data.model_dump().items()
+        }
+        object.__setattr__(self, "data", DataFiles(**resolved))
+        return self
+
+
+def market_params_path(name_or_path: str | Path) -> Path:
+    """Turn a market name (a YAML in ``params/``) or the path of a params YAML into a path.
+
+    Raises
+    ------
+    ConfigError
+        When neither exists; the message lists the markets in ``params/``.
+    """
+    text = str(name_or_path)
+    candidate = Path(text).expanduser()
+    if candidate.suffix in {".yaml", ".yml"} or candidate.is_file():
+        if not candidate.is_file():
+            raise ConfigError(f"params file {text!r} not found.")
+        return candidate.resolve()
+    by_name = PARAMS_DIR / f"{text}.yaml"
+    if by_name.is_file():
+        return by_name
+    known = ", ".join(available_markets()) or "none"
+    raise ConfigError(
+        f"no market {text!r}: there is no {by_name} and no params file at that path. Known markets: {known}."
+    )
+
+
+def available_markets() -> list[str]:
+    """Names of the markets in ``params/`` (one YAML each), sorted."""
+    return sorted(path.stem for path in PARAMS_DIR.glob("*.yaml"))
+
+
+def load_config(name_or_path: str | Path) -> MarketConfig:
+    """Load and validate a market's params YAML.
+
+    Parameters
+    ----------
+    name_or_path
+        A market name in ``params/`` (``"georgia"``) or the path of a params YAML anywhere.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the key, for YAML syntax errors, unknown or missing keys and bad values.
+    """
+    path = market_params_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{line}: {getattr(exc, 'problem', exc)}.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys (market:, title:, data:, ...), got {raw!r}.")
+    if "source" in raw:
+        raise ConfigError(f"{path}: 'source' is reserved (Territory records the YAML's own path there).")
+    try:
+        return MarketConfig(**raw, source=path)
+    except ValidationError as exc:
+        raise ConfigError(_explain(path, exc)) from None
+
+
+def _explain(path: Path, exc: ValidationError) -> str:
+    """One line per problem, each naming the key in the YAML and how to fix it."""
+    lines = [f"{path}: {exc.error_count()} problem(s) in the market params:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            hint = _suggest(error["loc"])
+            lines.append(f"  - unknown key '{key}'{hint}; remove it or correct its spelling.")
+        elif error["type"] == "missing":
+            lines.append(f"  - missing required key '{key}'.")
+        else:
+            lines.append(f"  - '{key}': {error['msg']} (got {error.get('input')!r}).")
+    return "\n".join(lines)
+
+
+def _suggest(loc: tuple[Any, ...]) -> str:
+    """A 'did you mean' for a misspelt key, looked up among the keys valid at that level."""
+    model: type[BaseModel] | None = MarketConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if model else None
+        annotation = getattr(field, "annotation", None)
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,401 @@
+"""Read and validate a market's data files into canonical tables, with errors that say what to fix.
+
+Every table is read from CSV, Parquet, GeoPackage, GeoJSON or Shapefile, its columns renamed by
+the params' ``columns:`` maps, then checked: required columns, types (with file row numbers),
+allowed values, unique ids and the links between tables.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import geopandas as gpd
+import pandas as pd
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from territory_lib.config import MarketConfig
+from territory_lib.errors import DataError
+
+Kind = Literal["id", "text", "number", "date"]
+
+GEO_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".parquet"}
+TABLE_SUFFIXES = {".csv", ".parquet", ".gpkg", ".geojson", ".json", ".shp"}
+SEGMENT_SEPARATOR = ";"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A canonical column: its name, kind, whether it must be present, and its allowed range."""
+
+    name: str
+    kind: Kind
+    required: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+SCHEMAS: dict[str, tuple[Column, ...]] = {
+    "units": (
+        Column("unit_id", "id"),
+        Column("name", "text"),
+        Column("territory_id", "id", required=False),
+    ),
+    "accounts": (
+        Column("account_id", "id"),
+        Column("name", "text"),
+        Column("lat", "number", minimum=-90, maximum=90),
+        Column("lon", "number", minimum=-180, maximum=180),
+        Column("segment", "text"),
+        Column("status", "text", choices=("customer", "prospect")),
+        Column("potential", "number", minimum=0),
+        Column("unit_id", "id", required=False),
+        Column("rep_id", "id", required=False),
+    ),
+    "reps": (
+        Column("rep_id", "id"),
+        Column("name", "text"),
+        Column("home_lat", "number", minimum=-90, maximum=90),
+        Column("home_lon", "number", minimum=-180, maximum=180),
+        Column("capacity", "number", minimum=0),
+        Column("segments", "text", required=False),
+        Column("territory_id", "id", required=False),
+    ),
+    "sales": (
+        Column("date", "date"),
+        Column("account_id", "id"),
+        Column("amount", "number"),
+    ),
+    "feedback": (
+        Column("date", "date"),
+        Column("rep_id", "id"),
+        Column("comment", "text", required=False),
+    ),
+}
+SCORE_PREFIX = "score_"
+
+
+@dataclass
+class Market:
+    """A market's validated tables, ready for the step functions."""
+
+    config: MarketConfig
+    units: gpd.GeoDataFrame
+    accounts: pd.DataFrame
+    reps: pd.DataFrame
+    sales: pd.DataFrame
+    feedback: pd.DataFrame | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def unit_attributes(self) -> list[str]:
+        """The units' numeric columns: the market attributes (population, income, ...)."""
+        return [
+            name
+            for name in self.units.columns
+            if name not in {"unit_id", "name", "territory_id", "geometry"}
+            and pd.api.types.is_numeric_dtype(self.units[name])
+        ]
+
+    @property
+    def score_columns(self) -> list[str]:
+        """The feedback's ``score_*`` columns."""
+        if self.feedback is None:
+            return []
+        return [name for name in self.feedback.columns if name.startswith(SCORE_PREFIX)]
+
+
+def load_market(config: MarketConfig, progress: Callable[[str], None] | None = None) -> Market:
+    """Read every data file of ``config`` and validate it into a :class:`Market`.
+
+    Built-in markets whose files are missing are generated first (see ``territory_lib.datasets``).
+
+    Raises
+    ------
+    DataError
+        Naming the file, column and rows at fault and how to fix them.
+    """
+    prepare_builtin_data(config, progress)
+    notes: list[str] = []
+    units = load_units(config)
+    accounts = load_table(config, "accounts")
+    reps = load_table(config, "reps")
+    sales = load_table(config, "sales")
+    feedback = load_table(config, "feedback") if config.data.feedback is not None else None
+
+    accounts = _place_accounts(config, accounts, units, notes)
+    _check_links(config.data.sales, sales, "account_id", accounts, "accounts")
+    if "rep_id" in accounts:
+        owned = accounts[accounts["rep_id"] != ""]
+        _check_links(config.data.accounts, owned, "rep_id", reps, "reps")
+    if feedback is not None:
+        _check_links(config.data.feedback, feedback, "rep_id", reps, "reps")
+    return Market(config, units, accounts, reps, sales, feedback, notes)
+
+
+def prepare_builtin_data(config: MarketConfig, progress: Callable[[str], None] | None = None) -> bool:
+    """Generate a built-in market's data files when any is missing; return whether it did."""
+    files = [path for path in config.data.model_dump().values() if path is not None]
+    if config.builtin is None or all(Path(path).exists() for path in files):
+        return False
+    from territory_lib.datasets import prepare_builtin
+
+    out_dir = Path(config.data.units).parent
+    if progress:
+        progress(f"preparing the built-in '{config.builtin}' data in {out_dir}")
+    prepare_builtin(config.builtin, out_dir, seed=config.design.seed, progress=progress)
+    return True
+
+
+def read_any(path: Path, table: str) -> pd.DataFrame:
+    """Read a table file by its suffix; CSV values are read as text and typed by the validator."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{table} file {path} not found; check the path under 'data: {table}:' in the params.")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(
+            f"{path}: cannot read '{suffix}' files; use one of {', '.join(sorted(TABLE_SUFFIXES))}."
+        )
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        if suffix == ".parquet":
+            try:
+                return gpd.read_parquet(path)
+            except (ValueError, KeyError):
+                return pd.read_parquet(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return gpd.read_file(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: could not be read as a {table} table ({exc}).") from None
+
+
+def load_table(config: MarketConfig, table: str) -> pd.DataFrame:
+    """Read, rename and validate one non-geographic table of ``config``."""
+    path = Path(getattr(config.data, table))
+    frame = read_any(path, table)
+    if isinstance(frame, gpd.GeoDataFrame):
+        frame = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    frame = _rename(frame, path, table, getattr(config.columns, table))
+    return validate_table(frame, path, table)
+
+
+def load_units(config: MarketConfig) -> gpd.GeoDataFrame:
+    """Read and validate the units: polygons with a CRS, unique ids, numeric attributes."""
+    path = Path(config.data.units)
+    if path.suffix.lower() not in GEO_SUFFIXES:
+        raise DataError(
+            f"{path}: units need polygon geometry; give a GeoPackage, GeoJSON, Shapefile or GeoParquet file."
+        )
+    frame = read_any(path, "units")
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise DataError(f"{path}: has no geometry column; units need polygons.")
+    frame = _rename(frame, path, "units", config.columns.units)
+    if frame.crs is None:
+        if config.units_crs is None:
+            raise DataError(
+                f"{path}: the units have no coordinate reference system; add 'units_crs: EPSG:4326' "
+                "(or the file's real CRS) to the params, or save the file with its CRS."
+            )
+        try:
+            frame = frame.set_crs(CRS.from_user_input(config.units_crs))
+        except CRSError as exc:
+            raise DataError(f"params 'units_crs: {config.units_crs}' is not a known CRS ({exc}).") from None
+    geometry = frame.geometry
+    empty = geometry.is_empty | geometry.isna()
+    if empty.any():
+        raise DataError(f"{path}: {_rows(empty, geo=True)} have no geometry; give every unit its polygon.")
+    kinds = set(geometry.geom_type)
+    if not kinds <= {"Polygon", "MultiPolygon"}:
+        raise DataError(f"{path}: units must be polygons, found {', '.join(sorted(kinds))}.")
+    if not geometry.is_valid.all():
+        frame = frame.set_geometry(geometry.make_valid())
+    validated = validate_table(pd.DataFrame(frame.drop(columns=frame.geometry.name)), path, "units", geo=True)
+    for name in validated.columns:
+        if name not in {"unit_id", "name", "territory_id"} and validated[name].dtype == object:
+            numbers = pd.to_numeric(validated[name], errors="coerce")
+            if numbers.notna().all():
+                validated[name] = numbers
+    return gpd.GeoDataFrame(validated, geometry=frame.geometry.values, crs=frame.crs)
+
+
+def _rename(frame: pd.DataFrame, path: Path, table: str, mapping: dict[str, str]) -> pd.DataFrame:
+    canonical = {column.name for column in SCHEMAS[table]}
+    for target, source in mapping.items():
+        if target not in canonical and not (table == "feedback" and target.startswith(SCORE_PREFIX)):
+            raise DataError(
+                f"params 'columns: {table}: {target}:' maps onto an unknown {table} column; "
+                f"canonical columns are {', '.join(sorted(canonical))}."
+            )
+        if source not in frame.columns:
+            raise DataError(
+                f"params 'columns: {table}: {target}: {source}': {path.name} has no column '{source}'; "
+                f"its columns are {', '.join(map(str, frame.columns))}."
+            )
+    return frame.rename(columns={source: target for target, source in mapping.items()})
+
+
+def validate_table(frame: pd.DataFrame, path: Path, table: str, *, geo: bool = False) -> pd.DataFrame:
+    """Check ``frame`` against the canonical schema of ``table`` and return it typed.
+
+    ``geo`` says the rows came from a geographic file, where row numbers count from 1 without a
+    header line; in CSV files they count the header as line 1, as a spreadsheet shows them.
+    """
+    frame = frame.reset_index(drop=True).copy()
+    for column in SCHEMAS[table]:
+        if column.name not in frame.columns:
+            if not column.required:
+                continue
+            raise DataError(
+                f"{path}: required column '{column.name}' is missing (columns present: "
+                f"{', '.join(map(str, frame.columns))}). Rename the column in the file, or map yours in the "
+                f"params under 'columns: {table}: {column.name}: <your column>'."
+            )
+        frame[column.name] = _typed(frame[column.name], column, path, geo)
+    if table == "feedback":
+        scores = [name for name in frame.columns if str(name).startswith(SCORE_PREFIX)]
+        if not scores:
+            raise DataError(
+                f"{path}: feedback needs at least one 'score_*' column (e.g. score_workload) with values 1-5."
+            )
+        for name in scores:
+            frame[name] = _typed(frame[name], Column(name, "number", minimum=1, maximum=5), path, geo)
+    id_column = {"units": "unit_id", "accounts": "account_id", "reps": "rep_id"}.get(table)
+    if id_column is not None:
+        duplicated = frame[id_column].duplicated(keep=False)
+        if duplicated.any():
+            raise DataError(
+                f"{path}: column '{id_column}' must be unique; {_rows(duplicated, geo)} share the ids "
+                f"{', '.join(sorted(frame.loc[duplicated, id_column].unique())[:5])}."
+            )
+    return frame
+
+
+def _typed(values: pd.Series, column: Column, path: Path, geo: bool) -> pd.Series:
+    text = values.astype("string").str.strip()
+    missing = text.isna() | (text == "")
+    if column.kind in {"id", "text"}:
+        if column.required and column.kind == "id" and missing.any():
+            raise DataError(f"{path}: column '{column.name}' is empty in {_rows(missing, geo)}; fill it in.")
+        cleaned = text.fillna("").astype(object)
+        if column.kind == "id":
+            # Spreadsheets turn ids like 01 into 1.0: keep integral floats as integers.
+            cleaned = cleaned.map(_plain_id)
+        if column.choices:
+            cleaned = cleaned.str.lower()
+            bad = ~cleaned.isin(column.choices)
+            if bad.any():
+                raise DataError(
+                    f"{path}: column '{column.name}' must be one of {', '.join(column.choices)}; "
+                    f"{_rows(bad, geo)} have {', '.join(map(repr, cleaned[bad].unique()[:5]))}."
+                )
+        return cleaned
+    if missing.any() and column.required:
+        raise DataError(f"{path}: column '{column.name}' is empty in {_rows(missing, geo)}; fill it in.")
+    if column.kind == "date":
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+        bad = parsed.isna() & ~missing
+        if bad.any():
+            raise DataError(
+                f"{path}: column '{column.name}' has values that are not dates in {_rows(bad, geo)} "
+                f"(e.g. {text[bad].iloc[0]!r}); write dates as YYYY-MM-DD."
+            )
+        return parsed
+    numbers = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+    bad = numbers.isna() & ~missing
+    if bad.any():
+        raise DataError(
+            f"{path}: column '{column.name}' has values that are not numbers in {_rows(bad, geo)} "
+            f"(e.g. {text[bad].iloc[0]!r}); fix those values."
+        )
+    outside = pd.Series(False, index=numbers.index)
+    if column.minimum is not None:
+        outside |= numbers < column.minimum
+    if column.maximum is not None:
+        outside |= numbers > column.maximum
+    if outside.any():
+        band = f"between {column.minimum:g} and {column.maximum:g}" if column.maximum is not None else (
+            f"at least {column.minimum:g}"
+        )
+        raise DataError(
+            f"{path}: column '{column.name}' must be {band}; {_rows(outside, geo)} are not "
+            f"(e.g. {numbers[outside].iloc[0]:g})."
+        )
+    return numbers.astype(float)
+
+
+def _plain_id(value: str) -> str:
+    if value.endswith(".0") and value[:-2].lstrip("-").isdigit():
+        return value[:-2]
+    return value
+
+
+def _rows(mask: pd.Series, geo: bool) -> str:
+    """Describe the flagged rows by their number in the file (at most five listed)."""
+    offset = 1 if geo else 2
+    numbers = [int(i) + offset for i in mask[mask].index[:5]]
+    more = int(mask.sum()) - len(numbers)
+    listed = ", ".join(map(str, numbers)) + (f" and {more} more" if more > 0 else "")
+    return f"{'feature' if geo else 'row'}{'s' if mask.sum() > 1 else ''} {listed}"
+
+
+def _place_accounts(
+    config: MarketConfig, accounts: pd.DataFrame, units: gpd.GeoDataFrame, notes: list[str]
+) -> pd.DataFrame:
+    """Give every account its unit: check given ``unit_id`` values, locate the rest by lat/lon."""
+    path = Path(config.data.accounts)
+    accounts = accounts.copy()
+    if "unit_id" not in accounts:
+        accounts["unit_id"] = ""
+    given = accounts["unit_id"] != ""
+    unknown = given & ~accounts["unit_id"].isin(units["unit_id"])
+    if unknown.any():
+        raise DataError(
+            f"{path}: column 'unit_id' names units that are not in {Path(config.data.units).name} in "
+            f"{_rows(unknown, False)} (e.g. {accounts.loc[unknown, 'unit_id'].iloc[0]!r}); correct them or leave "
+            "them empty to locate the accounts by lat/lon."
+        )
+    todo = ~given
+    if todo.any():
+        points = gpd.GeoDataFrame(
+            index=accounts.index[todo],
+            geometry=gpd.points_from_xy(accounts.loc[todo, "lon"], accounts.loc[todo, "lat"]),
+            crs=4326,
+        ).to_crs(units.crs)
+        inside = gpd.sjoin(points, units[["unit_id", "geometry"]], how="left", predicate="within")
+        inside = inside[~inside.index.duplicated()]
+        accounts.loc[inside.index, "unit_id"] = inside["unit_id"].fillna("").to_numpy()
+        outside = accounts.index[todo & (accounts["unit_id"] == "")]
+        if len(outside):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                nearest = gpd.sjoin_nearest(points.loc[outside], units[["unit_id", "geometry"]], how="left")
+            nearest = nearest[~nearest.index.duplicated()]
+            accounts.loc[nearest.index, "unit_id"] = nearest["unit_id"].to_numpy()
+            notes.append(
+                f"{len(outside)} account(s) lie outside every unit and were given the nearest unit "
+                f"(e.g. account {accounts.loc[outside[0], 'account_id']})."
+            )
+    return accounts
+
+
+def _check_links(path: Path | None, frame: pd.DataFrame, column: str, target: pd.DataFrame, name: str) -> None:
+    unknown = ~frame[column].isin(target[column])
+    if unknown.any():
+        examples = ", ".join(map(repr, frame.loc[unknown, column].unique()[:5]))
+        raise DataError(
+            f"{path}: column '{column}' refers to {name} that do not exist in {_rows(unknown, False)} "
+            f"({examples}); add them to the {name} file or correct the ids."
+        )
+
+
+def split_segments(value: str) -> list[str]:
+    """The segments a rep sells to, from the ``segments`` column (``"SMB;Mid-Market"``)."""
+    return [part.strip() for part in value.split(SEGMENT_SEPARATOR) if part.strip()]

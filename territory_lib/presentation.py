@@ -1,0 +1,91 @@
+"""How results appear in a report: escaped tables, figures as images, plain lists of findings."""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Callable, Iterable, Mapping
+
+import pandas as pd
+from IPython.display import HTML, Image
+from matplotlib.figure import Figure
+
+Formatter = str | Callable[[object], str]
+
+MONEY = "{:,.0f}"
+COUNT = "{:,.0f}"
+PERCENT = "{:.1%}"
+SIGNED_PERCENT = "{:+.1%}"
+DECIMAL = "{:,.2f}"
+
+
+def show_table(
+    frame: pd.DataFrame,
+    formats: Mapping[str, Formatter] | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    caption: str | None = None,
+    index: bool = False,
+    max_rows: int = 60,
+) -> HTML:
+    """Render ``frame`` as an HTML table for stakeholders: values escaped, numbers formatted.
+
+    Parameters
+    ----------
+    frame
+        The table; cells that are not formatted are shown as text, HTML-escaped.
+    formats
+        Per column, a format string (``"{:,.0f}"``) or a function; missing values show as "–".
+    labels
+        Friendlier column headings, by column name.
+    caption
+        A line shown above the table.
+    max_rows
+        Longer tables show their first rows and say how many were left out.
+    """
+    labels = dict(labels or {})
+    shown = frame.head(max_rows).rename(columns=labels)
+    formatters = {
+        labels.get(column, column): _formatter(spec)
+        for column, spec in (formats or {}).items()
+        if column in frame.columns
+    }
+    body = shown.to_html(
+        index=index,
+        escape=True,
+        formatters=formatters,
+        na_rep="–",
+        border=0,
+        classes="territory-table",
+        justify="left",
+    )
+    parts = []
+    if caption:
+        parts.append(f"<p class='territory-caption'><strong>{html.escape(caption)}</strong></p>")
+    parts.append(body)
+    if len(frame) > max_rows:
+        parts.append(f"<p><em>{len(frame) - max_rows:,} more rows in the downloadable files.</em></p>")
+    return HTML("\n".join(parts))
+
+
+def _formatter(spec: Formatter) -> Callable[[object], str]:
+    def apply(value: object) -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return "–"
+        return spec(value) if callable(spec) else spec.format(value)
+
+    return apply
+
+
+def show_figure(figure: Figure, dpi: int = 110) -> Image:
+    """A matplotlib figure as an embedded PNG (no file, no network)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return Image(data=buffer.getvalue(), format="png")
+
+
+def show_list(items: Iterable[str], title: str | None = None) -> HTML:
+    """A bulleted list of plain-text findings, escaped."""
+    lines = "".join(f"<li>{html.escape(item)}</li>" for item in items)
+    heading = f"<p><strong>{html.escape(title)}</strong></p>" if title else ""
+    return HTML(f"{heading}<ul>{lines}</ul>")

@@ -1,0 +1,248 @@
+"""Run the step notebooks for markets with papermill, export stakeholder HTML, publish atomically.
+
+A market's run happens in a staging folder; only when every step has succeeded does it replace
+``reports/<market>/``. A failed run leaves the previous reports untouched, keeps the failed
+notebooks in ``reports/_failed/<market>/`` and records the failure for the index page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import papermill as pm
+
+from territory_lib.config import load_config
+from territory_lib.errors import ConfigError
+from territory_lib.io import prepare_builtin_data
+from territory_lib.paths import reports_dir
+from territory_lib.report import export_html, write_index
+from territory_lib.steps import STEPS, Step
+
+#: The kernel every notebook runs on, named explicitly: never the one saved in a notebook's metadata.
+KERNEL_NAME = "python3"
+
+DOWNLOADS = (
+    ("alignment.csv", "Alignment (unit → territory)"),
+    ("account_assignment.csv", "Account assignment (account → territory, rep)"),
+    ("rep_workload.csv", "Rep workload and travel"),
+    ("proposed_moves.csv", "Proposed realignment moves"),
+)
+
+
+@dataclass
+class MarketRun:
+    """The outcome of one market's run."""
+
+    market: str
+    title: str
+    ok: bool
+    seconds: float
+    folder: Path
+    steps_run: list[int] = field(default_factory=list)
+    failure: str | None = None
+
+
+def parse_steps(text: str | None) -> list[int]:
+    """Parse ``--steps`` (``"1-5"``, ``"2,3"``, ``"4"``) into step numbers; ``None`` means all."""
+    if not text:
+        return [step.number for step in STEPS]
+    chosen: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            chosen.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ConfigError(f"--steps {text!r}: write step numbers like 1-5, 2,3 or 4.") from None
+    if not chosen or min(chosen) < 1 or max(chosen) > len(STEPS):
+        raise ConfigError(f"--steps {text!r}: steps run from 1 to {len(STEPS)}.")
+    return sorted(chosen)
+
+
+def run_market(
+    params: str,
+    steps: Sequence[int] | None = None,
+    run_date: str | None = None,
+    progress: Callable[[str], None] = print,
+) -> MarketRun:
+    """Run ``steps`` (default all five) of one market and publish its reports if all succeed.
+
+    Parameters
+    ----------
+    params
+        A market name in ``params/`` or the path of a params YAML.
+    steps
+        Step numbers to run; steps not run keep their previous results (a later step may need them).
+    run_date
+        The date printed on the reports (``YYYY-MM-DD``); today by default.
+    progress
+        Called with one line per event (start, each step done, published, failed).
+    """
+    started = time.perf_counter()
+    config = load_config(params)
+    steps = list(steps or [step.number for step in STEPS])
+    run_date = run_date or dt.date.today().isoformat()
+    root = reports_dir()
+    final = root / config.market
+    staging = root / "_staging" / f"{config.market}-{uuid.uuid4().hex[:8]}"
+    say = _prefixed(progress, config.market)
+    if final.exists():
+        shutil.copytree(final, staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    manifest = _read_manifest(final) or {"market": config.market, "steps": []}
+    manifest.update(title=config.title, run_started=_now(), last_failure=None)
+    run = MarketRun(config.market, config.title, ok=True, seconds=0.0, folder=final)
+    prepare_builtin_data(config, say)
+    for number in steps:
+        step = STEPS[number - 1]
+        say(f"step {number}/{len(STEPS)} {step.title} ...")
+        tick = time.perf_counter()
+        failure = _execute(step, config.source, staging, run_date)
+        seconds = time.perf_counter() - tick
+        if failure is not None:
+            run.ok, run.failure = False, f"step {number} ({step.notebook}): {failure}"
+            say(f"FAILED at step {number} after {seconds:.1f} s: {failure}")
+            _keep_failed(staging, root / "_failed" / config.market)
+            manifest["last_failure"] = {
+                "time": _now(),
+                "step": number,
+                "notebook": step.notebook,
+                "message": failure,
+            }
+            if final.exists():
+                _write_json(final / "manifest.json", manifest)
+            break
+        export_html(
+            staging / f"{step.notebook}.ipynb",
+            staging / f"{step.notebook}.html",
+            title=f"{config.title}: step {number}, {step.title}",
+            nav=[(f"{s.number}. {s.title}", f"{s.notebook}.html") for s in STEPS],
+            home_href="../index.html",
+        )
+        _record_step(manifest, step, seconds)
+        run.steps_run.append(number)
+        say(f"step {number}/{len(STEPS)} {step.title} done in {seconds:.1f} s")
+    if run.ok:
+        manifest.update(
+            run_finished=_now(),
+            status="ok",
+            downloads=[{"label": label, "href": name} for name, label in DOWNLOADS if (staging / name).exists()],
+        )
+        _write_json(staging / "manifest.json", manifest)
+        _publish(staging, final)
+        say(f"reports written to {final}")
+    else:
+        shutil.rmtree(staging, ignore_errors=True)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def run_markets(
+    markets: Sequence[str],
+    *,
+    steps: Sequence[int] | None = None,
+    jobs: int = 2,
+    run_date: str | None = None,
+    progress: Callable[[str], None] = print,
+) -> list[MarketRun]:
+    """Run several markets, ``jobs`` at a time in separate processes, then rebuild the index page.
+
+    Every params file is validated before anything runs, so a typo fails fast.
+    """
+    for market in markets:
+        load_config(market)
+    run_date = run_date or dt.date.today().isoformat()
+    if jobs <= 1 or len(markets) <= 1:
+        runs = [run_market(market, steps, run_date, progress) for market in markets]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(markets)), mp_context=context) as pool:
+            futures = [pool.submit(run_market, market, steps, run_date, _print_flush) for market in markets]
+            runs = [future.result() for future in futures]
+    write_index(reports_dir())
+    return runs
+
+
+def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str | None:
+    """Execute one step notebook into ``folder``; return a one-line failure message or ``None``."""
+    try:
+        pm.execute_notebook(
+            str(step.path),
+            str(folder / f"{step.notebook}.ipynb"),
+            parameters={"params_path": str(params_path), "output_dir": str(folder), "run_date": run_date},
+            kernel_name=KERNEL_NAME,
+            progress_bar=False,
+            cwd=str(step.path.parent),
+        )
+    except pm.PapermillExecutionError as exc:
+        return f"{exc.ename}: {exc.evalue}".splitlines()[0] if exc.evalue else exc.ename
+    except Exception as exc:  # a kernel that died or would not start: report it, keep old results
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return None
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Swap the staged run into place: rename, never delete good results before the new ones stand."""
+    previous = staging.with_name(staging.name + "-previous")
+    if final.exists():
+        os.replace(final, previous)
+    os.replace(staging, final)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _keep_failed(staging: Path, failed: Path) -> None:
+    shutil.rmtree(failed, ignore_errors=True)
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(staging, failed, ignore=shutil.ignore_patterns("artifacts"))
+
+
+def _record_step(manifest: dict, step: Step, seconds: float) -> None:
+    entry = {
+        "step": step.number,
+        "notebook": step.notebook,
+        "title": step.title,
+        "html": f"{step.notebook}.html",
+        "ipynb": f"{step.notebook}.ipynb",
+        "seconds": round(seconds, 1),
+    }
+    manifest["steps"] = sorted(
+        [item for item in manifest.get("steps", []) if item["step"] != step.number] + [entry],
+        key=lambda item: item["step"],
+    )
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    temp = path.with_suffix(".json.tmp")
+    temp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(temp, path)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _prefixed(progress: Callable[[str], None], market: str) -> Callable[[str], None]:
+    return lambda message: progress(f"[{market}] {message}")
+
+
+def _print_flush(message: str) -> None:
+    print(message, flush=True)

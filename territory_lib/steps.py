@@ -1,0 +1,182 @@
+"""The five management steps: their notebooks, where a run keeps its results, and how a step starts.
+
+Each step notebook calls :func:`start_step` first; it loads the market, shows the report header,
+and hands back a :class:`StepContext` whose workspace passes results (Parquet/GeoParquet) from one
+step to the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from territory_lib.config import MarketConfig, load_config
+from territory_lib.errors import ConfigError, StepOrderError
+from territory_lib.io import Market, load_market
+from territory_lib.paths import NOTEBOOKS_DIR, ensure_inside, reports_dir
+
+
+@dataclass(frozen=True)
+class Step:
+    """One management step and its notebook."""
+
+    number: int
+    notebook: str
+    title: str
+
+    @property
+    def path(self) -> Path:
+        """The step's notebook in ``notebooks/``."""
+        return NOTEBOOKS_DIR / f"{self.notebook}.ipynb"
+
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "01_analyze_market", "Analyze the market"),
+    Step(2, "02_define_territories", "Define territories"),
+    Step(3, "03_align_resources", "Align reps and resources"),
+    Step(4, "04_monitor_performance", "Monitor performance"),
+    Step(5, "05_feedback_optimize", "Gather feedback and re-optimize"),
+)
+
+#: Which step writes each artifact, so a missing one can be explained.
+ARTIFACT_PRODUCERS = {
+    "unit_metrics": 1,
+    "accounts": 1,
+    "alignment": 2,
+    "territories": 2,
+    "rep_assignment": 2,
+    "account_assignment": 2,
+    "rep_workload": 3,
+    "kpis": 4,
+    "trends": 4,
+    "feedback_summary": 5,
+    "proposed_moves": 5,
+}
+
+
+class Workspace:
+    """The folder of one market's run: reports, CSV downloads, and ``artifacts/`` passed between steps."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.artifacts = self.root / "artifacts"
+
+    def artifact_path(self, name: str) -> Path:
+        """Where the artifact ``name`` lives."""
+        return self.artifacts / f"{name}.parquet"
+
+    def write(self, name: str, frame: pd.DataFrame) -> Path:
+        """Save ``frame`` (GeoParquet for a GeoDataFrame) atomically and return its path."""
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        target = self.artifact_path(name)
+        with tempfile.NamedTemporaryFile(dir=self.artifacts, suffix=".tmp", delete=False) as handle:
+            temp = Path(handle.name)
+        try:
+            frame.to_parquet(temp, index=False)
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+        return target
+
+    def read(self, name: str) -> pd.DataFrame:
+        """Load the artifact ``name``; a missing one says which step to run first."""
+        path = self.artifact_path(name)
+        if not path.is_file():
+            step = STEPS[ARTIFACT_PRODUCERS[name] - 1]
+            raise StepOrderError(
+                f"{path} does not exist: it is written by step {step.number} ({step.notebook}). "
+                f"Run that notebook first with the same params_path and output_dir, "
+                f"or run the whole market with `territory run`."
+            )
+        try:
+            return gpd.read_parquet(path)
+        except ValueError:
+            return pd.read_parquet(path)
+
+    def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
+        """Write a download for stakeholders and CRM uploads (``<root>/<name>``) atomically."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.root / name
+        temp = target.with_suffix(target.suffix + ".tmp")
+        frame.to_csv(temp, index=False)
+        os.replace(temp, target)
+        return target
+
+
+@dataclass
+class StepContext:
+    """What a step notebook works with: the step, its validated market, the workspace, the run date."""
+
+    step: Step
+    config: MarketConfig
+    market: Market
+    workspace: Workspace
+    run_date: str
+
+
+def resolve_output_dir(output_dir: str | Path, market: str) -> Path:
+    """The run folder: the given one (inside the reports folder) or ``reports/_scratch/<market>``.
+
+    Interactive runs default to a scratch folder so they never touch the reports of ``territory run``.
+    """
+    root = reports_dir()
+    if str(output_dir).strip() == "":
+        return root / "_scratch" / market
+    return ensure_inside(Path(output_dir), root, "output_dir parameter")
+
+
+def start_step(
+    number: int,
+    params_path: str,
+    output_dir: str = "",
+    run_date: str = "",
+    *,
+    show_header: bool = True,
+    progress: Callable[[str], None] | None = print,
+) -> StepContext:
+    """Begin step ``number``: validate params and data, show the report header, return the context.
+
+    Parameters
+    ----------
+    number
+        The step, 1 to 5.
+    params_path
+        A market name in ``params/`` or the path of a params YAML.
+    output_dir
+        The run folder; empty for ``reports/_scratch/<market>``.
+    run_date
+        The date printed on the report (``YYYY-MM-DD``); empty for today.
+    show_header
+        Display the title block (market, run date, data provenance) in the notebook.
+    """
+    if not 1 <= number <= len(STEPS):
+        raise ConfigError(f"step must be 1 to {len(STEPS)}, got {number}.")
+    step = STEPS[number - 1]
+    config = load_config(params_path)
+    run_date = _check_date(run_date)
+    market = load_market(config, progress=progress)
+    workspace = Workspace(resolve_output_dir(output_dir, config.market))
+    if show_header:
+        from IPython.display import display
+
+        from territory_lib.report import notebook_header
+
+        provenance = config.provenance or "Data supplied by the market's owner; see its params file."
+        display(notebook_header(f"Step {step.number}: {step.title}", config.title, run_date, provenance))
+    return StepContext(step, config, market, workspace, run_date)
+
+
+def _check_date(run_date: str) -> str:
+    if not run_date:
+        return dt.date.today().isoformat()
+    try:
+        return dt.date.fromisoformat(str(run_date)).isoformat()
+    except ValueError:
+        raise ConfigError(f"run_date parameter {run_date!r} is not a date; write it as YYYY-MM-DD.") from None
