@@ -1,0 +1,235 @@
+"""Maps draw offline, escape every label, show a legend and keep one feature per unit."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from pathlib import Path
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from libpysal.examples import get_path
+
+from territory_lib import maps
+from territory_lib.errors import ConfigError, DataError
+from territory_lib.report import external_resources
+
+HOSTILE = "<script>alert(1)</script>"
+HOSTILE_IMG = '<img src=x onerror="alert(2)">'
+
+
+def grid_units(n_cols: int = 4, n_rows: int = 3) -> gpd.GeoDataFrame:
+    """A small grid of square 'counties' near Atlanta, with hostile names and a territory column."""
+    cells = [
+        shapely.box(-84.5 + 0.2 * c, 33.5 + 0.2 * r, -84.3 + 0.2 * c, 33.7 + 0.2 * r)
+        for r in range(n_rows)
+        for c in range(n_cols)
+    ]
+    n = len(cells)
+    return gpd.GeoDataFrame(
+        {
+            "unit_id": [f"U{i:02d}" for i in range(n)],
+            "name": [HOSTILE if i == 0 else HOSTILE_IMG if i == 1 else f"County {i}" for i in range(n)],
+            "potential": np.arange(n) * 123_456.7,
+            "territory_id": [["T1", "T2", "T10", HOSTILE][i % 4] for i in range(n)],
+        },
+        geometry=cells,
+        crs="EPSG:4326",
+    )
+
+
+def rep_points() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"name": [HOSTILE, "Ann"], "territory_id": ["T1", "T2"]},
+        geometry=gpd.points_from_xy([-84.4, -84.0], [33.6, 33.8]),
+        crs="EPSG:4326",
+    )
+
+
+@pytest.fixture
+def choropleth() -> folium.Map:
+    return maps.choropleth_map(
+        grid_units(),
+        "potential",
+        tooltip_columns={"name": "County", "potential": "Potential ($)"},
+        legend_title=f"Potential {HOSTILE}",
+        points=rep_points(),
+    )
+
+
+@pytest.fixture
+def territories() -> folium.Map:
+    return maps.category_map(
+        grid_units(),
+        "territory_id",
+        tooltip_columns={"name": "County", "territory_id": "Territory"},
+        legend_title="Territory",
+        points=rep_points(),
+        point_category_column="territory_id",
+        highlight={"U03", "U05"},
+        highlight_label=f"Proposed {HOSTILE_IMG}",
+    )
+
+
+def rendered_documents(m: folium.Map) -> list[str]:
+    """The page ``save_map`` writes and the document inside the notebook output's iframe."""
+    srcdoc = re.search(r'srcdoc="([^"]*)"', m._repr_html_())
+    assert srcdoc, "the notebook representation has no iframe"
+    return [m.get_root().render(), html.unescape(srcdoc.group(1))]
+
+
+def geojson_layers(m: folium.Map) -> list[folium.GeoJson]:
+    return [child for child in m._children.values() if isinstance(child, folium.GeoJson)]
+
+
+@pytest.mark.parametrize("builder", ["choropleth", "territories"])
+def test_map_references_no_other_host(builder: str, request: pytest.FixtureRequest) -> None:
+    m = request.getfixturevalue(builder)
+    for document in rendered_documents(m):
+        assert external_resources(document) == []
+        assert not re.search(r"<script[^>]+src=", document)
+        assert not re.search(r"<link[^>]+href=", document)
+        assert "L.map(" in document and "leaflet" in document.casefold()
+
+
+def test_folium_class_defaults_are_left_alone(choropleth: folium.Map) -> None:
+    assert any("leaflet" in url for _, url in folium.Map.default_js)
+    assert choropleth.default_js == [] and choropleth.default_css == []
+
+
+@pytest.mark.parametrize("builder", ["choropleth", "territories"])
+def test_hostile_names_are_escaped(builder: str, request: pytest.FixtureRequest) -> None:
+    m = request.getfixturevalue(builder)
+    for document in rendered_documents(m):
+        # Only Leaflet's own code and the map script may be scripts; names never become markup.
+        assert "<script>alert(1)" not in document
+        assert "<img src=x" not in document
+    tooltips = [f["properties"]["tooltip"] for layer in geojson_layers(m) for f in layer.data["features"]]
+    assert any(html.escape(HOSTILE) in tip for tip in tooltips)
+    assert all("<script" not in tip and "<img" not in tip for tip in tooltips)
+
+
+def test_legend_shows_quantile_ranges_with_separators(choropleth: folium.Map) -> None:
+    page = choropleth.get_root().render()
+    legend = re.search(r'<div class="territory-legend".*?</div></div>', page, re.S)
+    assert legend, "no legend on the map"
+    assert html.escape(f"Potential {HOSTILE}") in legend.group(0)
+    ranges = re.findall(r"<span>([\d,]+) – ([\d,]+)</span>", legend.group(0))
+    assert len(ranges) == 5
+    assert ranges[0][0] == "0" and ranges[-1][1] == f"{11 * 123_456.7:,.0f}"
+
+
+def test_category_legend_lists_territories_in_natural_order(territories: folium.Map) -> None:
+    page = territories.get_root().render()
+    labels = re.findall(r'<div class="territory-legend-row">.*?<span>(.*?)</span></div>', page)
+    # Natural order: "<" sorts before letters, and T10 comes after T2.
+    assert labels[:4] == [html.escape(HOSTILE), "T1", "T2", "T10"]
+    assert html.escape(f"Proposed {HOSTILE_IMG}") in labels
+
+
+def test_one_feature_per_unit_and_highlight() -> None:
+    units = grid_units(5, 4)
+    m = maps.category_map(
+        units, "territory_id", tooltip_columns=["name"], legend_title="T", highlight={"U03"}
+    )
+    (layer,) = geojson_layers(m)
+    assert len(layer.data["features"]) == len(units)
+    styles = [layer.style_function(f) for f in layer.data["features"]]
+    assert [s.get("dashArray") is not None for s in styles] == [i == 3 for i in range(len(units))]
+    colors = maps.category_colors(units["territory_id"])
+    assert [s["fillColor"] for s in styles] == [colors[t] for t in units["territory_id"]]
+
+
+def test_tooltip_numbers_are_formatted_for_people() -> None:
+    units = grid_units()
+    m = maps.choropleth_map(
+        units, "potential", tooltip_columns={"name": "County", "potential": "Potential"}, legend_title="P"
+    )
+    tips = [f["properties"]["tooltip"] for f in geojson_layers(m)[0].data["features"]]
+    assert "<td>1,234,567</td>" in tips[10]
+
+
+def test_real_state_map_stays_small_and_fits_bounds() -> None:
+    states = gpd.read_file(get_path("us48.shp")).set_crs("EPSG:4326")
+    m = maps.choropleth_map(states, "AREA", tooltip_columns=["STATE_NAME"], legend_title="Area")
+    (layer,) = geojson_layers(m)
+    assert len(layer.data["features"]) == 48
+    size = len(m.get_root().render())
+    assert size < 450_000, f"48-state map is {size:,} bytes"
+    fit = re.search(r"fitBounds\(\s*(\[\[.*?\]\])", m.get_root().render(), re.S)
+    (south, west), (north, east) = json.loads(fit.group(1))
+    assert west < -124 and east > -67 and south < 25 and north > 49
+
+
+def test_projected_units_are_reprojected_to_wgs84() -> None:
+    units = grid_units().to_crs("EPSG:26917")
+    m = maps.category_map(units, "territory_id", tooltip_columns=["name"], legend_title="T")
+    coords = np.array(
+        [pt for f in geojson_layers(m)[0].data["features"] for pt in f["geometry"]["coordinates"][0]]
+    )
+    assert coords[:, 0].min() > -84.6 and coords[:, 1].max() < 34.2
+
+
+def test_tiles_are_off_unless_asked() -> None:
+    bounds = (-85.0, 33.0, -84.0, 34.0)
+    assert "tile.openstreetmap" not in maps.offline_map(bounds).get_root().render()
+    assert "tile.openstreetmap" in maps.offline_map(bounds, tiles="OpenStreetMap").get_root().render()
+
+
+def test_clear_errors() -> None:
+    units = grid_units()
+    with pytest.raises(DataError, match="'nope'"):
+        maps.choropleth_map(units, "nope", tooltip_columns=["name"], legend_title="x")
+    with pytest.raises(DataError, match="coordinate reference system"):
+        maps.category_map(
+            units.set_crs(None, allow_override=True),
+            "territory_id",
+            tooltip_columns=["name"],
+            legend_title="x",
+        )
+    with pytest.raises(ConfigError, match="palette"):
+        maps.choropleth_map(units, "potential", tooltip_columns=["name"], legend_title="x", palette="nope")
+
+
+def test_quantile_classes_handle_ties_and_missing_values() -> None:
+    assert maps.quantile_classes([5, 5, 5]).tolist() == [5, 5]
+    assert maps.quantile_classes([1, 2]).tolist() == [1, 1.5, 2]
+    assert maps.quantile_classes([np.nan]).size == 0
+    units = grid_units()
+    units.loc[0, "potential"] = np.nan
+    page = (
+        maps.choropleth_map(units, "potential", tooltip_columns=["name"], legend_title="x")
+        .get_root()
+        .render()
+    )
+    assert "No data" in page
+
+
+def test_save_map_writes_a_standalone_page(tmp_path: Path, choropleth: folium.Map) -> None:
+    path = maps.save_map(choropleth, tmp_path / "sub" / "map.html")
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert [p.name for p in path.parent.iterdir()] == ["map.html"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Chromium (apt-get install chromium)")
+def test_maps_draw_every_unit_with_no_network(tmp_path: Path) -> None:
+    from browser import count_drawn_polygons
+
+    units = grid_units(6, 5)
+    m = maps.category_map(units, "territory_id", tooltip_columns=["name"], legend_title="Territory")
+    report = tmp_path / "report.html"
+    report.write_text(f"<html><body><h1>Report</h1>{m._repr_html_()}</body></html>", encoding="utf-8")
+    assert count_drawn_polygons(report) == [len(units)]
+    standalone = maps.save_map(
+        maps.choropleth_map(
+            units, "potential", tooltip_columns=["name"], legend_title="P", points=rep_points()
+        ),
+        tmp_path / "map.html",
+    )
+    assert count_drawn_polygons(standalone) == [len(units) + 2]
