@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from territory_lib.config import ResourceSettings
+from territory_lib.resources import visits_per_year
+
 #: Comment themes and the word stems that signal them (matched case-insensitively at word starts).
 THEMES: dict[str, tuple[str, ...]] = {
     "workload": ("workload", "overload", "too many accounts", "capacity", "stretched", "busy", "swamped"),
@@ -111,3 +114,49 @@ def _score_names(scores: pd.DataFrame) -> set[str]:
         for name in scores.columns
         if name not in {"territory_id", "responses"} and not name.endswith("_change")
     }
+
+
+def unit_effort(accounts: pd.DataFrame, units: pd.DataFrame, settings: ResourceSettings) -> pd.Series:
+    """Planned visits a year per unit (by the accounts' segments): the field effort a unit asks for."""
+    visits = accounts.assign(visits=visits_per_year(accounts["segment"], settings)).groupby("unit_id")["visits"].sum()
+    return units["unit_id"].map(visits).fillna(0.0).rename("effort")
+
+
+def capacity_shares(territory_ids: Sequence[str], rep_assignment: pd.DataFrame, reps: pd.DataFrame) -> list[float] | None:
+    """Target shares proportional to the capacity of each territory's rep, or ``None`` with a vacancy."""
+    capacity = rep_assignment.set_index("territory_id")["rep_id"].map(reps.set_index("rep_id")["capacity"])
+    values = [float(capacity.get(territory, float("nan"))) for territory in territory_ids]
+    if any(pd.isna(value) or value <= 0 for value in values):
+        return None
+    total = sum(values)
+    return [value / total for value in values]
+
+
+def moves_table(
+    plan_moves: pd.DataFrame, alignment: pd.DataFrame, workload: pd.DataFrame, scores: pd.DataFrame
+) -> pd.DataFrame:
+    """The proposed moves with each unit's size and why the two territories trade it."""
+    units = alignment.set_index("unit_id")
+    load = workload.set_index("territory_id")
+    score_by_territory = scores.set_index("territory_id")
+    table = plan_moves.copy()
+    table["name"] = table["unit_id"].map(units["name"])
+    table["accounts"] = table["unit_id"].map(units["accounts"])
+    table["potential"] = table["unit_id"].map(units["potential"])
+    table["reason"] = [
+        _reason(source, target, load, score_by_territory)
+        for source, target in zip(table["from_territory"], table["to_territory"], strict=True)
+    ]
+    return table[["unit_id", "name", "from_territory", "to_territory", "accounts", "potential", "reason"]]
+
+
+def _reason(source: str, target: str, load: pd.DataFrame, scores: pd.DataFrame) -> str:
+    parts = []
+    if source in load.index and target in load.index:
+        parts.append(
+            f"{source} runs at {load.at[source, 'utilisation']:.0%} of capacity, {target} at "
+            f"{load.at[target, 'utilisation']:.0%}"
+        )
+    if "workload" in scores.columns and source in scores.index:
+        parts.append(f"{source}'s rep rates workload {scores.at[source, 'workload']:.1f}/5")
+    return "; ".join(parts) or "restores balance"

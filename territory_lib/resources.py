@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
 
 from territory_lib.config import ResourceSettings
@@ -177,3 +178,24 @@ def resource_recommendations(workload: pd.DataFrame, spare_reps: pd.DataFrame) -
         f"{rep.name} ({rep.rep_id}) has no territory in this plan." for rep in spare_reps.itertuples()
     )
     return advice or ["Every territory has a rep working within capacity."]
+
+
+def utilisation_chart(workload: pd.DataFrame, settings: ResourceSettings) -> Figure:
+    """Bars of each territory's utilisation (accounts / rep capacity) against the healthy band."""
+    order = workload.sort_values("territory_id")
+    figure = Figure(figsize=(8, 3.2))
+    axis = figure.subplots()
+    colours = {"over capacity": "#bf616a", "under-used": "#ebcb8b", "balanced": "#a3be8c", "vacant": "#b0b0b0"}
+    axis.bar(
+        order["territory_id"],
+        order["utilisation"].fillna(0),
+        color=[colours[status] for status in order["status"]],
+    )
+    axis.axhspan(settings.under_capacity, settings.over_capacity, color="#a3be8c", alpha=0.15, label="healthy band")
+    axis.axhline(1.0, color="#4c566a", lw=0.8, ls="--")
+    axis.set_ylabel("accounts / capacity")
+    axis.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    axis.set_title("Rep utilisation by territory", fontsize=11)
+    axis.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -168,9 +168,20 @@ def start_step(
 
         from territory_lib.report import notebook_header
 
-        provenance = config.provenance or "Data supplied by the market's owner; see its params file."
-        display(notebook_header(f"Step {step.number}: {step.title}", config.title, run_date, provenance))
+        display(notebook_header(f"Step {step.number}: {step.title}", config.title, run_date, provenance(config)))
     return StepContext(step, config, market, workspace, run_date)
+
+
+def provenance(config: MarketConfig) -> str:
+    """What the report says about where the data come from: what is real and what is synthetic."""
+    if config.provenance:
+        return config.provenance
+    if config.builtin:
+        from territory_lib.datasets import BUILTIN_MARKETS
+
+        builtin = BUILTIN_MARKETS[config.builtin]
+        return f"Real: {builtin.real_sources} Synthetic: {builtin.synthetic_parts}"
+    return f"Data supplied by the owner of the '{config.market}' market (files named in {config.source.name})."
 
 
 def _check_date(run_date: str) -> str:
