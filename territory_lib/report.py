@@ -1,0 +1,409 @@
+"""Stakeholder HTML: the run header each report opens with, the notebook → HTML export
+(no code, no tracebacks, nothing loaded from another host) and the reports' index page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+import nbformat
+from IPython.display import HTML
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import Preprocessor
+from traitlets.config import Config
+
+from territory_lib.errors import DataError, TerritoryError
+
+__all__ = [
+    "REMOVE_CELL_TAGS",
+    "REMOVE_INPUT_TAGS",
+    "REMOVE_OUTPUT_TAGS",
+    "StakeholderOutputs",
+    "export_html",
+    "external_resources",
+    "notebook_header",
+    "write_index",
+]
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+NBCONVERT_TEMPLATE = "territory"
+
+#: Cells a stakeholder never sees: hidden by the author, parameters, and papermill's error banners.
+REMOVE_CELL_TAGS = frozenset({"remove-cell", "parameters", "injected-parameters", "papermill-error-cell-tag"})
+#: Cells whose outputs are hidden (their input is hidden anyway).
+REMOVE_OUTPUT_TAGS = frozenset({"remove-output"})
+#: Accepted for Jupyter Book compatibility; reports never show inputs.
+REMOVE_INPUT_TAGS = frozenset({"remove-input"})
+
+INDEX_TITLE = "Territory reports"
+
+
+def notebook_header(step_title: str, market_title: str, run_date: str, provenance: str | None = None) -> HTML:
+    """Return the box that opens every report: step, market, run date and where the data come from.
+
+    Parameters
+    ----------
+    step_title
+        The management step, e.g. ``"Analyze the market"``.
+    market_title
+        The market's display name, e.g. ``"Georgia, USA"``.
+    run_date
+        When the run happened; an ISO 8601 date or timestamp is shown in words
+        (``"27 November 2026, 08:00 UTC"``), anything else as given.
+    provenance
+        A plain sentence or two on which data are real and which are synthetic; omitted if ``None``.
+
+    Returns
+    -------
+    IPython.display.HTML
+        Display it as the first output of the notebook. All text is escaped.
+    """
+    rows = [
+        ("Market", market_title),
+        ("Run", _human_time(run_date)),
+    ]
+    if provenance:
+        rows.append(("Data", provenance))
+    body = "".join(
+        f'<div style="margin:2px 0"><span style="display:inline-block;min-width:4.5em;color:#57606a">'
+        f"{html.escape(label)}</span>{html.escape(str(value))}</div>"
+        for label, value in rows
+    )
+    box = (
+        '<div class="territory-run-header" style="border:1px solid #d0d7de;border-left:4px solid #1f3a5f;'
+        "border-radius:4px;background:#f6f8fa;padding:10px 14px;margin:4px 0 8px;"
+        "font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1f2328\">"
+        f'<div style="font-weight:600;font-size:15px;margin-bottom:4px">{html.escape(step_title)}</div>'
+        f"{body}</div>"
+    )
+    return HTML(box)
+
+
+class StakeholderOutputs(Preprocessor):
+    """Drop what a stakeholder must not see: stderr, error outputs and the cells left empty.
+
+    Warnings and logs go to stderr and tracebacks are ``error`` outputs; both are for analysts,
+    who have the executed notebook beside the report. A code cell with no output left would only
+    add an empty block once inputs are hidden.
+    """
+
+    def preprocess(
+        self, nb: nbformat.NotebookNode, resources: dict[str, Any]
+    ) -> tuple[nbformat.NotebookNode, dict[str, Any]]:
+        """Filter the outputs of every code cell and drop the code cells left without output."""
+        kept = []
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [
+                    out
+                    for out in cell.outputs
+                    if out.output_type != "error"
+                    and not (out.output_type == "stream" and out.get("name") == "stderr")
+                ]
+                if not cell.outputs:
+                    continue
+            kept.append(cell)
+        nb.cells = kept
+        return nb, resources
+
+
+def export_html(
+    notebook_path: str | os.PathLike[str],
+    html_path: str | os.PathLike[str],
+    *,
+    title: str,
+    nav: Sequence[tuple[str, str]] = (),
+    home_href: str | None = None,
+) -> Path:
+    """Export an executed notebook to a self-contained stakeholder HTML report.
+
+    No code inputs or prompts are shown. Cells tagged ``remove-cell``, ``parameters``,
+    ``injected-parameters`` or papermill's ``papermill-error-cell-tag`` are removed;
+    ``remove-output`` hides a cell's outputs; stderr streams and error outputs (tracebacks) are
+    dropped. The page loads no script or stylesheet from another host (the lab template's
+    require.js, MathJax and Mermaid loaders are left out), and the export fails if a notebook
+    output would make it do so.
+
+    Parameters
+    ----------
+    notebook_path
+        The executed notebook (``.ipynb``).
+    html_path
+        Where to write the report; written atomically (a temporary file, then a rename).
+    title
+        The page title (``<title>``).
+    nav
+        ``(label, href)`` links for the navigation bar, e.g. to the other steps of the same market;
+        the link whose href is the report's own file name is marked as the current page.
+    home_href
+        Link to the index of all markets, shown first in the navigation bar.
+
+    Returns
+    -------
+    Path
+        ``html_path``.
+    """
+    notebook_path, html_path = Path(notebook_path), Path(html_path)
+    try:
+        nb = nbformat.read(notebook_path, as_version=4)
+    except FileNotFoundError as exc:
+        raise DataError(
+            f"Notebook {notebook_path} does not exist; run the step before exporting it."
+        ) from exc
+    except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
+        raise DataError(
+            f"Notebook {notebook_path} is not valid notebook JSON ({exc}); re-run the step."
+        ) from exc
+    nb.metadata["title"] = title
+
+    exporter = _exporter()
+    resources = {
+        "metadata": {"name": notebook_path.stem, "path": str(notebook_path.parent)},
+        "territory": {
+            "nav": [(str(label), str(href)) for label, href in nav],
+            "home_href": home_href,
+            "current": html_path.name,
+        },
+    }
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    external = external_resources(body)
+    if external:
+        raise TerritoryError(
+            f"The report of {notebook_path.name} would load {len(external)} script(s)/stylesheet(s) from "
+            f"other hosts ({', '.join(external[:3])}), so it would not work offline. Display maps made "
+            "with territory_lib.maps and avoid outputs that pull libraries from a CDN."
+        )
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(html_path, body)
+    return html_path
+
+
+def external_resources(page: str) -> list[str]:
+    """Return the URLs of scripts and stylesheets that ``page`` loads from another host.
+
+    Looks at ``<script src>``, ``<link href>`` and CSS ``@import``/``url()`` with an absolute URL
+    (``http:``, ``https:`` or ``//``), including inside iframes' ``srcdoc`` documents such as
+    folium maps. Ordinary ``<a href>`` links are not resources and are ignored.
+    """
+    finder = _ResourceFinder()
+    finder.feed(page)
+    finder.close()
+    return finder.found
+
+
+def write_index(reports_root: str | os.PathLike[str]) -> Path:
+    """Write ``reports_root/index.html``, the stakeholders' entry page to every market's reports.
+
+    Reads every ``reports_root/<market>/manifest.json`` (written by the runner) and shows, per
+    market and sorted by title: the run time and status, links to the step reports and downloads
+    that exist, and, if the last run failed, which step failed and that the reports shown are
+    from the previous successful run. A manifest that cannot be read is reported on the page
+    rather than stopping it. The page is self-contained (inline CSS only) and written atomically.
+
+    Parameters
+    ----------
+    reports_root
+        The reports folder (see :func:`territory_lib.paths.reports_dir`).
+
+    Returns
+    -------
+    Path
+        The index file.
+    """
+    root = Path(reports_root)
+    root.mkdir(parents=True, exist_ok=True)
+    markets = [_market_entry(root, folder) for folder in sorted(root.iterdir()) if _has_manifest(folder)]
+    markets.sort(key=lambda m: (m["title"].casefold(), m["folder"]))
+    template = _jinja().get_template("index.html.j2")
+    page = template.render(page_title=INDEX_TITLE, markets=markets)
+    index = root / "index.html"
+    _write_atomically(index, page)
+    return index
+
+
+def _exporter() -> HTMLExporter:
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_cell_tags = set(REMOVE_CELL_TAGS)
+    config.TagRemovePreprocessor.remove_all_outputs_tags = set(REMOVE_OUTPUT_TAGS)
+    config.TagRemovePreprocessor.remove_single_output_tags = set(REMOVE_OUTPUT_TAGS)
+    config.TagRemovePreprocessor.remove_input_tags = set(REMOVE_INPUT_TAGS)
+    exporter = HTMLExporter(
+        config=config,
+        template_name=NBCONVERT_TEMPLATE,
+        extra_template_basedirs=[str(TEMPLATES_DIR / "nbconvert")],
+        theme="light",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        # sanitize_html would strip the folium iframes; the notebooks are our own.
+        sanitize_html=False,
+    )
+    exporter.register_preprocessor(StakeholderOutputs(), enabled=True)
+    return exporter
+
+
+def _has_manifest(folder: Path) -> bool:
+    return folder.is_dir() and (folder / "manifest.json").is_file()
+
+
+def _market_entry(root: Path, folder: Path) -> dict[str, Any]:
+    """Everything the index template shows for one market, already checked against the disk."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, Mapping):
+            raise ValueError("the file does not hold a JSON object")
+    except (OSError, ValueError) as exc:
+        return {
+            "folder": folder.name,
+            "title": folder.name,
+            "status_label": "Unknown",
+            "status_class": "other",
+            "unreadable": (
+                f"The run record of this market ({folder.name}/manifest.json) could not be read "
+                f"({type(exc).__name__}). Run `territory run {folder.name}` again to rebuild it."
+            ),
+        }
+
+    def href(relative: Any) -> str | None:
+        if not isinstance(relative, str) or not relative or not (folder / relative).is_file():
+            return None
+        return quote(f"{folder.name}/{relative}")
+
+    steps = []
+    for step in manifest.get("steps") or []:
+        number, title = step.get("step"), step.get("title") or step.get("notebook") or "Step"
+        steps.append(
+            {
+                "title": f"{title}" if number is None else f"{number}. {title}",
+                "html_href": href(step.get("html")),
+                "ipynb_href": href(step.get("ipynb")),
+            }
+        )
+    status = str(manifest.get("status") or "unknown")
+    failure = manifest.get("last_failure")
+    return {
+        "folder": folder.name,
+        "title": str(manifest.get("title") or manifest.get("market") or folder.name),
+        "status_label": {"ok": "Up to date", "failed": "Last run failed"}.get(status, status.capitalize()),
+        "status_class": status if status in {"ok", "failed"} else "other",
+        "run_time": _human_time(manifest.get("run_finished") or manifest.get("run_started")),
+        "failure": _failure_message(failure, steps) if isinstance(failure, Mapping) else None,
+        "steps": steps,
+        "downloads": [
+            {"label": str(item.get("label") or item.get("href")), "href": href(item.get("href"))}
+            for item in manifest.get("downloads") or []
+            if isinstance(item, Mapping)
+        ],
+        "unreadable": None,
+    }
+
+
+def _failure_message(failure: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> str:
+    step = failure.get("step")
+    where = f"step {step}" if step is not None else "a step"
+    if failure.get("notebook"):
+        where += f" ({failure['notebook']})"
+    when = _human_time(failure.get("time"))
+    # A message is one line by contract; keep only its first line in case a traceback slipped in.
+    reason = str(failure.get("message") or "").strip().splitlines()[:1]
+    text = f"The last run{f' on {when}' if when else ''} stopped at {where}"
+    text += f": {reason[0]}" if reason else "."
+    if not text.endswith("."):
+        text += "."
+    if any(s["html_href"] for s in steps):
+        text += " The reports below are from the previous successful run."
+    else:
+        text += " No reports are available yet."
+    return text
+
+
+def _human_time(value: Any) -> str:
+    """ISO 8601 → '27 November 2026, 08:00 UTC'; other text unchanged; None → ''."""
+    if value is None:
+        return ""
+    text = str(value)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return f"{moment.day} {moment:%B %Y}"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+        return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
+    return f"{moment.day} {moment:%B %Y, %H:%M}"
+
+
+def _jinja() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+    )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # open(..., "x") honours the umask, so the page is as readable as any other file written here.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+_ABSOLUTE_URL = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
+_CSS_URL = re.compile(r"""@import\s+(?:url\()?\s*['"]?([^'")\s;]+)|url\(\s*['"]?([^'")\s]+)""", re.IGNORECASE)
+
+
+class _ResourceFinder(HTMLParser):
+    """Collect absolute URLs of scripts, stylesheets and CSS imports, recursing into ``srcdoc``."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "script" and _ABSOLUTE_URL.match(attributes.get("src", "")):
+            self.found.append(attributes["src"])
+        elif tag == "link" and _ABSOLUTE_URL.match(attributes.get("href", "")):
+            self.found.append(attributes["href"])
+        elif tag == "iframe" and attributes.get("srcdoc"):
+            # The parser already unescaped the attribute: it is the embedded document itself.
+            self.found.extend(external_resources(attributes["srcdoc"]))
+        elif tag == "style":
+            self._in_style = True
+        if attributes.get("style"):
+            self.found.extend(self._css_urls(attributes["style"]))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.found.extend(self._css_urls(data))
+
+    @staticmethod
+    def _css_urls(css: str) -> Iterator[str]:
+        for match in _CSS_URL.finditer(css):
+            url = match.group(1) or match.group(2)
+            if _ABSOLUTE_URL.match(url):
+                yield url
