@@ -1,0 +1,1096 @@
+"""Built-in markets: real public unit data shipped inside PyPI packages plus seeded synthetic sales data.
+
+Nothing is downloaded. The units (counties or states), their demographics and every location are
+real; the accounts, reps, sales and feedback are synthetic, drawn by one seeded generator that the
+real demographics drive. The generator, in order:
+
+1. **Units** come from libpysal's example files and the real US ZIP codes of the ``zipcodes``
+   package (USPS data with centroids): each unit gets ``zip_codes``, the number of active
+   STANDARD ZIP codes whose centroid lies inside it (and in its state).
+2. **Reps** (one per default territory) live at a real ZIP centroid in the main city of a populous
+   unit; homes are picked greedily by size x distance from the homes already picked, so they
+   spread out. The **current alignment** (``territory_id``) gives each unit to the rep whose home
+   is nearest (a Voronoi split, deliberately unbalanced). Capacities sum to 1.0-1.1 x the accounts.
+3. **Accounts**: the number per unit is multinomial with weights size^0.9 (size = population or its
+   proxy); each sits at a real ZIP centroid inside its unit, jittered by ~1 km when the jittered
+   point stays inside the unit. Large units have a richer Enterprise share. Annual potential is
+   lognormal around a segment median, scaled by the unit's affluence (education or income).
+4. **Sales** (monthly, 2023-01 to 2025-12): a customer life cycle. Some accounts are customers at
+   the start, prospects convert and customers churn with monthly hazards; an active customer buys
+   most months, for potential / 12 x wallet share x seasonality x territory trend x noise. Each
+   territory's rep has a latent skill, and an overloaded rep (accounts above capacity) converts,
+   retains and grows less, so territories differ.
+5. **Feedback**: a quarterly survey per rep. Workload scores fall as the rep's weighted workload
+   rises above capacity, travel scores fall with the mean home-to-account distance, market scores
+   follow the territory's sales growth and potential, support scores rise after a support
+   programme starts in 2024-Q3; comments come from templates for the lowest-scoring theme.
+
+``status`` in ``accounts.csv`` is the state at the end of 2025-12: ``customer`` for an active buyer,
+``prospect`` for an account never won or lost to churn.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import functools
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import geopandas as gpd
+import libpysal.examples
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+import zipcodes
+from pyproj import Transformer
+from scipy.optimize import linear_sum_assignment
+
+from territory_lib.errors import ConfigError, DataError
+from territory_lib.geo import haversine_km, to_equal_area
+
+TABLE_FILES: dict[str, str] = {
+    "units": "units.gpkg",
+    "accounts": "accounts.csv",
+    "reps": "reps.csv",
+    "sales": "sales.csv",
+    "feedback": "feedback.csv",
+}
+PROVENANCE_FILE = "provenance.md"
+UNITS_LAYER = "units"
+SEGMENTS = ("Enterprise", "Mid-Market", "SMB")
+FIRST_MONTH = pd.Timestamp("2023-01-01")
+MONTHS = 36
+#: Support programme start (a synthetic event the feedback scores react to): 2024-Q3, quarter index 6.
+SUPPORT_PROGRAMME_QUARTER = 6
+
+# Georgia's G_utm.shp has no .prj. Its coordinates are UTM zone 16N (zone 17N puts every county
+# centroid 6 degrees of longitude off the file's own Latitude/Longitud columns). The datum is read
+# as NAD27, the datum of the 1990 Census TIGER files: centroids then sit 41 m from those columns
+# in northing on average against 168 m as NAD83 (standard error 41 m).
+GEORGIA_CRS = "EPSG:26716"
+NORTH_CAROLINA_CRS = "EPSG:4267"  # NAD27 lon/lat, the datum of the sids2 source maps
+US_STATES_CRS = "EPSG:4269"  # NAD83 lon/lat
+
+# Segment parameters of the synthetic model.
+SEGMENT_MEDIAN_POTENTIAL = np.array([250_000.0, 60_000.0, 12_000.0])
+SEGMENT_INITIAL_CUSTOMER = np.array([0.50, 0.45, 0.40])
+SEGMENT_MONTHLY_BUY = np.array([0.90, 0.80, 0.60])
+MID_MARKET_SHARE = 0.27
+JITTER_KM = 1.0
+KM_PER_DEGREE = 111.32
+
+
+@dataclass(frozen=True)
+class BuiltinMarket:
+    """A market that ships with Territory: real units and demographics, synthetic sales data.
+
+    Attributes
+    ----------
+    name
+        Slug used by ``prepare_builtin`` and the params files (``georgia``).
+    title
+        Human title for reports (``Georgia, USA``).
+    real_sources
+        One paragraph: which data are real, their source and the package that ships them.
+    synthetic_parts
+        One paragraph: which data are synthetic and how they were generated.
+    default_territories
+        Number of territories (and reps) of the market's default params.
+    unit_label
+        What one unit is (``county``, ``state``).
+    """
+
+    name: str
+    title: str
+    real_sources: str
+    synthetic_parts: str
+    default_territories: int
+    unit_label: str
+
+
+@dataclass
+class _RealUnits:
+    """A market's real geography before anything synthetic is added."""
+
+    units: gpd.GeoDataFrame  # unit_id, name, attributes, geometry in the source CRS
+    zips: pd.DataFrame  # real ZIP codes inside the units (any type), with their unit_id
+    size: np.ndarray  # drives account density
+    affluence: np.ndarray  # multiplies account potential (median 1)
+
+    def sorted(self) -> _RealUnits:
+        """Order units by ``unit_id`` so outputs do not depend on the source file's row order."""
+        order = np.argsort(self.units["unit_id"].to_numpy(), kind="stable")
+        return _RealUnits(
+            units=self.units.iloc[order].reset_index(drop=True),
+            zips=self.zips,
+            size=self.size[order],
+            affluence=self.affluence[order],
+        )
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    loader: Callable[[], _RealUnits]
+    accounts: int
+    size_note: str  # what drives account density, for the provenance text
+    affluence_note: str  # what scales potential, for the provenance text
+
+
+def _example_file(folder: str, name: str) -> Path:
+    path = Path(libpysal.examples.__file__).parent / folder / name
+    if not path.is_file():
+        raise DataError(
+            f"libpysal example file {path} is missing; reinstall libpysal (pip install --force-reinstall "
+            "libpysal) to restore its bundled example data."
+        )
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _zip_table() -> pd.DataFrame:
+    """All real US ZIP codes of the ``zipcodes`` package that have a centroid."""
+    rows = zipcodes.list_all()
+    frame = pd.DataFrame(
+        {
+            "zip_code": [row["zip_code"] for row in rows],
+            "zip_type": [row["zip_code_type"] for row in rows],
+            "active": [bool(row["active"]) for row in rows],
+            "city": [row["city"] for row in rows],
+            "state": [row["state"] for row in rows],
+            "county": [row["county"] for row in rows],
+            "lat": [float(row["lat"]) for row in rows],
+            "lon": [float(row["long"]) for row in rows],
+        }
+    )
+    # A few hundred records carry 0/0 instead of a centroid.
+    return frame[(frame["lat"] != 0) & (frame["lon"] != 0)].reset_index(drop=True)
+
+
+def _join_zips(units: gpd.GeoDataFrame, unit_states: pd.Series) -> pd.DataFrame:
+    """Real ZIP codes whose centroid lies inside a unit of the same state, tagged with its ``unit_id``."""
+    table = _zip_table()
+    table = table[table["state"].isin(set(unit_states))]
+    points = gpd.GeoDataFrame(
+        table, geometry=gpd.points_from_xy(table["lon"], table["lat"]), crs=4326
+    ).to_crs(units.crs)
+    joined = gpd.sjoin(points, units[["unit_id", "geometry"]], predicate="within")
+    joined = joined[~joined.index.duplicated()]
+    state_of_unit = dict(zip(units["unit_id"], unit_states, strict=True))
+    joined = joined[joined["state"] == joined["unit_id"].map(state_of_unit)]
+    frame = pd.DataFrame(joined.drop(columns=["geometry", "index_right"]))
+    frame["standard"] = (frame["zip_type"] == "STANDARD") & frame["active"]
+    return frame.sort_values("zip_code").reset_index(drop=True)
+
+
+def _zip_code_counts(units: gpd.GeoDataFrame, zips: pd.DataFrame) -> np.ndarray:
+    counts = zips[zips["standard"]].groupby("unit_id").size()
+    return counts.reindex(units["unit_id"], fill_value=0).to_numpy(dtype=int)
+
+
+def _latlon(geometry: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray]:
+    points = geometry.representative_point().to_crs(4326)
+    return points.y.to_numpy(), points.x.to_numpy()
+
+
+def _county_names(units: gpd.GeoDataFrame, zips: pd.DataFrame, state: str) -> list[str]:
+    """Name each county polygon after the county its ZIP centroids carry, one name per polygon.
+
+    A one-to-one assignment maximises the number of ZIP centroids whose ``county`` agrees with the
+    polygon's name; the closeness of each county's nearest ZIP adds less than one vote, so it only
+    breaks ties and names a polygon that holds no ZIP centroid.
+    """
+    state_zips = _zip_table()
+    state_zips = state_zips[(state_zips["state"] == state) & (state_zips["county"] != "")]
+    names = sorted(state_zips["county"].unique())
+    votes = (
+        pd.crosstab(zips["unit_id"], zips["county"])
+        .reindex(index=units["unit_id"], columns=names, fill_value=0)
+        .to_numpy(dtype=float)
+    )
+    lat, lon = _latlon(units.geometry)
+    distance = haversine_km(
+        lat[:, None], lon[:, None], state_zips["lat"].to_numpy(), state_zips["lon"].to_numpy()
+    )
+    nearest = (
+        pd.DataFrame(distance.T, index=state_zips["county"].to_numpy())
+        .groupby(level=0)
+        .min()
+        .reindex(names)
+        .to_numpy()
+        .T
+    )
+    rows, cols = linear_sum_assignment(votes + np.exp(-nearest / 10.0), maximize=True)
+    assigned = dict(zip(rows, cols, strict=True))
+    return [names[assigned[i]].removesuffix(" County") for i in range(len(units))]
+
+
+def _load_georgia() -> _RealUnits:
+    raw = gpd.read_file(_example_file("georgia", "G_utm.shp")).set_crs(GEORGIA_CRS)
+    units = gpd.GeoDataFrame(
+        {
+            "unit_id": raw["AreaKey"].astype(str).str.zfill(5),
+            "name": "",
+            "population": raw["TotPop90"].astype(int),
+            "pct_rural": raw["PctRural"].astype(float),
+            "pct_bachelor": raw["PctBach"].astype(float),
+            "pct_elderly": raw["PctEld"].astype(float),
+            "pct_foreign_born": raw["PctFB"].astype(float),
+            "pct_poverty": raw["PctPov"].astype(float),
+            "pct_black": raw["PctBlack"].astype(float),
+        },
+        geometry=raw.geometry.values,
+        crs=raw.crs,
+    )
+    states = pd.Series("GA", index=units.index)
+    zips = _join_zips(units, states)
+    units["name"] = _county_names(units, zips, "GA")
+    units["zip_codes"] = _zip_code_counts(units, zips)
+    education = units["pct_bachelor"].to_numpy()
+    return _RealUnits(
+        units=units,
+        zips=zips,
+        size=units["population"].to_numpy(dtype=float),
+        affluence=np.sqrt(education / np.median(education)),
+    ).sorted()
+
+
+def _load_north_carolina() -> _RealUnits:
+    raw = gpd.read_file(_example_file("sids2", "sids2.shp")).set_crs(NORTH_CAROLINA_CRS)
+    units = gpd.GeoDataFrame(
+        {
+            "unit_id": raw["FIPS"].astype(str).str.zfill(5),
+            "name": raw["NAME"].astype(str),
+            "births_1974": raw["BIR74"].astype(int),
+            "births_1979": raw["BIR79"].astype(int),
+            "nonwhite_births_1974": raw["NWBIR74"].astype(int),
+            "nonwhite_births_1979": raw["NWBIR79"].astype(int),
+            "pct_nonwhite_births_1979": (100 * raw["NWBIR79"] / raw["BIR79"]).round(2),
+        },
+        geometry=raw.geometry.values,
+        crs=raw.crs,
+    )
+    zips = _join_zips(units, pd.Series("NC", index=units.index))
+    units["zip_codes"] = _zip_code_counts(units, zips)
+    births = units["births_1979"].to_numpy(dtype=float)
+    # Births per km² stand in for urbanisation, the only affluence signal this file offers.
+    density = births / (to_equal_area(units).area.to_numpy() / 1e6)
+    return _RealUnits(
+        units=units, zips=zips, size=births, affluence=(density / np.median(density)) ** 0.15
+    ).sorted()
+
+
+def _load_us_states() -> _RealUnits:
+    raw = gpd.read_file(_example_file("us_income", "us48.shp")).set_crs(US_STATES_CRS)
+    income = pd.read_csv(_example_file("us_income", "usjoin.csv"))
+    income["STATE_FIPS"] = income["STATE_FIPS"].astype(str).str.zfill(2)
+    units = gpd.GeoDataFrame(
+        {
+            "unit_id": raw["STATE_FIPS"].astype(str).str.zfill(2),
+            "name": raw["STATE_NAME"].astype(str),
+            "state_abbr": raw["STATE_ABBR"].astype(str),
+            "sub_region": raw["SUB_REGION"].astype(str),
+        },
+        geometry=raw.geometry.values,
+        crs=raw.crs,
+    )
+    by_fips = income.set_index("STATE_FIPS")
+    missing = sorted(set(units["unit_id"]) - set(by_fips.index))
+    if missing:
+        raise DataError(f"usjoin.csv of libpysal's us_income example has no income for STATE_FIPS {missing}.")
+    units["income_1999"] = by_fips.loc[units["unit_id"], "1999"].to_numpy(dtype=int)
+    units["income_2009"] = by_fips.loc[units["unit_id"], "2009"].to_numpy(dtype=int)
+    units["income_growth_1999_2009_pct"] = (100 * (units["income_2009"] / units["income_1999"] - 1)).round(2)
+    zips = _join_zips(units, units["state_abbr"])
+    units["zip_codes"] = _zip_code_counts(units, zips)
+    income_2009 = units["income_2009"].to_numpy(dtype=float)
+    return _RealUnits(
+        units=units,
+        zips=zips,
+        size=units["zip_codes"].to_numpy(dtype=float),
+        affluence=income_2009 / np.median(income_2009),
+    ).sorted()
+
+
+# --- synthetic people and companies -------------------------------------------------------------
+
+FIRST_NAMES = (
+    "Avery",
+    "Blake",
+    "Carmen",
+    "Dana",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hector",
+    "Imani",
+    "Jamal",
+    "Keiko",
+    "Lena",
+    "Marcus",
+    "Nadia",
+    "Owen",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Samuel",
+    "Tessa",
+    "Umar",
+    "Vera",
+    "Wesley",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+    "Andre",
+    "Bianca",
+    "Caleb",
+    "Delia",
+)
+SURNAMES = (
+    "Abbott",
+    "Baker",
+    "Castillo",
+    "Dawson",
+    "Ellis",
+    "Foster",
+    "Garcia",
+    "Hughes",
+    "Ingram",
+    "Jensen",
+    "Kim",
+    "Lawson",
+    "Morales",
+    "Nguyen",
+    "Okafor",
+    "Patel",
+    "Quintero",
+    "Reyes",
+    "Sullivan",
+    "Turner",
+    "Underwood",
+    "Vaughn",
+    "Whitaker",
+    "Xu",
+    "Young",
+    "Zimmerman",
+    "Bennett",
+    "Coleman",
+    "Dixon",
+    "Fleming",
+    "Griffin",
+    "Harper",
+    "Irwin",
+    "Keller",
+    "Lambert",
+    "Mercer",
+    "Norris",
+    "Osborne",
+    "Pruitt",
+    "Ramsey",
+)
+TRADES = (
+    "Supply",
+    "Industrial",
+    "Foods",
+    "Logistics",
+    "Medical",
+    "Hardware",
+    "Builders",
+    "Electric",
+    "Auto Parts",
+    "Office Solutions",
+    "Farm Equipment",
+    "Printing",
+    "Plumbing",
+    "Dental",
+    "Pharmacy",
+    "Packaging",
+    "Machine Works",
+    "Textiles",
+    "Lumber",
+    "Marine",
+    "Software",
+    "Engineering",
+    "Distribution",
+    "Restaurant Supply",
+    "Home Health",
+    "Landscaping",
+    "Signs",
+    "Paper",
+    "Tool",
+    "Fabrication",
+)
+COMPANY_SUFFIXES = ("Inc.", "LLC", "Co.", "Group", "& Sons", "Partners", "Corp.", "Services")
+REP_SEGMENT_OPTIONS = ("SMB;Mid-Market", "Mid-Market;Enterprise", "SMB;Mid-Market;Enterprise")
+
+COMMENT_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "workload": (
+        "Too many accounts: {accounts} on my list against a capacity of {capacity}; prospects go uncalled.",
+        "Workload is not sustainable this quarter; {prospects} prospects still wait for a first visit.",
+        "I need help covering the territory; {customers} active customers leave no time for new business.",
+    ),
+    "travel": (
+        "Too much time on the road: my accounts are {km:.0f} km from {home} on average.",
+        "Travel eats my week; the territory stretches too far from {home}.",
+        "Long drives between customers ({km:.0f} km on average); please consider a smaller area.",
+    ),
+    "market": (
+        "Demand is soft in my area: {won_phrase} this quarter.",
+        "Competitors are pricing aggressively; {lost_phrase} this quarter.",
+        "Market potential looks thin here and sales lag the rest of the company.",
+    ),
+    "support": (
+        "Quotes and orders take too long to come back from support.",
+        "Need better marketing support and qualified leads for my prospects.",
+        "Back-office support is slow; customers are chasing me for answers.",
+    ),
+    "positive": (
+        "Good quarter: {customers} active customers and a manageable list.",
+        "Territory feels balanced; travel and workload are fine.",
+        "No major issues; the pipeline is healthy.",
+    ),
+}
+
+
+def _company_names(cities: np.ndarray, rng: np.random.Generator) -> list[str]:
+    """Plausible, unique company names, most built from the real city of the account's ZIP code."""
+    used: set[str] = set()
+    names = []
+    for city in cities:
+        while True:
+            trade = TRADES[rng.integers(len(TRADES))]
+            suffix = COMPANY_SUFFIXES[rng.integers(len(COMPANY_SUFFIXES))]
+            surname, partner = rng.choice(SURNAMES, size=2, replace=False)
+            template = rng.integers(4)
+            if template == 0:
+                name = f"{city} {trade} {suffix}"
+            elif template == 1:
+                name = f"{surname} {trade} {suffix}"
+            elif template == 2:
+                name = f"{surname} & {partner} {trade}"
+            else:
+                name = f"{city} {trade}"
+            if name not in used:
+                break
+        used.add(name)
+        names.append(name)
+    return names
+
+
+# --- places --------------------------------------------------------------------------------------
+
+
+def _unit_places(real: _RealUnits, unit_id: str) -> pd.DataFrame:
+    """The real places accounts of a unit may sit at: its standard ZIP codes, else any of its ZIPs."""
+    places = real.zips[real.zips["unit_id"] == unit_id]
+    standard = places[places["standard"]]
+    return standard if len(standard) else places
+
+
+def _points_inside(
+    geometry: shapely.Geometry, crs: object, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` uniform random WGS84 points (lat, lon; 6 decimals) inside ``geometry``, given in ``crs``."""
+    to_wgs84 = Transformer.from_crs(crs, 4326, always_xy=True)
+    to_source = Transformer.from_crs(4326, crs, always_xy=True)
+    min_x, min_y, max_x, max_y = geometry.bounds
+    lats: list[float] = []
+    lons: list[float] = []
+    while len(lats) < count:
+        x = rng.uniform(min_x, max_x, 4 * count)
+        y = rng.uniform(min_y, max_y, 4 * count)
+        lon, lat = (np.round(v, 6) for v in to_wgs84.transform(x, y))
+        # Check the rounded point, the one written to the file.
+        inside = shapely.contains_xy(geometry, *to_source.transform(lon, lat))
+        lats.extend(lat[inside])
+        lons.extend(lon[inside])
+    return np.array(lats[:count]), np.array(lons[:count])
+
+
+def _sample_places(real: _RealUnits, unit: int, count: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``count`` account places in one unit: real ZIP centroids, or random points if it has no ZIP."""
+    unit_id = real.units["unit_id"].iat[unit]
+    places = _unit_places(real, unit_id)
+    if len(places):
+        picked = places.iloc[rng.integers(len(places), size=count)]
+        lat, lon = picked["lat"].to_numpy(), picked["lon"].to_numpy()
+        zip_code, city = picked["zip_code"].to_numpy(), picked["city"].to_numpy()
+    else:
+        lat, lon = _points_inside(real.units.geometry.iat[unit], real.units.crs, count, rng)
+        zip_code = np.full(count, "")
+        city = np.full(count, real.units["name"].iat[unit])
+    return pd.DataFrame({"unit": unit, "lat": lat, "lon": lon, "zip_code": zip_code, "city": city})
+
+
+# --- reps and the current alignment ---------------------------------------------------------------
+
+
+def _home_units(real: _RealUnits, count: int, rng: np.random.Generator) -> list[int]:
+    """The units reps live in: the most populous unit of each cluster of a size-weighted k-means.
+
+    Reps sit where the business is (a big metro area gets several) yet spread over the market;
+    the heaviest cluster comes first, so R01 serves the largest market.
+    """
+    xy = shapely.get_coordinates(to_equal_area(real.units).representative_point().to_numpy())
+    weight = real.size / real.size.sum()
+
+    def nearest_centre(centres: np.ndarray) -> np.ndarray:
+        return ((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+
+    # k-means++ seeding, weighted by size, then Lloyd iterations.
+    centres = xy[[rng.choice(len(xy), p=weight)]]
+    while len(centres) < count:
+        gap = ((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).min(axis=1) * weight
+        centres = np.vstack([centres, xy[rng.choice(len(xy), p=gap / gap.sum())]])
+    for _ in range(100):
+        label = nearest_centre(centres)
+        moved = np.array(
+            [
+                np.average(xy[label == c], axis=0, weights=weight[label == c])
+                if (label == c).any()
+                else centres[c]
+                for c in range(count)
+            ]
+        )
+        if np.allclose(moved, centres):
+            break
+        centres = moved
+    label = nearest_centre(centres)
+    mass = np.bincount(label, weights=weight, minlength=count)
+    homes: list[int] = []
+    for cluster in np.argsort(-mass, kind="stable"):
+        free = np.ones(len(xy), dtype=bool)
+        free[homes] = False
+        # The rep lives in the cluster's most populous unit (any free unit if the cluster is empty).
+        members = np.flatnonzero(free & (label == cluster))
+        candidates = members if len(members) else np.flatnonzero(free)
+        homes.append(int(candidates[np.argmax(real.size[candidates])]))
+    return homes
+
+
+def _make_reps(
+    real: _RealUnits, count: int, accounts: int, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Reps at real places of populous units, and each unit's current territory index."""
+    units = real.units
+    lat, lon = _latlon(units.geometry)
+    homes = _home_units(real, count, rng)
+
+    home_lat, home_lon, home_city = [], [], []
+    for unit in homes:
+        places = _unit_places(real, units["unit_id"].iat[unit])
+        if len(places):
+            # The rep lives in the unit's main city: the one with the most ZIP codes.
+            by_city = places.groupby("city").size().reset_index(name="zips")
+            main_city = by_city.sort_values(["zips", "city"], ascending=[False, True])["city"].iat[0]
+            in_city = places[places["city"] == main_city]
+            home = in_city.iloc[rng.integers(len(in_city))]
+            home_lat.append(float(home["lat"]))
+            home_lon.append(float(home["lon"]))
+            home_city.append(str(main_city))
+        else:
+            point_lat, point_lon = _points_inside(units.geometry.iat[unit], units.crs, 1, rng)
+            home_lat.append(float(point_lat[0]))
+            home_lon.append(float(point_lon[0]))
+            home_city.append(str(units["name"].iat[unit]))
+
+    distance = haversine_km(lat[:, None], lon[:, None], np.array(home_lat), np.array(home_lon))
+    territory = distance.argmin(axis=1)
+    # A rep's home unit is in their territory, so no territory is empty.
+    territory[homes] = np.arange(count)
+
+    share = rng.lognormal(0.0, 0.15, count)
+    capacity = np.maximum(1, np.round(accounts * rng.uniform(1.0, 1.1) * share / share.sum())).astype(int)
+    segments = [REP_SEGMENT_OPTIONS[-1]] + [
+        REP_SEGMENT_OPTIONS[i]
+        for i in rng.choice(len(REP_SEGMENT_OPTIONS), size=count - 1, p=[0.3, 0.3, 0.4])
+    ]
+    picks = rng.choice(len(FIRST_NAMES) * len(SURNAMES), size=count, replace=False)
+    names = [f"{FIRST_NAMES[i // len(SURNAMES)]} {SURNAMES[i % len(SURNAMES)]}" for i in picks]
+    reps = pd.DataFrame(
+        {
+            "rep_id": [f"R{i + 1:02d}" for i in range(count)],
+            "name": names,
+            "home_lat": home_lat,
+            "home_lon": home_lon,
+            "home_city": home_city,
+            "capacity": capacity,
+            "segments": segments,
+            "territory_id": [f"T{i + 1:02d}" for i in range(count)],
+        }
+    )
+    return reps, territory
+
+
+# --- accounts ------------------------------------------------------------------------------------
+
+
+def _make_accounts(
+    real: _RealUnits, territory: np.ndarray, reps: pd.DataFrame, count: int, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Synthetic accounts at real places, density following the units' size (without ``status``)."""
+    units = real.units
+    weights = real.size**0.9
+    per_unit = rng.multinomial(count, weights / weights.sum())
+    places = pd.concat(
+        [_sample_places(real, unit, int(per_unit[unit]), rng) for unit in np.flatnonzero(per_unit)],
+        ignore_index=True,
+    )
+    unit = places["unit"].to_numpy()
+
+    # Spread accounts that share a ZIP around its centroid, unless the nudge leaves their unit.
+    lat, lon = places["lat"].to_numpy(), places["lon"].to_numpy()
+    nudged_lat = np.round(lat + rng.normal(0.0, JITTER_KM / KM_PER_DEGREE, len(lat)), 6)
+    nudged_lon = np.round(
+        lon + rng.normal(0.0, JITTER_KM / KM_PER_DEGREE, len(lat)) / np.cos(np.radians(lat)), 6
+    )
+    x, y = Transformer.from_crs(4326, units.crs, always_xy=True).transform(nudged_lon, nudged_lat)
+    inside = shapely.contains_xy(units.geometry.to_numpy()[unit], x, y)
+    lat, lon = np.where(inside, nudged_lat, lat), np.where(inside, nudged_lon, lon)
+
+    size_ratio = real.size[unit] / np.median(real.size)
+    enterprise_share = np.clip(0.08 * size_ratio**0.25, 0.03, 0.20)
+    draw = rng.random(len(unit))
+    segment = np.where(draw < enterprise_share, 0, np.where(draw < enterprise_share + MID_MARKET_SHARE, 1, 2))
+    potential = SEGMENT_MEDIAN_POTENTIAL[segment] * real.affluence[unit] * rng.lognormal(0.0, 0.5, len(unit))
+    potential = np.maximum(500, np.round(potential / 100) * 100).astype(int)
+    names = _company_names(places["city"].to_numpy(), rng)
+
+    accounts = pd.DataFrame(
+        {
+            "name": names,
+            "lat": lat,
+            "lon": lon,
+            "zip_code": places["zip_code"].to_numpy(),
+            "city": places["city"].to_numpy(),
+            "segment": np.array(SEGMENTS)[segment],
+            "potential": potential,
+            "unit_id": units["unit_id"].to_numpy()[unit],
+            "rep_id": reps["rep_id"].to_numpy()[territory[unit]],
+        }
+    )
+    # CRM ids follow creation order, not geography.
+    accounts = accounts.iloc[rng.permutation(len(accounts))].reset_index(drop=True)
+    accounts.insert(0, "account_id", [f"A{i + 1:05d}" for i in range(len(accounts))])
+    return accounts
+
+
+# --- sales ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _History:
+    """The simulated customer life cycle, one row per account and one column per month."""
+
+    active: np.ndarray  # bool: a customer in that month
+    amount: np.ndarray  # sales in USD, 0 when nothing was bought
+    won: np.ndarray  # month index a prospect became a customer, -1 if never
+    lost: np.ndarray  # month index a customer churned, -1 if never
+
+
+def _seasonality() -> np.ndarray:
+    """Monthly factors with mean 1: a year-end peak, a spring trough and quarter-end pushes."""
+    month = np.arange(12)
+    factor = 1 + 0.10 * np.cos(2 * np.pi * (month - 10.5) / 12)
+    factor[[2, 5, 8, 11]] *= 1.06
+    return factor / factor.mean()
+
+
+def _simulate_sales(accounts: pd.DataFrame, reps: pd.DataFrame, rng: np.random.Generator) -> _History:
+    """Run the customer life cycle month by month and draw each purchase."""
+    n, k = len(accounts), len(reps)
+    rep = pd.Index(reps["rep_id"]).get_indexer(accounts["rep_id"])
+    segment = pd.Index(SEGMENTS).get_indexer(accounts["segment"])
+    load = np.bincount(rep, minlength=k) / reps["capacity"].to_numpy()
+    skill = np.clip(rng.lognormal(0.0, 0.18, k), 0.7, 1.4)
+    # An overloaded rep gives each account less attention; spare capacity helps, up to a point.
+    attention = np.clip(1.15 - 0.35 * (load - 1), 0.6, 1.2)
+    effect = (skill * attention)[rep]
+    annual_growth = 0.03 + 0.06 * (skill - 1) + rng.normal(0.0, 0.02, k)
+    months = np.arange(MONTHS)
+    trend = (1 + annual_growth[:, None]) ** (months[None, :] / 12)
+    wallet_share = np.clip(rng.beta(4, 6, n) * effect, 0.05, 0.9)
+
+    initial = rng.random(n) < np.clip(SEGMENT_INITIAL_CUSTOMER[segment] * np.sqrt(effect), 0.05, 0.9)
+    state = initial.astype(np.int8)  # 0 prospect, 1 customer, 2 lost
+    won = np.full(n, -1)
+    lost = np.full(n, -1)
+    active = np.zeros((n, MONTHS), dtype=bool)
+    for month in months:
+        if month:
+            draw = rng.random(n)
+            converts = (state == 0) & (draw < 0.011 * effect)
+            churns = (state == 1) & (draw < 0.005 / effect)
+            state[converts], won[converts] = 1, month
+            state[churns], lost[churns] = 2, month
+        active[:, month] = state == 1
+
+    buy_probability = np.repeat(SEGMENT_MONTHLY_BUY[segment][:, None], MONTHS, axis=1)
+    # The data open with every existing customer's order, so a first purchase after January is a win.
+    buy_probability[:, 0] = 1.0
+    buys = active & (rng.random((n, MONTHS)) < buy_probability)
+    # New customers start small and reach their full wallet share over four months.
+    ramp = np.where(won[:, None] >= 0, np.clip(0.4 + 0.2 * (months[None, :] - won[:, None]), 0.4, 1.0), 1.0)
+    monthly_value = accounts["potential"].to_numpy() / 12 * wallet_share
+    amount = (
+        monthly_value[:, None]
+        / buy_probability
+        * _seasonality()[months % 12][None, :]
+        * trend[rep]
+        * ramp
+        * rng.lognormal(0.0, 0.25, (n, MONTHS))
+    )
+    amount = np.where(buys, np.round(amount, 2), 0.0)
+    return _History(active=active, amount=amount, won=won, lost=lost)
+
+
+def _month_dates() -> list[str]:
+    return [(FIRST_MONTH + pd.DateOffset(months=int(m))).strftime("%Y-%m-%d") for m in range(MONTHS)]
+
+
+def _sales_table(accounts: pd.DataFrame, history: _History) -> pd.DataFrame:
+    account, month = np.nonzero(history.amount > 0)
+    order = np.lexsort((account, month))
+    account, month = account[order], month[order]
+    return pd.DataFrame(
+        {
+            "date": np.array(_month_dates())[month],
+            "account_id": accounts["account_id"].to_numpy()[account],
+            "amount": history.amount[account, month],
+        }
+    )
+
+
+# --- feedback ------------------------------------------------------------------------------------
+
+
+def _count_phrase(count: int, noun: str) -> str:
+    if count == 0:
+        return f"no {noun}s"
+    return f"one {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _score(mean: float, rng: np.random.Generator, spread: float = 0.55) -> int:
+    return int(np.clip(np.round(mean + rng.normal(0.0, spread)), 1, 5))
+
+
+def _make_feedback(
+    accounts: pd.DataFrame, reps: pd.DataFrame, history: _History, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Quarterly rep surveys whose scores respond to workload, travel, market and support."""
+    rep = pd.Index(reps["rep_id"]).get_indexer(accounts["rep_id"])
+    members = [np.flatnonzero(rep == r) for r in range(len(reps))]
+    capacity = reps["capacity"].to_numpy()
+    potential = accounts["potential"].to_numpy(dtype=float)
+    lat, lon = accounts["lat"].to_numpy(), accounts["lon"].to_numpy()
+    travel_km = np.array(
+        [
+            haversine_km(reps["home_lat"].iat[r], reps["home_lon"].iat[r], lat[m], lon[m]).mean()
+            if len(m)
+            else np.nan
+            for r, m in enumerate(members)
+        ]
+    )
+    typical_km = np.nanmedian(travel_km)
+    travel_km = np.where(np.isnan(travel_km), typical_km, travel_km)
+    potential_ratio = np.array([potential[m].mean() / potential.mean() if len(m) else 1.0 for m in members])
+    quarterly = history.amount.reshape(len(accounts), MONTHS // 3, 3).sum(axis=2)
+    rep_sales = np.array([quarterly[m].sum(axis=0) for m in members]) + 1.0
+    company_sales = quarterly.sum(axis=0) + 1.0
+    # Effort: an active customer counts 1, a prospect 0.6; load 1 means the start-of-period norm.
+    start_share = history.active[:, 2].mean()
+    effort_per_account = start_share + 0.6 * (1 - start_share)
+
+    rows = []
+    for quarter in range(MONTHS // 3):
+        first, last = 3 * quarter, 3 * quarter + 2
+        stamp = FIRST_MONTH + pd.DateOffset(months=last)
+        date = f"{stamp.year}-{stamp.month:02d}-{calendar.monthrange(stamp.year, stamp.month)[1]:02d}"
+        for r, m in enumerate(members):
+            customers = int(history.active[m, last].sum())
+            prospects = len(m) - customers
+            load = (customers + 0.6 * prospects) / (effort_per_account * capacity[r])
+            won = int(((history.won[m] >= first) & (history.won[m] <= last)).sum())
+            lost = int(((history.lost[m] >= first) & (history.lost[m] <= last)).sum())
+            growth = np.log(rep_sales[r, quarter] / rep_sales[r, 0]) - np.log(
+                company_sales[quarter] / company_sales[0]
+            )
+            scores = {
+                "workload": _score(3.3 - 2.5 * (load - 1), rng),
+                "travel": _score(3.3 - 1.6 * np.log(travel_km[r] / typical_km), rng),
+                "market": _score(3.2 + 4.0 * growth + 0.8 * np.log(potential_ratio[r]), rng),
+                "support": _score(3.0 + 0.7 * (quarter >= SUPPORT_PROGRAMME_QUARTER), rng, spread=0.7),
+            }
+            theme = min(scores, key=scores.__getitem__)
+            theme = theme if scores[theme] <= 2 else "positive"
+            templates = COMMENT_TEMPLATES[theme]
+            comment = templates[rng.integers(len(templates))].format(
+                accounts=len(m),
+                capacity=capacity[r],
+                prospects=prospects,
+                customers=customers,
+                km=travel_km[r],
+                home=reps["home_city"].iat[r],
+                won_phrase=_count_phrase(won, "new customer"),
+                lost_phrase="we lost " + _count_phrase(lost, "customer"),
+            )
+            rows.append(
+                {"date": date, "rep_id": reps["rep_id"].iat[r]}
+                | {f"score_{name}": value for name, value in scores.items()}
+                | {"comment": comment}
+            )
+    return pd.DataFrame(rows)
+
+
+# --- the markets ---------------------------------------------------------------------------------
+
+_ZIPCODES_NOTE = (
+    "the real US ZIP codes of the zipcodes package (USPS data with centroids), shipped inside that package"
+)
+_RECIPES: dict[str, _Recipe] = {
+    "georgia": _Recipe(
+        _load_georgia,
+        accounts=2400,
+        size_note="population",
+        affluence_note="the square root of the county's share of adults with a bachelor's degree",
+    ),
+    "north_carolina": _Recipe(
+        _load_north_carolina,
+        accounts=2000,
+        size_note="births 1979-84",
+        affluence_note="the county's births per km² (an urbanisation proxy) to the power 0.15",
+    ),
+    "us_states": _Recipe(
+        _load_us_states,
+        accounts=5000,
+        size_note="the number of ZIP codes",
+        affluence_note="the state's 2009 per-capita income",
+    ),
+}
+
+
+def _synthetic_paragraph(name: str, label: str, reps: int) -> str:
+    recipe = _RECIPES[name]
+    return (
+        f"Synthetic, generated by a seeded, reproducible model in territory_lib.datasets: "
+        f"{recipe.accounts:,} accounts, their number per {label} proportional to {recipe.size_note}^0.9, "
+        f"each at a real ZIP-code centroid inside its {label} (jittered by about {JITTER_KM:g} km), "
+        "company names "
+        "built from the ZIP's city, a segment mix with more Enterprise accounts in large units, and "
+        f"lognormal annual potential by segment scaled by {recipe.affluence_note}; {reps} reps living at ZIP "
+        "centroids of populous, spread-out places, with capacities summing to 1.0-1.1 times the "
+        f"accounts; the current alignment gives each {label} to the nearest rep home (deliberately "
+        "unbalanced); 36 months of sales (2023-01 to 2025-12) from a customer life cycle (initial "
+        "customers, prospects converting, customers churning, rep skill and overload effects, "
+        "seasonality, territory trends); and quarterly rep surveys whose scores follow workload "
+        "against capacity, travel distance, territory sales growth and a support programme that "
+        "starts in 2024-Q3."
+    )
+
+
+BUILTIN_MARKETS: dict[str, BuiltinMarket] = {
+    "georgia": BuiltinMarket(
+        name="georgia",
+        title="Georgia, USA",
+        real_sources=(
+            "Real: the 159 county polygons of Georgia with their 1990 US Census figures (total population; "
+            "per cent rural, with a bachelor's degree, aged 65 and over, foreign-born, below the poverty "
+            "line, Black) from libpysal's example dataset 'georgia' (G_utm.shp, used in Fotheringham, "
+            "Brunsdon & Charlton, Geographically Weighted Regression, 2002), shipped inside the libpysal "
+            "package. The file has no CRS; it is read as NAD27 / UTM zone 16N (EPSG:26716), checked against "
+            "its own latitude and longitude columns. County names, the zip_codes counts and every account "
+            f"and rep-home location come from {_ZIPCODES_NOTE}: each polygon is named after the county most "
+            "of its ZIP centroids carry."
+        ),
+        synthetic_parts=_synthetic_paragraph("georgia", "county", 8),
+        default_territories=8,
+        unit_label="county",
+    ),
+    "north_carolina": BuiltinMarket(
+        name="north_carolina",
+        title="North Carolina, USA",
+        real_sources=(
+            "Real: the 100 county polygons of North Carolina with their names, FIPS codes and live births "
+            "(all and non-white) for the periods 1974-78 (births_1974) and 1979-84 (births_1979), from "
+            "libpysal's example dataset 'sids2' (Cressie, Statistics for Spatial Data, 1993), shipped inside "
+            "the libpysal package and read as NAD27 longitude/latitude (EPSG:4267). The zip_codes counts "
+            f"and every account and rep-home location come from {_ZIPCODES_NOTE}."
+        ),
+        synthetic_parts=_synthetic_paragraph("north_carolina", "county", 6),
+        default_territories=6,
+        unit_label="county",
+    ),
+    "us_states": BuiltinMarket(
+        name="us_states",
+        title="Contiguous United States",
+        real_sources=(
+            "Real: the 48 contiguous US states (polygons, FIPS codes, names, abbreviations, census "
+            "sub-regions) from libpysal's example dataset 'us_income' (us48.shp, read as NAD83 "
+            "longitude/latitude, EPSG:4269) and their per-capita personal income in current dollars for "
+            "1999 and 2009 from the same dataset's usjoin.csv (US Bureau of Economic Analysis), shipped "
+            "inside the libpysal package. The zip_codes counts (active standard ZIP codes per state, the "
+            f"market's size measure) and every account and rep-home location come from {_ZIPCODES_NOTE}."
+        ),
+        synthetic_parts=_synthetic_paragraph("us_states", "state", 10),
+        default_territories=10,
+        unit_label="state",
+    ),
+}
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _fixed_gpkg_timestamp() -> Iterator[None]:
+    """Stamp GeoPackages with the end of the synthetic period instead of now, so runs are byte-identical.
+
+    GDAL reads the stamp from a process-wide config option, which is restored afterwards.
+    """
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2025-12-31T00:00:00.000Z"})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} is a file; give prepare_builtin the path of a folder.")
+    ours = {*TABLE_FILES.values(), PROVENANCE_FILE}
+    foreign = sorted(path.name for path in out_dir.iterdir() if path.name not in ours)
+    if foreign:
+        raise ConfigError(
+            f"{out_dir} holds files that are not part of a built-in dataset ({', '.join(foreign[:5])}); "
+            "prepare_builtin replaces the whole folder, so give it an empty or dataset-only folder."
+        )
+
+
+def _write_dataset(
+    out_dir: Path, units: gpd.GeoDataFrame, tables: dict[str, pd.DataFrame], provenance: str
+) -> dict[str, Path]:
+    """Write every file into a staging folder beside ``out_dir``, then swap it in by renaming."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        staging.chmod(0o755)
+        with _fixed_gpkg_timestamp():
+            units.to_file(staging / TABLE_FILES["units"], layer=UNITS_LAYER, driver="GPKG", engine="pyogrio")
+        for table, frame in tables.items():
+            frame.to_csv(staging / TABLE_FILES[table], index=False, lineterminator="\n")
+        (staging / PROVENANCE_FILE).write_text(provenance, encoding="utf-8")
+        if out_dir.exists():
+            retired = staging.with_suffix(".old")
+            out_dir.rename(retired)
+            staging.rename(out_dir)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {table: out_dir / file for table, file in TABLE_FILES.items()}
+
+
+def _provenance(
+    market: BuiltinMarket, seed: int, units: gpd.GeoDataFrame, tables: dict[str, pd.DataFrame]
+) -> str:
+    rows = "\n".join(
+        f"| {TABLE_FILES[table]} | {len(frame):,} |" for table, frame in {"units": units, **tables}.items()
+    )
+    return (
+        f"# {market.title}: where the data come from\n\n"
+        f"Built-in market `{market.name}`, written by `territory_lib.datasets.prepare_builtin` with seed "
+        f"{seed} (libpysal {version('libpysal')}, zipcodes {version('zipcodes')}). Units are "
+        f"{market.unit_label} polygons in {units.crs.to_string()} (layer `{UNITS_LAYER}` of "
+        f"{TABLE_FILES['units']}); account and rep coordinates are WGS84 latitude/longitude.\n\n"
+        f"## Real data\n\n{market.real_sources}\n\n"
+        f"## Synthetic data\n\n{market.synthetic_parts}\n\n"
+        f"## Files\n\n| file | rows |\n| --- | ---: |\n{rows}\n"
+    )
+
+
+def prepare_builtin(
+    name: str, out_dir: Path, *, seed: int = 7, progress: Callable[[str], None] | None = None
+) -> dict[str, Path]:
+    """Write a built-in market's data files: real units, synthetic accounts, reps, sales and feedback.
+
+    The folder is written whole or not at all: files go to a staging folder beside ``out_dir`` that
+    is renamed into place at the end, so an interrupted run leaves the previous dataset (or none).
+
+    Parameters
+    ----------
+    name
+        A key of :data:`BUILTIN_MARKETS` (``georgia``, ``north_carolina``, ``us_states``).
+    out_dir
+        Folder to create or replace. It may hold only a previous built-in dataset.
+    seed
+        Seed of the synthetic generator; the same seed gives byte-identical files.
+    progress
+        Called with a short message before each stage.
+
+    Returns
+    -------
+    dict[str, Path]
+        The written file of each table: ``units`` (GeoPackage, layer ``units``), ``accounts``,
+        ``reps``, ``sales``, ``feedback`` (CSV). ``provenance.md`` sits beside them.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown ``name`` (the message lists the known ones), a negative or non-integer
+        ``seed``, or an ``out_dir`` that is a file or holds other files.
+
+    Examples
+    --------
+    >>> paths = prepare_builtin("georgia", Path("data/georgia"), seed=7)  # doctest: +SKIP
+    >>> sorted(paths)  # doctest: +SKIP
+    ['accounts', 'feedback', 'reps', 'sales', 'units']
+    """
+    if name not in BUILTIN_MARKETS:
+        raise ConfigError(
+            f"unknown built-in market {name!r}; the built-in markets are {', '.join(BUILTIN_MARKETS)}."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}.")
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    market, recipe = BUILTIN_MARKETS[name], _RECIPES[name]
+    say = progress or (lambda message: None)
+    # One independent stream per stage; the market name keeps markets apart under the same seed.
+    streams = np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]).spawn(4)
+    rep_rng, account_rng, sales_rng, feedback_rng = (np.random.default_rng(s) for s in streams)
+
+    say(f"{name}: reading the real {market.unit_label} data")
+    real = recipe.loader()
+    say(f"{name}: placing {market.default_territories} reps and the current alignment")
+    reps, territory = _make_reps(real, market.default_territories, recipe.accounts, rep_rng)
+    units = real.units.copy()
+    units["territory_id"] = reps["territory_id"].to_numpy()[territory]
+    units = units[[column for column in units.columns if column != "geometry"] + ["geometry"]]
+    say(f"{name}: generating {recipe.accounts:,} accounts")
+    accounts = _make_accounts(real, territory, reps, recipe.accounts, account_rng)
+    say(f"{name}: simulating {MONTHS} months of sales")
+    history = _simulate_sales(accounts, reps, sales_rng)
+    accounts.insert(
+        accounts.columns.get_loc("segment") + 1,
+        "status",
+        np.where(history.active[:, -1], "customer", "prospect"),
+    )
+    tables = {
+        "accounts": accounts,
+        "reps": reps,
+        "sales": _sales_table(accounts, history),
+        "feedback": _make_feedback(accounts, reps, history, feedback_rng),
+    }
+    say(f"{name}: writing {out_dir}")
+    return _write_dataset(out_dir, units, tables, _provenance(market, int(seed), units, tables))
