@@ -227,6 +227,7 @@ def choropleth_map(
     palette: str = "YlGnBu",
     formats: Mapping[str, str] | None = None,
     point_color: str = "#d62728",
+    points_label: str = "Points",
 ) -> folium.Map:
     """Map units shaded by ``value_column`` in quantile classes, with a legend of the class ranges.
 
@@ -259,6 +260,8 @@ def choropleth_map(
         Optional ``{column: format pattern}`` for other tooltip columns.
     point_color
         Fill colour of the points.
+    points_label
+        Legend entry for the points.
 
     Returns
     -------
@@ -288,6 +291,7 @@ def choropleth_map(
         legend_rows.append((_swatch(MISSING_COLOR), "No data"))
     if points is not None:
         _add_points_layer(m, points, [point_color] * len(points), point_tooltip_columns, formats)
+        legend_rows.append((_dot(point_color), points_label))
     _add_legend(m, legend_title, legend_rows)
     return m
 
@@ -386,7 +390,7 @@ def category_map(
                 MISSING_COLOR if _is_missing(c) else colors[c] for c in points[point_category_column]
             ]
         _add_points_layer(m, points, point_fills, point_tooltip_columns, formats)
-        legend_rows.append(('<span class="territory-legend-dot"></span>', points_label))
+        legend_rows.append((_dot("#555555" if point_category_column is None else "#ffffff"), points_label))
     _add_legend(m, legend_title, legend_rows)
     return m
 
@@ -553,6 +557,10 @@ def _add_legend(m: folium.Map, title: str, rows: Sequence[tuple[str, str]]) -> N
 
 def _swatch(color: str) -> str:
     return f'<span class="territory-legend-swatch" style="background:{color}"></span>'
+
+
+def _dot(color: str) -> str:
+    return f'<span class="territory-legend-dot" style="background:{color}"></span>'
 
 
 def _sequential_colors(palette: str, n: int) -> list[str]:

@@ -23,7 +23,7 @@ from nbconvert import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 from traitlets.config import Config
 
-from territory_lib.errors import DataError, TerritoryError
+from territory_lib.errors import TerritoryError
 
 __all__ = [
     "REMOVE_CELL_TAGS",
@@ -158,11 +158,11 @@ def export_html(
     try:
         nb = nbformat.read(notebook_path, as_version=4)
     except FileNotFoundError as exc:
-        raise DataError(
+        raise TerritoryError(
             f"Notebook {notebook_path} does not exist; run the step before exporting it."
         ) from exc
     except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
-        raise DataError(
+        raise TerritoryError(
             f"Notebook {notebook_path} is not valid notebook JSON ({exc}); re-run the step."
         ) from exc
     nb.metadata["title"] = title
@@ -205,7 +205,8 @@ def external_resources(page: str) -> list[str]:
 def write_index(reports_root: str | os.PathLike[str]) -> Path:
     """Write ``reports_root/index.html``, the stakeholders' entry page to every market's reports.
 
-    Reads every ``reports_root/<market>/manifest.json`` (written by the runner) and shows, per
+    Reads every ``reports_root/<market>/manifest.json`` (written by the runner; folders whose
+    names start with ``_`` or ``.`` are skipped as working copies) and shows, per
     market and sorted by title: the run time and status, links to the step reports and downloads
     that exist, and, if the last run failed, which step failed and that the reports shown are
     from the previous successful run. A manifest that cannot be read is reported on the page
@@ -255,7 +256,8 @@ def _exporter() -> HTMLExporter:
 
 
 def _has_manifest(folder: Path) -> bool:
-    return folder.is_dir() and (folder / "manifest.json").is_file()
+    # Folders starting with "_" or "." hold the runner's working copies, not published markets.
+    return not folder.name.startswith(("_", ".")) and (folder / "manifest.json").is_file()
 
 
 def _market_entry(root: Path, folder: Path) -> dict[str, Any]:

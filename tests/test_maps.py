@@ -119,6 +119,7 @@ def test_legend_shows_quantile_ranges_with_separators(choropleth: folium.Map) ->
     legend = re.search(r'<div class="territory-legend".*?</div></div>', page, re.S)
     assert legend, "no legend on the map"
     assert html.escape(f"Potential {HOSTILE}") in legend.group(0)
+    assert "<span>Points</span>" in legend.group(0)
     ranges = re.findall(r"<span>([\d,]+) – ([\d,]+)</span>", legend.group(0))
     assert len(ranges) == 5
     assert ranges[0][0] == "0" and ranges[-1][1] == f"{11 * 123_456.7:,.0f}"

@@ -139,6 +139,14 @@ def test_export_refuses_outputs_that_need_a_cdn(tmp_path: Path) -> None:
     assert not (tmp_path / "cdn.html").exists()
 
 
+def test_export_names_a_missing_or_broken_notebook(tmp_path: Path) -> None:
+    with pytest.raises(TerritoryError, match=r"missing\.ipynb does not exist"):
+        report.export_html(tmp_path / "missing.ipynb", tmp_path / "x.html", title="x")
+    (tmp_path / "broken.ipynb").write_text("{not json", encoding="utf-8")
+    with pytest.raises(TerritoryError, match=r"broken\.ipynb is not valid notebook JSON"):
+        report.export_html(tmp_path / "broken.ipynb", tmp_path / "x.html", title="x")
+
+
 def test_external_resources_looks_inside_iframes() -> None:
     inner = '<link rel="stylesheet" href="https://cdn.example.com/a.css"><script src="//x.org/b.js"></script>'
     page = f'<iframe srcdoc="{html.escape(inner)}"></iframe><a href="https://example.com">link</a>'
@@ -212,6 +220,7 @@ def test_index_links_every_step_and_download_and_escapes(tmp_path: Path) -> None
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.json").write_text("{not json", encoding="utf-8")
     (tmp_path / "notes").mkdir()  # a folder without a manifest is not a market
+    write_market(tmp_path / "_failed", "hidden-market", "Hidden working copy")
 
     page = report.write_index(tmp_path).read_text(encoding="utf-8")
 
@@ -225,7 +234,7 @@ def test_index_links_every_step_and_download_and_escapes(tmp_path: Path) -> None
     assert "stopped at step 3 (03_align_resources): DataError: reps.csv has no column" in page
     assert "previous successful run" in page and "Traceback" not in page
     assert "could not be read" in page and "territory run broken" in page
-    assert "notes" not in page
+    assert "notes" not in page and "Hidden working copy" not in page
     assert report.external_resources(page) == [] and "<script" not in page
 
 
