@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -89,6 +89,7 @@ class MarketConfig(_Strict):
     territories: Annotated[int, Field(ge=1)]
     description: str = ""
     provenance: str = ""
+    unit_label: str = "unit"
     builtin: str | None = None
     units_crs: str | None = None
     currency: str = "USD"
@@ -117,6 +118,13 @@ class MarketConfig(_Strict):
         }
         object.__setattr__(self, "data", DataFiles(**resolved))
         return self
+
+
+def plural(noun: str) -> str:
+    """English plural of a unit label: county -> counties, state -> states."""
+    if noun.endswith("y") and noun[-2:-1] not in set("aeiou"):
+        return noun[:-1] + "ies"
+    return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
 
 
 def market_params_path(name_or_path: str | Path) -> Path:
@@ -196,10 +204,24 @@ def _suggest(loc: tuple[Any, ...]) -> str:
     """A 'did you mean' for a misspelt key, looked up among the keys valid at that level."""
     model: type[BaseModel] | None = MarketConfig
     for part in loc[:-1]:
-        field = model.model_fields.get(str(part)) if model else None
-        annotation = getattr(field, "annotation", None)
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if model is None:
+            break
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_in(field.annotation) if field else None
     if model is None:
         return ""
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds, directly or as ``list[Model]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 
+from territory_lib.config import plural
 from territory_lib.geo import to_equal_area
 from territory_lib.io import Market
 
@@ -192,21 +193,24 @@ def hot_spots(
 
 def key_findings(metrics: pd.DataFrame, spots: pd.DataFrame, unit_label: str = "unit") -> list[str]:
     """A few sentences a stakeholder can act on, computed from the unit metrics and hot spots."""
+
+    def count(n: int) -> str:
+        return f"{n} {unit_label if n == 1 else plural(unit_label)}"
+
     ranked = metrics.sort_values("potential", ascending=False)
     total = max(ranked["potential"].sum(), 1e-9)
     top_n = max(1, round(len(ranked) * 0.1))
     top_share = ranked["potential"].head(top_n).sum() / total
     leaders = ", ".join(ranked["name"].head(3).astype(str))
     covered = metrics["sales_12m"].sum() / total
-    hot = spots["hot_spot"].eq("hot spot").sum()
-    cold = spots["hot_spot"].eq("cold spot").sum()
+    hot = int(spots["hot_spot"].eq("hot spot").sum())
+    cold = int(spots["hot_spot"].eq("cold spot").sum())
     notes = [
-        f"The top {top_n} {unit_label}s by potential ({leaders}, ...) hold {top_share:.0%} of the market's potential.",
+        f"The top {count(top_n)} by potential ({leaders}, ...) hold {top_share:.0%} of the market's potential.",
         f"Sales of the last twelve months capture {covered:.0%} of the known annual potential.",
-        f"{hot} {unit_label}(s) form hot spots of potential density and {cold} form cold spots "
-        "(Getis-Ord Gi*, p < 0.05).",
+        f"Hot spots of potential density: {count(hot)}; cold spots: {count(cold)} (Getis-Ord Gi*, p < 0.05).",
     ]
     empty = int((metrics["accounts"] == 0).sum())
     if empty:
-        notes.append(f"{empty} {unit_label}(s) have no known accounts yet: candidates for prospecting.")
+        notes.append(f"Without known accounts: {count(empty)}, candidates for prospecting.")
     return notes

@@ -180,7 +180,7 @@ def provenance(config: MarketConfig) -> str:
         from territory_lib.datasets import BUILTIN_MARKETS
 
         builtin = BUILTIN_MARKETS[config.builtin]
-        return f"Real: {builtin.real_sources} Synthetic: {builtin.synthetic_parts}"
+        return f"{builtin.real_sources} {builtin.synthetic_parts}"
     return f"Data supplied by the owner of the '{config.market}' market (files named in {config.source.name})."
 
 

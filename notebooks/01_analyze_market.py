@@ -1,0 +1,145 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Step 1 · Analyze the market
+#
+# Where is the business today, and where is the rest of it? This report sizes the market unit by
+# unit: how many accounts, how much annual potential, how much of it our sales already capture,
+# what in the demographics explains the potential, and where it clusters.
+
+# %% tags=["parameters"]
+params_path: str = "georgia"  # market name in params/, or the path of a params YAML
+output_dir: str = ""  # folder for this run's results; empty: reports/_scratch/<market>
+run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
+
+# %% tags=["remove-cell"]
+from territory_lib import maps, market
+from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, show_list, show_table
+from territory_lib.steps import start_step
+
+# %%
+ctx = start_step(1, params_path, output_dir, run_date)
+metrics = market.unit_metrics(ctx.market)
+spots = market.hot_spots(metrics, seed=ctx.config.design.seed)
+metrics = metrics.merge(spots[["unit_id", "hot_spot", "gi_z"]], on="unit_id")
+
+# %% [markdown]
+# ## The market at a glance
+
+# %%
+show_table(market.market_headline(metrics))
+
+# %%
+show_list(market.key_findings(metrics, spots, ctx.config.unit_label), "What stands out")
+
+# %% [markdown]
+# ## Where the potential is
+#
+# Each unit is shaded by the annual potential of its known accounts (customers and prospects).
+# Hover a unit for its figures.
+
+# %%
+maps.choropleth_map(
+    metrics,
+    "potential",
+    tooltip_columns={
+        "name": "Unit",
+        "accounts": "Accounts",
+        "customers": "Customers",
+        "potential": f"Potential ({ctx.config.currency})",
+        "sales_12m": f"Sales, last 12 months ({ctx.config.currency})",
+        "penetration": "Penetration",
+    },
+    legend_title=f"Annual potential ({ctx.config.currency})",
+    formats={"penetration": "{:.1%}", "sales_12m": "{:,.0f}"},
+    tiles=ctx.config.maps.tiles,
+)
+
+# %%
+top_units = metrics.sort_values("potential", ascending=False)
+show_table(
+    top_units[["name", "accounts", "customers", "potential", "sales_12m", "penetration"]],
+    {"accounts": COUNT, "customers": COUNT, "potential": MONEY, "sales_12m": MONEY, "penetration": PERCENT},
+    labels={"name": "Unit", "sales_12m": "Sales, last 12 months"},
+    caption="Units by potential",
+    max_rows=15,
+)
+
+# %% [markdown]
+# ## Segments
+#
+# Potential and sales by customer segment. Penetration is the last twelve months of sales over
+# the segment's annual potential.
+
+# %%
+show_table(
+    market.segment_profile(ctx.market.accounts, ctx.market.sales),
+    {"accounts": COUNT, "customers": COUNT, "potential": MONEY, "sales_12m": MONEY,
+     "share_of_potential": PERCENT, "penetration": PERCENT},
+    index=True,
+)
+
+# %% [markdown]
+# ## What drives potential
+#
+# A regression of each unit's potential (log scale) on its demographic attributes, each
+# standardised, so an effect reads as "the change in log potential for one standard deviation
+# more of this attribute". Units whose known potential falls well below what their demographics
+# predict are white space: markets we have not yet prospected.
+
+# %%
+model = market.potential_model(metrics, ctx.market.unit_attributes)
+show_table(
+    model.coefficients.reset_index(names="term"),
+    {"effect of +1 sd": DECIMAL, "low 95%": DECIMAL, "high 95%": DECIMAL, "p-value": "{:.3f}"},
+    caption=f"{model.formula}: R² = {model.r_squared:.2f} over {model.n_units} units",
+)
+
+# %%
+show_table(
+    model.units.sort_values("ratio").head(10),
+    {"potential": MONEY, "modelled_potential": MONEY, "ratio": DECIMAL},
+    labels={"name": "Unit", "modelled_potential": "Expected from demographics", "ratio": "Known / expected"},
+    caption="White space: the units furthest below their expected potential",
+)
+
+# %% [markdown]
+# ## Hot spots
+#
+# Getis-Ord Gi* statistics on potential per km² find clusters of units that are all rich (hot)
+# or all poor (cold) in potential, beyond what chance would give (999 permutations, p < 0.05).
+
+# %%
+maps.category_map(
+    metrics,
+    "hot_spot",
+    tooltip_columns={"name": "Unit", "hot_spot": "Cluster", "potential_per_km2": "Potential per km²", "gi_z": "Gi* z"},
+    legend_title="Potential density clusters",
+    formats={"potential_per_km2": "{:,.0f}", "gi_z": "{:+.2f}"},
+    tiles=ctx.config.maps.tiles,
+)
+
+# %% [markdown]
+# ## Demographic profile
+#
+# The attributes that came with the units, summarised across the market.
+
+# %%
+profile = metrics[ctx.market.unit_attributes].describe().T[["mean", "std", "min", "50%", "max"]]
+profile = profile.rename(columns={"50%": "median"})
+show_table(profile, dict.fromkeys(profile.columns, "{:,.2f}"), index=True)
+
+# %% tags=["remove-cell"]
+ctx.workspace.write("unit_metrics", metrics)
+ctx.workspace.write("accounts", ctx.market.accounts)

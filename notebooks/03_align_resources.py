@@ -1,0 +1,96 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Step 3 · Align reps and resources
+#
+# Each territory of the plan gets the rep who lives closest to it (the assignment that minimises
+# the reps' total distance from home). This report checks whether each rep can carry the
+# territory: accounts against capacity, planned visits, and the driving they imply.
+
+# %% tags=["parameters"]
+params_path: str = "georgia"  # market name in params/, or the path of a params YAML
+output_dir: str = ""  # folder for this run's results; empty: reports/_scratch/<market>
+run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
+
+# %% tags=["remove-cell"]
+import geopandas as gpd
+
+from territory_lib import maps, resources
+from territory_lib.presentation import COUNT, MONEY, PERCENT, show_figure, show_list, show_table
+from territory_lib.steps import start_step
+
+# %%
+ctx = start_step(3, params_path, output_dir, run_date)
+alignment = ctx.workspace.read("alignment")
+rep_assignment = ctx.workspace.read("rep_assignment")
+accounts = ctx.workspace.read("accounts").merge(alignment[["unit_id", "territory_id"]], on="unit_id")
+workload = resources.rep_workload(accounts, ctx.market.reps, rep_assignment, ctx.config.resources)
+spare = resources.unassigned_reps(ctx.market.reps, rep_assignment)
+
+# %% [markdown]
+# ## What to act on
+
+# %%
+show_list(resources.resource_recommendations(workload, spare))
+
+# %% [markdown]
+# ## Workload against capacity
+#
+# Capacity is the number of accounts a rep can cover well. Utilisation between
+# the params' under- and over-capacity thresholds is healthy.
+
+# %%
+show_figure(resources.utilisation_chart(workload, ctx.config.resources))
+
+# %%
+show_table(
+    workload[["territory_id", "rep_name", "accounts", "customers", "capacity", "utilisation", "potential", "status"]],
+    {"accounts": COUNT, "customers": COUNT, "capacity": COUNT, "utilisation": PERCENT, "potential": MONEY},
+    labels={"territory_id": "Territory", "rep_name": "Rep"},
+)
+
+# %% [markdown]
+# ## Travel
+#
+# Distances are great-circle kilometres from the rep's home to each account; yearly driving
+# multiplies each account's planned visits (by segment) by the round trip and a road detour
+# factor of 1.3.
+
+# %%
+show_table(
+    workload[["territory_id", "rep_name", "visits_per_year", "mean_distance_km", "max_distance_km", "annual_drive_km"]],
+    {"visits_per_year": COUNT, "mean_distance_km": "{:,.0f}", "max_distance_km": "{:,.0f}", "annual_drive_km": COUNT},
+    labels={"territory_id": "Territory", "rep_name": "Rep", "annual_drive_km": "Driving per year (km)"},
+)
+
+# %%
+territory_units = alignment.merge(workload[["territory_id", "rep_name", "utilisation"]], on="territory_id", how="left")
+homes = ctx.market.reps.merge(rep_assignment[["rep_id", "territory_id"]], on="rep_id", how="left")
+homes = gpd.GeoDataFrame(homes, geometry=gpd.points_from_xy(homes["home_lon"], homes["home_lat"]), crs=4326)
+maps.category_map(
+    territory_units,
+    "territory_id",
+    tooltip_columns={"name": "Unit", "territory_id": "Territory", "rep_name": "Rep", "utilisation": "Rep utilisation"},
+    legend_title="Territories and rep homes",
+    points=homes,
+    point_category_column="territory_id",
+    point_tooltip_columns={"name": "Rep", "territory_id": "Territory", "capacity": "Capacity"},
+    points_label="Rep home",
+    formats={"utilisation": "{:.0%}"},
+    tiles=ctx.config.maps.tiles,
+)
+
+# %% tags=["remove-cell"]
+ctx.workspace.write("rep_workload", workload)
+ctx.workspace.write_csv("rep_workload.csv", workload)

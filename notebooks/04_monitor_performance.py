@@ -1,0 +1,88 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Step 4 · Monitor performance
+#
+# How is each territory of the plan doing? Sales history is regrouped under the new territories,
+# so every figure below compares like with like: monthly sales, growth, new customers, and the
+# share of potential captured, then a trend model per territory that forecasts the coming months.
+
+# %% tags=["parameters"]
+params_path: str = "georgia"  # market name in params/, or the path of a params YAML
+output_dir: str = ""  # folder for this run's results; empty: reports/_scratch/<market>
+run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
+
+# %% tags=["remove-cell"]
+from territory_lib import performance
+from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_figure, show_list, show_table
+from territory_lib.steps import start_step
+
+# %%
+ctx = start_step(4, params_path, output_dir, run_date)
+assignment = ctx.workspace.read("account_assignment")
+kpis = performance.monthly_kpis(ctx.market.sales, assignment, ctx.market.accounts)
+fits = performance.fit_trends(kpis, ctx.config.forecast_months)
+first, last = kpis["month"].min(), kpis["month"].max()
+
+# %% [markdown]
+# ## Scorecard: the last twelve months
+
+# %%
+show_table(
+    performance.kpi_scorecard(kpis),
+    {"sales_12m": MONEY, "sales_prior_12m": MONEY, "growth_12m": SIGNED_PERCENT, "new_customers_12m": COUNT,
+     "active_customers": COUNT, "penetration_12m": PERCENT},
+    labels={"territory_id": "Territory", "sales_12m": "Sales, last 12 months", "sales_prior_12m": "Sales, 12 months before",
+            "growth_12m": "Growth", "new_customers_12m": "New customers", "active_customers": "Active customers, last month",
+            "penetration_12m": "Penetration of potential"},
+    caption=f"Sales data from {first:%B %Y} to {last:%B %Y}",
+)
+
+# %% [markdown]
+# ## Trends and forecast
+#
+# For each territory, an ordinary least squares model of monthly sales (log scale) on a linear
+# trend and the month of the year separates growth from seasonality. Growth is the trend over
+# twelve months with its 95 % confidence interval; the shaded band is the 95 % prediction
+# interval of the forecast. Months the model flags as outliers (Bonferroni-corrected) are marked.
+
+# %%
+show_figure(performance.forecast_chart(fits, ctx.config.currency))
+
+# %%
+show_table(
+    performance.trend_table(fits),
+    {"annual_growth": SIGNED_PERCENT, "growth_low_95": SIGNED_PERCENT, "growth_high_95": SIGNED_PERCENT,
+     "r_squared": DECIMAL, "anomalous_months": COUNT, "next_month_forecast": MONEY},
+    labels={"annual_growth": "Trend growth a year", "growth_low_95": "low 95%", "growth_high_95": "high 95%",
+            "r_squared": "R²", "anomalous_months": "Outlier months", "next_month_forecast": "Forecast, next month"},
+)
+
+# %%
+outliers = performance.anomalies(fits)
+(
+    show_table(outliers, {"sales": MONEY, "expected": MONEY, "month": "{:%B %Y}"},
+               caption="Months far from the trend: worth a look")
+    if len(outliers)
+    else show_list(["No month lies far enough from its trend to flag."])
+)
+
+# %%
+total = fits[0].forecast
+show_table(total, {"month": "{:%B %Y}", "forecast": MONEY, "low": MONEY, "high": MONEY},
+           caption=f"Forecast for all territories, next {ctx.config.forecast_months} months")
+
+# %% tags=["remove-cell"]
+ctx.workspace.write("kpis", kpis)
+ctx.workspace.write("trends", performance.trend_table(fits))

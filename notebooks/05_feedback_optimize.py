@@ -1,0 +1,143 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Step 5 · Gather feedback and re-optimize
+#
+# What do the reps say about their territories, and does the data bear them out? This report
+# summarises the survey scores and comment themes per territory, then proposes a small
+# realignment: territories sized to each rep's capacity and balanced on field effort as well as
+# potential, changing no more units than the params allow.
+
+# %% tags=["parameters"]
+params_path: str = "georgia"  # market name in params/, or the path of a params YAML
+output_dir: str = ""  # folder for this run's results; empty: reports/_scratch/<market>
+run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
+
+# %% tags=["remove-cell"]
+import pandas as pd
+
+from territory_lib import feedback, maps, territories
+from territory_lib.design import BalanceTarget, design_territories
+from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_list, show_table
+from territory_lib.steps import start_step
+
+# %%
+ctx = start_step(5, params_path, output_dir, run_date)
+alignment = ctx.workspace.read("alignment")
+rep_assignment = ctx.workspace.read("rep_assignment")
+workload = ctx.workspace.read("rep_workload")
+metrics = ctx.workspace.read("unit_metrics")
+survey = ctx.market.feedback
+has_feedback = survey is not None and len(survey) > 0
+if has_feedback:
+    scores = feedback.score_summary(survey, rep_assignment, ctx.market.score_columns)
+    themes = feedback.comment_themes(survey, rep_assignment)
+else:
+    scores = pd.DataFrame(columns=["territory_id", "responses"])
+    themes = pd.DataFrame(columns=["territory_id", "comments"])
+
+# %% [markdown]
+# ## What the reps say
+
+# %%
+show_list(
+    feedback.findings(scores, themes, workload) if has_feedback
+    else ["This market has no feedback file (params 'data: feedback:'); the proposals rest on the data alone."]
+)
+
+# %%
+score_names = [c for c in scores.columns if c not in {"territory_id", "responses"}]
+show_table(
+    scores,
+    {"responses": COUNT} | {c: ("{:+.2f}" if c.endswith("_change") else DECIMAL) for c in score_names},
+    labels={"territory_id": "Territory"},
+    caption="Mean survey scores (1 poor to 5 good), last four quarters, and the change on the four before",
+)
+
+# %%
+show_table(
+    themes,
+    {"comments": COUNT} | {c: PERCENT for c in themes.columns if c not in {"territory_id", "comments"}},
+    labels={"territory_id": "Territory"},
+    caption="Share of each territory's comments that raise each theme",
+)
+
+# %%
+top_theme = themes.drop(columns=["territory_id", "comments"]).mean().idxmax() if len(themes) else None
+(
+    show_table(feedback.theme_examples(survey, top_theme), {"date": "{:%Y-%m-%d}"},
+               caption=f"Latest comments about {top_theme}, the most raised theme")
+    if top_theme else show_list(["No comments to quote."])
+)
+
+# %% [markdown]
+# ## Proposed realignment
+#
+# The plan of step 2 is re-optimised from where it stands: each territory's target share
+# follows its rep's capacity, and planned visits (field effort) are balanced alongside the
+# step 2 measures. Only the moves the balance needs are made, within the disruption cap.
+
+# %%
+units = metrics.assign(
+    effort=feedback.unit_effort(ctx.workspace.read("accounts"), metrics, ctx.config.resources).to_numpy()
+)
+current = alignment.set_index("unit_id")["territory_id"]
+labels = sorted(current.unique())
+targets = territories.balance_targets(ctx.config, units) + [BalanceTarget("effort", 0.10)]
+proposal = design_territories(
+    units,
+    ctx.config.territories,
+    targets,
+    current=current,
+    max_disruption=ctx.config.design.max_disruption,
+    targets=feedback.capacity_shares(labels, rep_assignment, ctx.market.reps),
+    seed=ctx.config.design.seed,
+)
+moves = feedback.moves_table(proposal.moves, alignment, workload, scores)
+show_list(territories.plan_findings(proposal, targets, anchored=False))
+
+# %%
+show_table(
+    moves,
+    {"accounts": COUNT, "potential": MONEY},
+    labels={"unit_id": "Unit id", "name": "Unit", "from_territory": "From", "to_territory": "To"},
+    caption=f"{len(moves)} proposed move(s)",
+) if len(moves) else show_list(["No move is needed: the plan already fits the reps' capacity and effort."])
+
+# %%
+proposed = alignment.assign(territory_id=alignment["unit_id"].map(proposal.assignment))
+maps.category_map(
+    proposed,
+    "territory_id",
+    tooltip_columns={"name": "Unit", "territory_id": "Proposed territory", "potential": "Potential"},
+    legend_title="Proposed territories (outlined: units that move)",
+    highlight=set(moves["unit_id"]),
+    highlight_label="Proposed move",
+    formats={"potential": "{:,.0f}"},
+    tiles=ctx.config.maps.tiles,
+)
+
+# %%
+show_table(
+    proposal.territories,
+    {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.3g}"}
+    | {t.column: MONEY for t in targets} | {f"{t.column}_dev": SIGNED_PERCENT for t in targets},
+    labels={"territory_id": "Territory", "n_units": "Units", "polsby_popper": "Polsby-Popper"},
+    caption="Territories after the proposed moves (deviation from each territory's capacity-based target)",
+)
+
+# %% tags=["remove-cell"]
+ctx.workspace.write("feedback_summary", scores)
+ctx.workspace.write("proposed_moves", moves)
+ctx.workspace.write_csv("proposed_moves.csv", moves)
