@@ -301,7 +301,11 @@ def _market_entry(root: Path, folder: Path) -> dict[str, Any]:
         "status_label": {"ok": "Up to date", "failed": "Last run failed"}.get(status, status.capitalize()),
         "status_class": status if status in {"ok", "failed"} else "other",
         "run_time": _human_time(manifest.get("run_finished") or manifest.get("run_started")),
-        "failure": _failure_message(failure, steps) if isinstance(failure, Mapping) else None,
+        "failure": (
+            _failure_message(failure, manifest.get("steps") or [], steps)
+            if isinstance(failure, Mapping)
+            else None
+        ),
         "steps": steps,
         "downloads": [
             {"label": str(item.get("label") or item.get("href")), "href": href(item.get("href"))}
@@ -312,11 +316,14 @@ def _market_entry(root: Path, folder: Path) -> dict[str, Any]:
     }
 
 
-def _failure_message(failure: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> str:
+def _failure_message(
+    failure: Mapping[str, Any], manifest_steps: Sequence[Any], steps: Sequence[Mapping[str, Any]]
+) -> str:
     step = failure.get("step")
     where = f"step {step}" if step is not None else "a step"
-    if failure.get("notebook"):
-        where += f" ({failure['notebook']})"
+    titles = {s.get("step"): s.get("title") for s in manifest_steps if isinstance(s, Mapping)}
+    if titles.get(step) or failure.get("notebook"):
+        where += f", {titles.get(step) or failure['notebook']}"
     when = _human_time(failure.get("time"))
     # A message is one line by contract; keep only its first line in case a traceback slipped in.
     reason = str(failure.get("message") or "").strip().splitlines()[:1]

@@ -231,7 +231,7 @@ def test_index_links_every_step_and_download_and_escapes(tmp_path: Path) -> None
     assert "Account assignment (not produced yet)" in page  # file missing on disk: no dead link
     assert HOSTILE not in page and html.escape(HOSTILE) in page
     assert page.index("broken") < page.index("Georgia") < page.index("North Carolina")
-    assert "stopped at step 3 (03_align_resources): DataError: reps.csv has no column" in page
+    assert "stopped at step 3, Align resources: DataError: reps.csv has no column" in page
     assert "previous successful run" in page and "Traceback" not in page
     assert "could not be read" in page and "territory run broken" in page
     assert "notes" not in page and "Hidden working copy" not in page
