@@ -1,0 +1,83 @@
+"""Step 4: KPIs count what they say, and the trend model recovers a known growth rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from territory_lib import performance
+
+
+def synthetic_sales(growth: float = 0.10, months: int = 36, spike: int | None = None) -> pd.DataFrame:
+    """Two territories' accounts with exact annual growth and a seasonal swing."""
+    dates = pd.date_range("2023-01-01", periods=months, freq="MS")
+    rows = []
+    rng = np.random.default_rng(0)
+    for t, date in enumerate(dates):
+        season = 1 + 0.2 * np.sin(2 * np.pi * date.month / 12)
+        for account, scale in (("a1", 1000.0), ("a2", 500.0), ("b1", 800.0)):
+            amount = scale * (1 + growth) ** (t / 12) * season * np.exp(rng.normal(0, 0.01))
+            if spike is not None and t == spike and account == "a1":
+                amount *= 4
+            rows.append((date, account, amount))
+        if t >= 12:
+            rows.append((date, "b2", 100.0))  # a new customer from the second year
+    return pd.DataFrame(rows, columns=["date", "account_id", "amount"])
+
+
+ASSIGNMENT = pd.DataFrame({"account_id": ["a1", "a2", "b1", "b2"], "territory_id": ["T1", "T1", "T2", "T2"]})
+ACCOUNTS = pd.DataFrame({"account_id": ["a1", "a2", "b1", "b2"], "potential": [20000.0, 10000.0, 15000.0, 5000.0]})
+
+
+def test_monthly_kpis_count_sales_customers_and_newcomers() -> None:
+    sales = synthetic_sales()
+    kpis = performance.monthly_kpis(sales, ASSIGNMENT, ACCOUNTS)
+    assert len(kpis) == 2 * 36
+    assert np.isclose(kpis["sales"].sum(), sales["amount"].sum())
+    t2 = kpis[kpis["territory_id"] == "T2"].set_index("month")
+    assert t2["new_customers"].sum() == 1
+    assert t2.loc["2024-01-01", "new_customers"] == 1
+    assert t2.loc["2023-06-01", "active_customers"] == 1 and t2.loc["2024-06-01", "active_customers"] == 2
+    # After twelve months, growth against the same month a year before is close to 10 % for T1.
+    t1 = kpis[kpis["territory_id"] == "T1"].set_index("month")
+    assert t1["growth_yoy"].iloc[:12].isna().all()
+    assert t1["growth_yoy"].iloc[12:].between(0.05, 0.15).all()
+    last = t1.iloc[-1]
+    trailing = t1["sales"].iloc[-12:].sum()
+    assert np.isclose(last["penetration_12m"], trailing / 30000.0)
+
+
+def test_scorecard_compares_the_last_two_years() -> None:
+    card = performance.kpi_scorecard(performance.monthly_kpis(synthetic_sales(), ASSIGNMENT, ACCOUNTS))
+    t1 = card.set_index("territory_id").loc["T1"]
+    assert t1["growth_12m"] == pytest.approx(0.10, abs=0.02)
+
+
+def test_trend_recovers_growth_and_forecasts_with_an_interval() -> None:
+    kpis = performance.monthly_kpis(synthetic_sales(growth=0.10), ASSIGNMENT, ACCOUNTS)
+    fits = performance.fit_trends(kpis, horizon=6)
+    assert [fit.name for fit in fits] == [performance.TOTAL, "T1", "T2"]
+    t1 = fits[1]
+    assert t1.annual_growth == pytest.approx(0.10, abs=0.01)
+    assert t1.growth_low < 0.10 < t1.growth_high
+    assert len(t1.forecast) == 6
+    assert (t1.forecast["low"] < t1.forecast["forecast"]).all() and (t1.forecast["forecast"] < t1.forecast["high"]).all()
+    assert t1.forecast["month"].iloc[0] == pd.Timestamp("2026-01-01")
+    assert not t1.history["anomaly"].any()
+
+
+def test_a_spike_is_flagged_as_an_anomaly() -> None:
+    kpis = performance.monthly_kpis(synthetic_sales(spike=20), ASSIGNMENT, ACCOUNTS)
+    flagged = performance.anomalies(performance.fit_trends(kpis, horizon=3))
+    t1 = flagged[flagged["territory"] == "T1"]
+    assert list(t1["month"]) == [pd.Timestamp("2024-09-01")]
+    assert (t1["sales"] > t1["expected"]).all()
+
+
+def test_short_history_fits_without_seasonality() -> None:
+    kpis = performance.monthly_kpis(synthetic_sales(months=15), ASSIGNMENT, ACCOUNTS)
+    fits = performance.fit_trends(kpis, horizon=2)
+    assert len(fits[0].forecast) == 2
+    figure = performance.forecast_chart(fits)
+    assert len([axis for axis in figure.axes if axis.get_visible()]) == 3
