@@ -7,10 +7,11 @@ real demographics drive. The generator, in order:
 1. **Units** come from libpysal's example files and the real US ZIP codes of the ``zipcodes``
    package (USPS data with centroids): each unit gets ``zip_codes``, the number of active
    STANDARD ZIP codes whose centroid lies inside it (and in its state).
-2. **Reps** (one per default territory) live at a real ZIP centroid in the main city of a populous
-   unit; homes are picked greedily by size x distance from the homes already picked, so they
-   spread out. The **current alignment** (``territory_id``) gives each unit to the rep whose home
-   is nearest (a Voronoi split, deliberately unbalanced). Capacities sum to 1.0-1.1 x the accounts.
+2. **Reps** (one per default territory) live at a real ZIP centroid in the main city of the most
+   populous unit of each cluster of a size-weighted k-means, so a big metro area gets several reps
+   and the rest spread over the market. The **current alignment** (``territory_id``) gives each
+   unit to the rep whose home is nearest (a Voronoi split, deliberately unbalanced). Capacities
+   vary per rep and sum to 1.0-1.1 x the accounts.
 3. **Accounts**: the number per unit is multinomial with weights size^0.9 (size = population or its
    proxy); each sits at a real ZIP centroid inside its unit, jittered by ~1 km when the jittered
    point stays inside the unit. Large units have a richer Enterprise share. Annual potential is
@@ -203,8 +204,8 @@ def _county_names(units: gpd.GeoDataFrame, zips: pd.DataFrame, state: str) -> li
     """Name each county polygon after the county its ZIP centroids carry, one name per polygon.
 
     A one-to-one assignment maximises the number of ZIP centroids whose ``county`` agrees with the
-    polygon's name; the closeness of each county's nearest ZIP adds less than one vote, so it only
-    breaks ties and names a polygon that holds no ZIP centroid.
+    polygon's name; the closeness of each county's nearest ZIP adds less than one vote per polygon,
+    so it breaks ties and names a polygon that holds no ZIP centroid.
     """
     state_zips = _zip_table()
     state_zips = state_zips[(state_zips["state"] == state) & (state_zips["county"] != "")]
@@ -320,113 +321,30 @@ def _load_us_states() -> _RealUnits:
 
 # --- synthetic people and companies -------------------------------------------------------------
 
+# fmt: off
 FIRST_NAMES = (
-    "Avery",
-    "Blake",
-    "Carmen",
-    "Dana",
-    "Elena",
-    "Farid",
-    "Grace",
-    "Hector",
-    "Imani",
-    "Jamal",
-    "Keiko",
-    "Lena",
-    "Marcus",
-    "Nadia",
-    "Owen",
-    "Priya",
-    "Quinn",
-    "Rosa",
-    "Samuel",
-    "Tessa",
-    "Umar",
-    "Vera",
-    "Wesley",
-    "Ximena",
-    "Yusuf",
-    "Zoe",
-    "Andre",
-    "Bianca",
-    "Caleb",
-    "Delia",
+    "Avery", "Blake", "Carmen", "Dana", "Elena", "Farid", "Grace", "Hector", "Imani", "Jamal",
+    "Keiko", "Lena", "Marcus", "Nadia", "Owen", "Priya", "Quinn", "Rosa", "Samuel", "Tessa", "Umar",
+    "Vera", "Wesley", "Ximena", "Yusuf", "Zoe", "Andre", "Bianca", "Caleb", "Delia",
 )
 SURNAMES = (
-    "Abbott",
-    "Baker",
-    "Castillo",
-    "Dawson",
-    "Ellis",
-    "Foster",
-    "Garcia",
-    "Hughes",
-    "Ingram",
-    "Jensen",
-    "Kim",
-    "Lawson",
-    "Morales",
-    "Nguyen",
-    "Okafor",
-    "Patel",
-    "Quintero",
-    "Reyes",
-    "Sullivan",
-    "Turner",
-    "Underwood",
-    "Vaughn",
-    "Whitaker",
-    "Xu",
-    "Young",
-    "Zimmerman",
-    "Bennett",
-    "Coleman",
-    "Dixon",
-    "Fleming",
-    "Griffin",
-    "Harper",
-    "Irwin",
-    "Keller",
-    "Lambert",
-    "Mercer",
-    "Norris",
-    "Osborne",
-    "Pruitt",
-    "Ramsey",
+    "Abbott", "Baker", "Castillo", "Dawson", "Ellis", "Foster", "Garcia", "Hughes", "Ingram",
+    "Jensen", "Kim", "Lawson", "Morales", "Nguyen", "Okafor", "Patel", "Quintero", "Reyes",
+    "Sullivan", "Turner", "Underwood", "Vaughn", "Whitaker", "Xu", "Young", "Zimmerman", "Bennett",
+    "Coleman", "Dixon", "Fleming", "Griffin", "Harper", "Irwin", "Keller", "Lambert", "Mercer",
+    "Norris", "Osborne", "Pruitt", "Ramsey",
 )
 TRADES = (
-    "Supply",
-    "Industrial",
-    "Foods",
-    "Logistics",
-    "Medical",
-    "Hardware",
-    "Builders",
-    "Electric",
-    "Auto Parts",
-    "Office Solutions",
-    "Farm Equipment",
-    "Printing",
-    "Plumbing",
-    "Dental",
-    "Pharmacy",
-    "Packaging",
-    "Machine Works",
-    "Textiles",
-    "Lumber",
-    "Marine",
-    "Software",
-    "Engineering",
-    "Distribution",
-    "Restaurant Supply",
-    "Home Health",
-    "Landscaping",
-    "Signs",
-    "Paper",
-    "Tool",
-    "Fabrication",
+    "Supply", "Industrial", "Foods", "Logistics", "Medical", "Hardware", "Builders", "Electric",
+    "Auto Parts", "Office Solutions", "Farm Equipment", "Printing", "Plumbing", "Dental",
+    "Pharmacy", "Packaging", "Machine Works", "Textiles", "Lumber", "Marine", "Software",
+    "Engineering", "Distribution", "Restaurant Supply", "Home Health", "Landscaping", "Signs",
+    "Paper", "Tool", "Fabrication",
 )
-COMPANY_SUFFIXES = ("Inc.", "LLC", "Co.", "Group", "& Sons", "Partners", "Corp.", "Services")
+COMPANY_SUFFIXES = (
+    "Inc.", "LLC", "Co.", "Group", "& Sons", "Partners", "Corp.", "Services",
+)
+# fmt: on
 REP_SEGMENT_OPTIONS = ("SMB;Mid-Market", "Mid-Market;Enterprise", "SMB;Mid-Market;Enterprise")
 
 COMMENT_TEMPLATES: dict[str, tuple[str, ...]] = {
