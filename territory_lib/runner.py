@@ -22,7 +22,7 @@ from pathlib import Path
 import papermill as pm
 
 from territory_lib.config import load_config
-from territory_lib.errors import ConfigError
+from territory_lib.errors import ConfigError, TerritoryError
 from territory_lib.io import prepare_builtin_data
 from territory_lib.paths import reports_dir
 from territory_lib.report import export_html, write_index
@@ -30,6 +30,9 @@ from territory_lib.steps import STEPS, Step
 
 #: The kernel every notebook runs on, named explicitly: never the one saved in a notebook's metadata.
 KERNEL_NAME = "python3"
+
+#: The parameters every step notebook declares in its ``parameters`` cell, and the runner passes.
+NOTEBOOK_PARAMETERS = ("params_path", "output_dir", "run_date")
 
 DOWNLOADS = (
     ("alignment.csv", "Alignment (unit → territory)"),
@@ -107,6 +110,8 @@ def run_market(
         say(f"step {number}/{len(STEPS)} {step.title} ...")
         tick = time.perf_counter()
         failure = _execute(step, config.source, staging, run_date)
+        if failure is None:
+            failure = _export(step, config.title, staging)
         seconds = time.perf_counter() - tick
         if failure is not None:
             run.ok, run.failure = False, f"step {number} ({step.notebook}): {failure}"
@@ -118,16 +123,10 @@ def run_market(
                 "notebook": step.notebook,
                 "message": failure,
             }
-            if final.exists():
-                _write_json(final / "manifest.json", manifest)
+            manifest.setdefault("status", "failed")
+            final.mkdir(parents=True, exist_ok=True)
+            _write_json(final / "manifest.json", manifest)
             break
-        export_html(
-            staging / f"{step.notebook}.ipynb",
-            staging / f"{step.notebook}.html",
-            title=f"{config.title}: step {number}, {step.title}",
-            nav=[(f"{s.number}. {s.title}", f"{s.notebook}.html") for s in STEPS],
-            home_href="../index.html",
-        )
         _record_step(manifest, step, seconds)
         run.steps_run.append(number)
         say(f"step {number}/{len(STEPS)} {step.title} done in {seconds:.1f} s")
@@ -178,7 +177,7 @@ def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str 
         pm.execute_notebook(
             str(step.path),
             str(folder / f"{step.notebook}.ipynb"),
-            parameters={"params_path": str(params_path), "output_dir": str(folder), "run_date": run_date},
+            parameters=dict(zip(NOTEBOOK_PARAMETERS, (str(params_path), str(folder), run_date), strict=True)),
             kernel_name=KERNEL_NAME,
             progress_bar=False,
             cwd=str(step.path.parent),
@@ -187,6 +186,21 @@ def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str 
         return f"{exc.ename}: {exc.evalue}".splitlines()[0] if exc.evalue else exc.ename
     except Exception as exc:  # a kernel that died or would not start: report it, keep old results
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return None
+
+
+def _export(step: Step, title: str, folder: Path) -> str | None:
+    """Render an executed step as stakeholder HTML; return a one-line failure message or ``None``."""
+    try:
+        export_html(
+            folder / f"{step.notebook}.ipynb",
+            folder / f"{step.notebook}.html",
+            title=f"{title}: step {step.number}, {step.title}",
+            nav=[(f"{s.number}. {s.title}", f"{s.notebook}.html") for s in STEPS],
+            home_href="../index.html",
+        )
+    except TerritoryError as exc:
+        return f"the report could not be rendered: {exc}".splitlines()[0]
     return None
 
 
