@@ -1,0 +1,50 @@
+"""The step workspace: results pass between steps as files, inside the reports folder only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from shapely.geometry import Point
+
+from territory_lib.errors import ConfigError, StepOrderError
+from territory_lib.paths import reports_dir
+from territory_lib.steps import STEPS, Workspace, resolve_output_dir, start_step
+
+
+def test_artifacts_round_trip_with_geometry(tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path)
+    frame = gpd.GeoDataFrame({"unit_id": ["a"], "geometry": [Point(1, 2)]}, crs=4326)
+    workspace.write("alignment", frame)
+    back = workspace.read("alignment")
+    assert isinstance(back, gpd.GeoDataFrame) and back.crs.to_epsg() == 4326
+    workspace.write("kpis", pd.DataFrame({"x": [1]}))
+    assert list(workspace.read("kpis")["x"]) == [1]
+    assert not list(workspace.artifacts.glob("*.tmp"))
+
+
+def test_a_missing_artifact_names_the_step_to_run_first(tmp_path: Path) -> None:
+    with pytest.raises(StepOrderError, match=r"written by step 2 \(02_define_territories\)"):
+        Workspace(tmp_path).read("alignment")
+
+
+def test_output_dir_stays_inside_the_reports_folder() -> None:
+    assert resolve_output_dir("", "georgia") == reports_dir() / "_scratch" / "georgia"
+    inside = reports_dir() / "somewhere"
+    assert resolve_output_dir(str(inside), "georgia") == inside.resolve()
+    with pytest.raises(ConfigError, match="output_dir parameter '/etc' points outside"):
+        resolve_output_dir("/etc", "georgia")
+    with pytest.raises(ConfigError, match="points outside"):
+        resolve_output_dir(str(reports_dir() / ".." / "escape"), "georgia")
+
+
+def test_start_step_validates_its_inputs(georgia_config) -> None:
+    context = start_step(1, "georgia", "", "2026-01-31", show_header=False, progress=None)
+    assert context.step is STEPS[0] and context.run_date == "2026-01-31"
+    assert len(context.market.units) == 159
+    with pytest.raises(ConfigError, match="run_date parameter 'tomorrow' is not a date"):
+        start_step(1, "georgia", "", "tomorrow", show_header=False, progress=None)
+    with pytest.raises(ConfigError, match="step must be 1 to 5"):
+        start_step(6, "georgia", show_header=False)
