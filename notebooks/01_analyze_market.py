@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -85,8 +87,14 @@ show_table(
 # %%
 show_table(
     market.segment_profile(ctx.market.accounts, ctx.market.sales),
-    {"accounts": COUNT, "customers": COUNT, "potential": MONEY, "sales_12m": MONEY,
-     "share_of_potential": PERCENT, "penetration": PERCENT},
+    {
+        "accounts": COUNT,
+        "customers": COUNT,
+        "potential": MONEY,
+        "sales_12m": MONEY,
+        "share_of_potential": PERCENT,
+        "penetration": PERCENT,
+    },
     index=True,
 )
 
@@ -124,7 +132,12 @@ show_table(
 maps.category_map(
     metrics,
     "hot_spot",
-    tooltip_columns={"name": "Unit", "hot_spot": "Cluster", "potential_per_km2": "Potential per km²", "gi_z": "Gi* z"},
+    tooltip_columns={
+        "name": "Unit",
+        "hot_spot": "Cluster",
+        "potential_per_km2": "Potential per km²",
+        "gi_z": "Gi* z",
+    },
     legend_title="Potential density clusters",
     formats={"potential_per_km2": "{:,.0f}", "gi_z": "{:+.2f}"},
     tiles=ctx.config.maps.tiles,

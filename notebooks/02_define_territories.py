@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -38,9 +40,7 @@ metrics = ctx.workspace.read("unit_metrics")
 accounts = ctx.workspace.read("accounts")
 targets = territories.balance_targets(ctx.config, metrics)
 seeds = territories.rep_home_seeds(ctx.config, ctx.market.reps)
-plan = design_territories(
-    metrics, ctx.config.territories, targets, seeds=seeds, seed=ctx.config.design.seed
-)
+plan = design_territories(metrics, ctx.config.territories, targets, seeds=seeds, seed=ctx.config.design.seed)
 alignment, rep_assignment, account_assignment = territories.plan_tables(
     plan.assignment, metrics, accounts, ctx.market.reps
 )
@@ -63,7 +63,12 @@ homes = gpd.GeoDataFrame(homes, geometry=gpd.points_from_xy(homes["home_lon"], h
 maps.category_map(
     alignment,
     "territory_id",
-    tooltip_columns={"name": "Unit", "territory_id": "Territory", "accounts": "Accounts", "potential": "Potential"},
+    tooltip_columns={
+        "name": "Unit",
+        "territory_id": "Territory",
+        "accounts": "Accounts",
+        "potential": "Potential",
+    },
     legend_title="Territories",
     points=homes,
     point_category_column="territory_id",
@@ -85,7 +90,12 @@ measure_formats = {t.column: MONEY for t in targets} | {f"{t.column}_dev": SIGNE
 show_table(
     table,
     {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.3g}", **measure_formats},
-    labels={"territory_id": "Territory", "rep_name": "Rep", "n_units": "Units", "polsby_popper": "Polsby-Popper"},
+    labels={
+        "territory_id": "Territory",
+        "rep_name": "Rep",
+        "n_units": "Units",
+        "polsby_popper": "Polsby-Popper",
+    },
 )
 
 # %% [markdown]
@@ -99,7 +109,9 @@ show_table(
 show_table(territories.summary_table(plan))
 
 # %% tags=["remove-cell"]
-ctx.workspace.write("alignment", alignment[["unit_id", "name", "territory_id", "accounts", "potential", "geometry"]])
+ctx.workspace.write(
+    "alignment", alignment[["unit_id", "name", "territory_id", "accounts", "potential", "geometry"]]
+)
 ctx.workspace.write("territories", table)
 ctx.workspace.write("rep_assignment", rep_assignment)
 ctx.workspace.write("account_assignment", account_assignment)

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -55,7 +57,18 @@ show_figure(resources.utilisation_chart(workload, ctx.config.resources))
 
 # %%
 show_table(
-    workload[["territory_id", "rep_name", "accounts", "customers", "capacity", "utilisation", "potential", "status"]],
+    workload[
+        [
+            "territory_id",
+            "rep_name",
+            "accounts",
+            "customers",
+            "capacity",
+            "utilisation",
+            "potential",
+            "status",
+        ]
+    ],
     {"accounts": COUNT, "customers": COUNT, "capacity": COUNT, "utilisation": PERCENT, "potential": MONEY},
     labels={"territory_id": "Territory", "rep_name": "Rep"},
 )
@@ -69,19 +82,40 @@ show_table(
 
 # %%
 show_table(
-    workload[["territory_id", "rep_name", "visits_per_year", "mean_distance_km", "max_distance_km", "annual_drive_km"]],
-    {"visits_per_year": COUNT, "mean_distance_km": "{:,.0f}", "max_distance_km": "{:,.0f}", "annual_drive_km": COUNT},
+    workload[
+        [
+            "territory_id",
+            "rep_name",
+            "visits_per_year",
+            "mean_distance_km",
+            "max_distance_km",
+            "annual_drive_km",
+        ]
+    ],
+    {
+        "visits_per_year": COUNT,
+        "mean_distance_km": "{:,.0f}",
+        "max_distance_km": "{:,.0f}",
+        "annual_drive_km": COUNT,
+    },
     labels={"territory_id": "Territory", "rep_name": "Rep", "annual_drive_km": "Driving per year (km)"},
 )
 
 # %%
-territory_units = alignment.merge(workload[["territory_id", "rep_name", "utilisation"]], on="territory_id", how="left")
+territory_units = alignment.merge(
+    workload[["territory_id", "rep_name", "utilisation"]], on="territory_id", how="left"
+)
 homes = ctx.market.reps.merge(rep_assignment[["rep_id", "territory_id"]], on="rep_id", how="left")
 homes = gpd.GeoDataFrame(homes, geometry=gpd.points_from_xy(homes["home_lon"], homes["home_lat"]), crs=4326)
 maps.category_map(
     territory_units,
     "territory_id",
-    tooltip_columns={"name": "Unit", "territory_id": "Territory", "rep_name": "Rep", "utilisation": "Rep utilisation"},
+    tooltip_columns={
+        "name": "Unit",
+        "territory_id": "Territory",
+        "rep_name": "Rep",
+        "utilisation": "Rep utilisation",
+    },
     legend_title="Territories and rep homes",
     points=homes,
     point_category_column="territory_id",

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -25,7 +27,16 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
 from territory_lib import performance
-from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_figure, show_list, show_table
+from territory_lib.presentation import (
+    COUNT,
+    DECIMAL,
+    MONEY,
+    PERCENT,
+    SIGNED_PERCENT,
+    show_figure,
+    show_list,
+    show_table,
+)
 from territory_lib.steps import start_step
 
 # %%
@@ -41,11 +52,23 @@ first, last = kpis["month"].min(), kpis["month"].max()
 # %%
 show_table(
     performance.kpi_scorecard(kpis),
-    {"sales_12m": MONEY, "sales_prior_12m": MONEY, "growth_12m": SIGNED_PERCENT, "new_customers_12m": COUNT,
-     "active_customers": COUNT, "penetration_12m": PERCENT},
-    labels={"territory_id": "Territory", "sales_12m": "Sales, last 12 months", "sales_prior_12m": "Sales, 12 months before",
-            "growth_12m": "Growth", "new_customers_12m": "New customers", "active_customers": "Active customers, last month",
-            "penetration_12m": "Penetration of potential"},
+    {
+        "sales_12m": MONEY,
+        "sales_prior_12m": MONEY,
+        "growth_12m": SIGNED_PERCENT,
+        "new_customers_12m": COUNT,
+        "active_customers": COUNT,
+        "penetration_12m": PERCENT,
+    },
+    labels={
+        "territory_id": "Territory",
+        "sales_12m": "Sales, last 12 months",
+        "sales_prior_12m": "Sales, 12 months before",
+        "growth_12m": "Growth",
+        "new_customers_12m": "New customers",
+        "active_customers": "Active customers, last month",
+        "penetration_12m": "Penetration of potential",
+    },
     caption=f"Sales data from {first:%B %Y} to {last:%B %Y}",
 )
 
@@ -63,25 +86,43 @@ show_figure(performance.forecast_chart(fits, ctx.config.currency))
 # %%
 show_table(
     performance.trend_table(fits),
-    {"annual_growth": SIGNED_PERCENT, "growth_low_95": SIGNED_PERCENT, "growth_high_95": SIGNED_PERCENT,
-     "r_squared": DECIMAL, "anomalous_months": COUNT, "next_month_forecast": MONEY},
-    labels={"annual_growth": "Trend growth a year", "growth_low_95": "low 95%", "growth_high_95": "high 95%",
-            "r_squared": "R²", "anomalous_months": "Outlier months", "next_month_forecast": "Forecast, next month"},
+    {
+        "annual_growth": SIGNED_PERCENT,
+        "growth_low_95": SIGNED_PERCENT,
+        "growth_high_95": SIGNED_PERCENT,
+        "r_squared": DECIMAL,
+        "anomalous_months": COUNT,
+        "next_month_forecast": MONEY,
+    },
+    labels={
+        "annual_growth": "Trend growth a year",
+        "growth_low_95": "low 95%",
+        "growth_high_95": "high 95%",
+        "r_squared": "R²",
+        "anomalous_months": "Outlier months",
+        "next_month_forecast": "Forecast, next month",
+    },
 )
 
 # %%
 outliers = performance.anomalies(fits)
 (
-    show_table(outliers, {"sales": MONEY, "expected": MONEY, "month": "{:%B %Y}"},
-               caption="Months far from the trend: worth a look")
+    show_table(
+        outliers,
+        {"sales": MONEY, "expected": MONEY, "month": "{:%B %Y}"},
+        caption="Months far from the trend: worth a look",
+    )
     if len(outliers)
     else show_list(["No month lies far enough from its trend to flag."])
 )
 
 # %%
 total = fits[0].forecast
-show_table(total, {"month": "{:%B %Y}", "forecast": MONEY, "low": MONEY, "high": MONEY},
-           caption=f"Forecast for all territories, next {ctx.config.forecast_months} months")
+show_table(
+    total,
+    {"month": "{:%B %Y}", "forecast": MONEY, "low": MONEY, "high": MONEY},
+    caption=f"Forecast for all territories, next {ctx.config.forecast_months} months",
+)
 
 # %% tags=["remove-cell"]
 ctx.workspace.write("kpis", kpis)

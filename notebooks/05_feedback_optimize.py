@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -52,8 +54,11 @@ else:
 
 # %%
 show_list(
-    feedback.findings(scores, themes, workload) if has_feedback
-    else ["This market has no feedback file (params 'data: feedback:'); the proposals rest on the data alone."]
+    feedback.findings(scores, themes, workload)
+    if has_feedback
+    else [
+        "This market has no feedback file (params 'data: feedback:'); the proposals rest on the data alone."
+    ]
 )
 
 # %%
@@ -76,9 +81,13 @@ show_table(
 # %%
 top_theme = themes.drop(columns=["territory_id", "comments"]).mean().idxmax() if len(themes) else None
 (
-    show_table(feedback.theme_examples(survey, top_theme), {"date": "{:%Y-%m-%d}"},
-               caption=f"Latest comments about {top_theme}, the most raised theme")
-    if top_theme else show_list(["No comments to quote."])
+    show_table(
+        feedback.theme_examples(survey, top_theme),
+        {"date": "{:%Y-%m-%d}"},
+        caption=f"Latest comments about {top_theme}, the most raised theme",
+    )
+    if top_theme
+    else show_list(["No comments to quote."])
 )
 
 # %% [markdown]
@@ -94,7 +103,7 @@ units = metrics.assign(
 )
 current = alignment.set_index("unit_id")["territory_id"]
 labels = sorted(current.unique())
-targets = territories.balance_targets(ctx.config, units) + [BalanceTarget("effort", 0.10)]
+targets = [*territories.balance_targets(ctx.config, units), BalanceTarget("effort", 0.10)]
 proposal = design_territories(
     units,
     ctx.config.territories,
@@ -132,7 +141,8 @@ maps.category_map(
 show_table(
     proposal.territories,
     {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.3g}"}
-    | {t.column: MONEY for t in targets} | {f"{t.column}_dev": SIGNED_PERCENT for t in targets},
+    | {t.column: MONEY for t in targets}
+    | {f"{t.column}_dev": SIGNED_PERCENT for t in targets},
     labels={"territory_id": "Territory", "n_units": "Units", "polsby_popper": "Polsby-Popper"},
     caption="Territories after the proposed moves (deviation from each territory's capacity-based target)",
 )

@@ -34,14 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the five step notebooks and write the HTML reports")
-    run.add_argument("markets", nargs="*", metavar="MARKET", help="market names in params/ or params YAML paths (default: all)")
+    run.add_argument(
+        "markets",
+        nargs="*",
+        metavar="MARKET",
+        help="market names in params/ or params YAML paths (default: all)",
+    )
     run.add_argument("--steps", help="steps to run, e.g. 1-5, 2,3 or 4 (default: all)")
-    run.add_argument("--jobs", type=int, default=2, help="markets run at once, each in its own process (default: 2)")
+    run.add_argument(
+        "--jobs", type=int, default=2, help="markets run at once, each in its own process (default: 2)"
+    )
     run.add_argument("--run-date", help="date printed on the reports, YYYY-MM-DD (default: today)")
     run.set_defaults(handler=_run)
 
     prepare = commands.add_parser("prepare", help="generate the data files of built-in markets")
-    prepare.add_argument("markets", nargs="*", metavar="MARKET", help="markets to prepare (default: all built-in)")
+    prepare.add_argument(
+        "markets", nargs="*", metavar="MARKET", help="markets to prepare (default: all built-in)"
+    )
     prepare.add_argument("--force", action="store_true", help="regenerate even when the files exist")
     prepare.set_defaults(handler=_prepare)
 
@@ -85,7 +94,9 @@ def _prepare(args: argparse.Namespace) -> int:
     builtin = [config for config in configs if config.builtin]
     for config in configs:
         if not config.builtin:
-            print(f"{config.market}: not a built-in market (its params name no 'builtin:'); nothing to prepare.")
+            print(
+                f"{config.market}: not a built-in market (its params name no 'builtin:'); nothing to prepare."
+            )
     for config in builtin:
         folder = Path(config.data.units).parent
         if not args.force and all(

@@ -27,7 +27,10 @@ def quarter_label(dates: pd.Series) -> pd.Series:
 
 
 def score_summary(
-    feedback: pd.DataFrame, rep_assignment: pd.DataFrame, score_columns: Sequence[str], recent_quarters: int = 4
+    feedback: pd.DataFrame,
+    rep_assignment: pd.DataFrame,
+    score_columns: Sequence[str],
+    recent_quarters: int = 4,
 ) -> pd.DataFrame:
     """Mean scores per territory over the last ``recent_quarters`` quarters, and their change.
 
@@ -39,7 +42,9 @@ def score_summary(
     frame["territory_id"] = frame["rep_id"].map(owner).fillna("(no territory)")
     last = frame["quarter"].max()
     recent = frame[frame["quarter"] > last - recent_quarters]
-    before = frame[(frame["quarter"] <= last - recent_quarters) & (frame["quarter"] > last - 2 * recent_quarters)]
+    before = frame[
+        (frame["quarter"] <= last - recent_quarters) & (frame["quarter"] > last - 2 * recent_quarters)
+    ]
     table = recent.groupby("territory_id")[list(score_columns)].mean()
     change = table - before.groupby("territory_id")[list(score_columns)].mean()
     table.columns = [name.removeprefix("score_") for name in table.columns]
@@ -78,10 +83,14 @@ def theme_examples(
     if "comment" not in feedback:
         return pd.DataFrame(columns=["date", "rep_id", "comment"])
     hits = feedback[feedback["comment"].str.contains(theme_pattern(themes[theme]))]
-    return hits.sort_values(["date", "rep_id"], ascending=[False, True]).head(limit)[["date", "rep_id", "comment"]]
+    return hits.sort_values(["date", "rep_id"], ascending=[False, True]).head(limit)[
+        ["date", "rep_id", "comment"]
+    ]
 
 
-def findings(scores: pd.DataFrame, themes: pd.DataFrame, workload: pd.DataFrame, low_score: float = 2.5) -> list[str]:
+def findings(
+    scores: pd.DataFrame, themes: pd.DataFrame, workload: pd.DataFrame, low_score: float = 2.5
+) -> list[str]:
     """Plain-language findings that join what reps say with what the workload table shows."""
     notes = []
     load = workload.set_index("territory_id")
@@ -118,11 +127,17 @@ def _score_names(scores: pd.DataFrame) -> set[str]:
 
 def unit_effort(accounts: pd.DataFrame, units: pd.DataFrame, settings: ResourceSettings) -> pd.Series:
     """Planned visits a year per unit (by the accounts' segments): the field effort a unit asks for."""
-    visits = accounts.assign(visits=visits_per_year(accounts["segment"], settings)).groupby("unit_id")["visits"].sum()
+    visits = (
+        accounts.assign(visits=visits_per_year(accounts["segment"], settings))
+        .groupby("unit_id")["visits"]
+        .sum()
+    )
     return units["unit_id"].map(visits).fillna(0.0).rename("effort")
 
 
-def capacity_shares(territory_ids: Sequence[str], rep_assignment: pd.DataFrame, reps: pd.DataFrame) -> list[float] | None:
+def capacity_shares(
+    territory_ids: Sequence[str], rep_assignment: pd.DataFrame, reps: pd.DataFrame
+) -> list[float] | None:
     """Target shares proportional to the capacity of each territory's rep, or ``None`` with a vacancy."""
     capacity = rep_assignment.set_index("territory_id")["rep_id"].map(reps.set_index("rep_id")["capacity"])
     values = [float(capacity.get(territory, float("nan"))) for territory in territory_ids]

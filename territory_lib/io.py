@@ -156,7 +156,9 @@ def read_any(path: Path, table: str) -> pd.DataFrame:
     """Read a table file by its suffix; CSV values are read as text and typed by the validator."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{table} file {path} not found; check the path under 'data: {table}:' in the params.")
+        raise DataError(
+            f"{table} file {path} not found; check the path under 'data: {table}:' in the params."
+        )
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise DataError(
@@ -321,8 +323,10 @@ def _typed(values: pd.Series, column: Column, path: Path, geo: bool) -> pd.Serie
     if column.maximum is not None:
         outside |= numbers > column.maximum
     if outside.any():
-        band = f"between {column.minimum:g} and {column.maximum:g}" if column.maximum is not None else (
-            f"at least {column.minimum:g}"
+        band = (
+            f"between {column.minimum:g} and {column.maximum:g}"
+            if column.maximum is not None
+            else (f"at least {column.minimum:g}")
         )
         raise DataError(
             f"{path}: column '{column.name}' must be {band}; {_rows(outside, geo)} are not "
@@ -359,8 +363,8 @@ def _place_accounts(
     if unknown.any():
         raise DataError(
             f"{path}: column 'unit_id' names units that are not in {Path(config.data.units).name} in "
-            f"{_rows(unknown, False)} (e.g. {accounts.loc[unknown, 'unit_id'].iloc[0]!r}); correct them or leave "
-            "them empty to locate the accounts by lat/lon."
+            f"{_rows(unknown, False)} (e.g. {accounts.loc[unknown, 'unit_id'].iloc[0]!r}); correct them or "
+            "leave them empty to locate the accounts by lat/lon."
         )
     todo = ~given
     if todo.any():
@@ -386,7 +390,9 @@ def _place_accounts(
     return accounts
 
 
-def _check_links(path: Path | None, frame: pd.DataFrame, column: str, target: pd.DataFrame, name: str) -> None:
+def _check_links(
+    path: Path | None, frame: pd.DataFrame, column: str, target: pd.DataFrame, name: str
+) -> None:
     unknown = ~frame[column].isin(target[column])
     if unknown.any():
         examples = ", ".join(map(repr, frame.loc[unknown, column].unique()[:5]))

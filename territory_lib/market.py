@@ -50,7 +50,9 @@ def unit_metrics(market: Market) -> gpd.GeoDataFrame:
     metrics[counts] = metrics[counts].fillna(0).astype(int)
     metrics[["potential", "sales_12m"]] = metrics[["potential", "sales_12m"]].fillna(0.0)
     metrics["prospects"] = metrics["accounts"] - metrics["customers"]
-    metrics["penetration"] = np.where(metrics["potential"] > 0, metrics["sales_12m"] / metrics["potential"], 0.0)
+    metrics["penetration"] = np.where(
+        metrics["potential"] > 0, metrics["sales_12m"] / metrics["potential"], 0.0
+    )
     metrics["area_km2"] = to_equal_area(metrics).area.to_numpy() / 1e6
     metrics["potential_per_km2"] = metrics["potential"] / metrics["area_km2"]
     return metrics
@@ -103,7 +105,9 @@ class PotentialModel:
     units: pd.DataFrame
 
 
-def potential_model(metrics: pd.DataFrame, attributes: list[str], max_terms: int | None = None) -> PotentialModel:
+def potential_model(
+    metrics: pd.DataFrame, attributes: list[str], max_terms: int | None = None
+) -> PotentialModel:
     """Explain known potential by demographics (statsmodels OLS on ``log1p(potential)``).
 
     Attributes that are constant or nearly collinear with a stronger one are left out, and at most
@@ -185,7 +189,9 @@ def hot_spots(
             n_jobs=1,
         )
     significant = stat.p_sim < 0.05
-    label = np.where(significant & (stat.Zs > 0), "hot spot", np.where(significant, "cold spot", "not significant"))
+    label = np.where(
+        significant & (stat.Zs > 0), "hot spot", np.where(significant, "cold spot", "not significant")
+    )
     return pd.DataFrame(
         {"unit_id": metrics["unit_id"].to_numpy(), "gi_z": stat.Zs, "p_value": stat.p_sim, "hot_spot": label}
     )
@@ -206,7 +212,7 @@ def key_findings(metrics: pd.DataFrame, spots: pd.DataFrame, unit_label: str = "
     hot = int(spots["hot_spot"].eq("hot spot").sum())
     cold = int(spots["hot_spot"].eq("cold spot").sum())
     notes = [
-        f"The top {count(top_n)} by potential ({leaders}, ...) hold {top_share:.0%} of the market's potential.",
+        f"The top {count(top_n)} by potential ({leaders}, ...) hold {top_share:.0%} of the potential.",
         f"Sales of the last twelve months capture {covered:.0%} of the known annual potential.",
         f"Hot spots of potential density: {count(hot)}; cold spots: {count(cold)} (Getis-Ord Gi*, p < 0.05).",
     ]

@@ -52,9 +52,11 @@ def monthly_kpis(sales: pd.DataFrame, assignment: pd.DataFrame, accounts: pd.Dat
         }
     ).reindex(grid, fill_value=0)
     table = table.fillna(0).reset_index()
-    potential = assignment.merge(accounts[["account_id", "potential"]], on="account_id").groupby("territory_id")[
-        "potential"
-    ].sum()
+    potential = (
+        assignment.merge(accounts[["account_id", "potential"]], on="account_id")
+        .groupby("territory_id")["potential"]
+        .sum()
+    )
     grouped = table.groupby("territory_id")["sales"]
     table["growth_mom"] = grouped.pct_change(fill_method=None)
     table["growth_yoy"] = grouped.pct_change(periods=12, fill_method=None)
@@ -67,7 +69,9 @@ def kpi_scorecard(kpis: pd.DataFrame) -> pd.DataFrame:
     """Per territory: last twelve months against the twelve before, new customers, penetration."""
     last = kpis["month"].max()
     recent = kpis[kpis["month"] > last - pd.DateOffset(months=12)]
-    prior = kpis[(kpis["month"] <= last - pd.DateOffset(months=12)) & (kpis["month"] > last - pd.DateOffset(months=24))]
+    prior = kpis[
+        (kpis["month"] <= last - pd.DateOffset(months=12)) & (kpis["month"] > last - pd.DateOffset(months=24))
+    ]
     card = pd.DataFrame(
         {
             "sales_12m": recent.groupby("territory_id")["sales"].sum(),
@@ -106,7 +110,9 @@ def fit_trend(name: str, monthly: pd.Series, horizon: int) -> TrendFit:
     are left out (they would leave too few degrees of freedom).
     """
     months = pd.DatetimeIndex(monthly.index)
-    data = pd.DataFrame({"y": np.log1p(monthly.to_numpy(dtype=float)), "t": np.arange(len(months)), "moy": months.month})
+    data = pd.DataFrame(
+        {"y": np.log1p(monthly.to_numpy(dtype=float)), "t": np.arange(len(months)), "moy": months.month}
+    )
     seasonal = len(months) >= 24
     fit = smf.ols("y ~ t + C(moy)" if seasonal else "y ~ t", data=data).fit()
     slope_low, slope_high = fit.conf_int().loc["t"]
@@ -183,7 +189,9 @@ def forecast_chart(fits: list[TrendFit], currency: str = "USD", columns: int = 3
     for axis, fit in zip(axes.flat, fits, strict=False):
         axis.plot(fit.history["month"], fit.history["sales"], color="#4c566a", lw=1.2, label="actual")
         axis.plot(fit.history["month"], fit.history["fitted"], color="#5e81ac", lw=1, ls="--", label="trend")
-        axis.fill_between(fit.forecast["month"], fit.forecast["low"], fit.forecast["high"], color="#88c0d0", alpha=0.4)
+        axis.fill_between(
+            fit.forecast["month"], fit.forecast["low"], fit.forecast["high"], color="#88c0d0", alpha=0.4
+        )
         axis.plot(fit.forecast["month"], fit.forecast["forecast"], color="#bf616a", lw=1.6, label="forecast")
         flagged = fit.history[fit.history["anomaly"]]
         axis.scatter(flagged["month"], flagged["sales"], color="#d08770", zorder=3, s=18, label="anomaly")

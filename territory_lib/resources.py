@@ -133,7 +133,8 @@ def rep_workload(
     table["capacity"] = table["rep_id"].map(homes["capacity"])
     table["utilisation"] = table["accounts"] / table["capacity"].where(table["capacity"] > 0)
     table["status"] = [
-        _status(rep, utilisation, settings) for rep, utilisation in zip(table["rep_id"], table["utilisation"], strict=True)
+        _status(rep, utilisation, settings)
+        for rep, utilisation in zip(table["rep_id"], table["utilisation"], strict=True)
     ]
     return table.reset_index()
 
@@ -158,7 +159,9 @@ def resource_recommendations(workload: pd.DataFrame, spare_reps: pd.DataFrame) -
     advice = []
     for row in workload.itertuples():
         if row.status == "vacant":
-            advice.append(f"Territory {row.territory_id} has no rep: hire, or assign it to a neighbour's rep.")
+            advice.append(
+                f"Territory {row.territory_id} has no rep: hire, or assign it to a neighbour's rep."
+            )
         elif row.status == "over capacity":
             advice.append(
                 f"{row.rep_name} ({row.territory_id}) covers {row.accounts:,} accounts against a capacity of "
@@ -185,13 +188,20 @@ def utilisation_chart(workload: pd.DataFrame, settings: ResourceSettings) -> Fig
     order = workload.sort_values("territory_id")
     figure = Figure(figsize=(8, 3.2))
     axis = figure.subplots()
-    colours = {"over capacity": "#bf616a", "under-used": "#ebcb8b", "balanced": "#a3be8c", "vacant": "#b0b0b0"}
+    colours = {
+        "over capacity": "#bf616a",
+        "under-used": "#ebcb8b",
+        "balanced": "#a3be8c",
+        "vacant": "#b0b0b0",
+    }
     axis.bar(
         order["territory_id"],
         order["utilisation"].fillna(0),
         color=[colours[status] for status in order["status"]],
     )
-    axis.axhspan(settings.under_capacity, settings.over_capacity, color="#a3be8c", alpha=0.15, label="healthy band")
+    axis.axhspan(
+        settings.under_capacity, settings.over_capacity, color="#a3be8c", alpha=0.15, label="healthy band"
+    )
     axis.axhline(1.0, color="#4c566a", lw=0.8, ls="--")
     axis.set_ylabel("accounts / capacity")
     axis.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")

@@ -134,7 +134,9 @@ def run_market(
         manifest.update(
             run_finished=_now(),
             status="ok",
-            downloads=[{"label": label, "href": name} for name, label in DOWNLOADS if (staging / name).exists()],
+            downloads=[
+                {"label": label, "href": name} for name, label in DOWNLOADS if (staging / name).exists()
+            ],
         )
         _write_json(staging / "manifest.json", manifest)
         _publish(staging, final)

@@ -168,7 +168,9 @@ def start_step(
 
         from territory_lib.report import notebook_header
 
-        display(notebook_header(f"Step {step.number}: {step.title}", config.title, run_date, provenance(config)))
+        display(
+            notebook_header(f"Step {step.number}: {step.title}", config.title, run_date, provenance(config))
+        )
     return StepContext(step, config, market, workspace, run_date)
 
 
@@ -181,7 +183,9 @@ def provenance(config: MarketConfig) -> str:
 
         builtin = BUILTIN_MARKETS[config.builtin]
         return f"{builtin.real_sources} {builtin.synthetic_parts}"
-    return f"Data supplied by the owner of the '{config.market}' market (files named in {config.source.name})."
+    return (
+        f"Data supplied by the owner of the '{config.market}' market (files named in {config.source.name})."
+    )
 
 
 def _check_date(run_date: str) -> str:

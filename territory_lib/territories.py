@@ -15,7 +15,9 @@ from territory_lib.resources import account_assignment, assign_reps, territory_c
 def balance_targets(config: MarketConfig, metrics: pd.DataFrame) -> list[BalanceTarget]:
     """The params' ``design.balance`` as engine targets, each measure checked against the unit metrics."""
     numeric = sorted(
-        name for name in metrics.columns if name != "geometry" and pd.api.types.is_numeric_dtype(metrics[name])
+        name
+        for name in metrics.columns
+        if name != "geometry" and pd.api.types.is_numeric_dtype(metrics[name])
     )
     targets = []
     for index, spec in enumerate(config.design.balance):
@@ -62,7 +64,12 @@ def plan_tables(
         shapes = alignment[alignment["territory_id"].isin(empty)].dissolve("territory_id")
         middle = shapes.to_crs(equal_area_crs(shapes)).centroid.to_crs(4326)
         centres = pd.concat(
-            [centres, pd.DataFrame({"territory_id": shapes.index, "lat": middle.y.to_numpy(), "lon": middle.x.to_numpy()})],
+            [
+                centres,
+                pd.DataFrame(
+                    {"territory_id": shapes.index, "lat": middle.y.to_numpy(), "lon": middle.x.to_numpy()}
+                ),
+            ],
             ignore_index=True,
         )
     reps_for_territories = assign_reps(centres.sort_values("territory_id", ignore_index=True), reps)

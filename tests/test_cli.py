@@ -32,7 +32,9 @@ def test_unknown_market_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> 
     assert "no market 'atlantis'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("text", "steps"), [(None, [1, 2, 3, 4, 5]), ("2,3", [2, 3]), ("1-3", [1, 2, 3]), ("4", [4])])
+@pytest.mark.parametrize(
+    ("text", "steps"), [(None, [1, 2, 3, 4, 5]), ("2,3", [2, 3]), ("1-3", [1, 2, 3]), ("4", [4])]
+)
 def test_steps_option(text: str | None, steps: list[int]) -> None:
     assert parse_steps(text) == steps
 

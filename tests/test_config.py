@@ -54,7 +54,7 @@ def test_yaml_syntax_error_gives_the_line(tmp_path: Path) -> None:
 
 
 def test_unknown_market_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="Known markets: .*georgia"):
+    with pytest.raises(ConfigError, match=r"Known markets: .*georgia"):
         load_config("atlantis")
 
 

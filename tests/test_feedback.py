@@ -21,7 +21,9 @@ def survey() -> pd.DataFrame:
 
 
 def test_score_summary_averages_recent_quarters_and_their_change() -> None:
-    table = feedback.score_summary(survey(), ASSIGNMENT, ["score_workload", "score_travel"]).set_index("territory_id")
+    table = feedback.score_summary(survey(), ASSIGNMENT, ["score_workload", "score_travel"]).set_index(
+        "territory_id"
+    )
     assert table.at["T1", "workload"] == 2 and table.at["T1", "workload_change"] == -2
     assert table.at["T2", "travel"] == 2 and table.at["T2", "travel_change"] == 0
     assert table.at["T1", "responses"] == 4
@@ -40,7 +42,9 @@ def test_comment_themes_match_word_starts() -> None:
 def test_findings_join_scores_with_workload() -> None:
     scores = feedback.score_summary(survey(), ASSIGNMENT, ["score_workload", "score_travel"])
     themes = feedback.comment_themes(survey(), ASSIGNMENT)
-    workload = pd.DataFrame({"territory_id": ["T1", "T2"], "utilisation": [1.3, 0.9], "annual_drive_km": [1000.0, 52000.0]})
+    workload = pd.DataFrame(
+        {"territory_id": ["T1", "T2"], "utilisation": [1.3, 0.9], "annual_drive_km": [1000.0, 52000.0]}
+    )
     notes = feedback.findings(scores, themes, workload)
     assert any(note.startswith("T1: low scores for workload (utilisation 130%") for note in notes)
     assert any(note.startswith("T2: low scores for travel (52,000 km") for note in notes)

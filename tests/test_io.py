@@ -66,7 +66,10 @@ def test_non_numeric_value_is_reported_with_its_row(make_market) -> None:
         return frame
 
     config = load_config(make_market(edit_csv("accounts.csv", corrupt)))
-    with pytest.raises(DataError, match=r"accounts\.csv: column 'lat' has values that are not numbers in row 5 \(e\.g\. 'n/a'\)"):
+    with pytest.raises(
+        DataError,
+        match=r"accounts\.csv: column 'lat' has values that are not numbers in row 5 \(e\.g\. 'n/a'\)",
+    ):
         load_market(config)
 
 
@@ -76,7 +79,9 @@ def test_out_of_range_and_bad_choice_are_reported(make_market) -> None:
         return frame
 
     config = load_config(make_market(edit_csv("accounts.csv", bad_status)))
-    with pytest.raises(DataError, match=r"column 'status' must be one of customer, prospect; row 2 have 'lead'"):
+    with pytest.raises(
+        DataError, match=r"column 'status' must be one of customer, prospect; row 2 have 'lead'"
+    ):
         load_market(config)
 
 
@@ -96,7 +101,10 @@ def test_sales_for_unknown_accounts_are_reported(make_market) -> None:
         return frame
 
     config = load_config(make_market(edit_csv("sales.csv", orphan)))
-    with pytest.raises(DataError, match=r"sales\.csv: column 'account_id' refers to accounts that do not exist in row 2 \('NOPE'\)"):
+    with pytest.raises(
+        DataError,
+        match=r"sales\.csv: column 'account_id' refers to accounts that do not exist in row 2 \('NOPE'\)",
+    ):
         load_market(config)
 
 
@@ -119,7 +127,10 @@ def test_units_without_crs_need_units_crs(make_market) -> None:
 def test_accounts_without_unit_are_located_by_coordinates(make_market, georgia) -> None:
     blank = edit_csv("accounts.csv", lambda f: f.assign(unit_id=""))
     market = load_market(load_config(make_market(blank)))
-    matches = market.accounts.set_index("account_id")["unit_id"] == georgia.accounts.set_index("account_id")["unit_id"]
+    matches = (
+        market.accounts.set_index("account_id")["unit_id"]
+        == georgia.accounts.set_index("account_id")["unit_id"]
+    )
     assert matches.mean() > 0.99
 
 
@@ -129,7 +140,9 @@ def test_parquet_and_geojson_files_are_read(make_market, georgia) -> None:
         gpd.read_file(folder / "units.gpkg").to_file(folder / "units.geojson", driver="GeoJSON")
 
     path = make_market(convert)
-    path.write_text(path.read_text().replace("accounts.csv", "accounts.parquet").replace("units.gpkg", "units.geojson"))
+    path.write_text(
+        path.read_text().replace("accounts.csv", "accounts.parquet").replace("units.gpkg", "units.geojson")
+    )
     market = load_market(load_config(path))
     assert len(market.accounts) == len(georgia.accounts)
     assert len(market.units) == 159

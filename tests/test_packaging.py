@@ -46,7 +46,9 @@ def test_notebook_follows_the_conventions(step) -> None:
     assert len(tagged) == 1
     for cell in cells:
         if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None, "commit notebooks without outputs"
+            assert cell["outputs"] == [] and cell["execution_count"] is None, (
+                "commit notebooks without outputs"
+            )
     declared = pm.inspect_notebook(str(step.path))
     assert tuple(declared) == NOTEBOOK_PARAMETERS
     for name, info in declared.items():

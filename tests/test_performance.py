@@ -27,7 +27,9 @@ def synthetic_sales(growth: float = 0.10, months: int = 36, spike: int | None = 
 
 
 ASSIGNMENT = pd.DataFrame({"account_id": ["a1", "a2", "b1", "b2"], "territory_id": ["T1", "T1", "T2", "T2"]})
-ACCOUNTS = pd.DataFrame({"account_id": ["a1", "a2", "b1", "b2"], "potential": [20000.0, 10000.0, 15000.0, 5000.0]})
+ACCOUNTS = pd.DataFrame(
+    {"account_id": ["a1", "a2", "b1", "b2"], "potential": [20000.0, 10000.0, 15000.0, 5000.0]}
+)
 
 
 def test_monthly_kpis_count_sales_customers_and_newcomers() -> None:
@@ -62,7 +64,9 @@ def test_trend_recovers_growth_and_forecasts_with_an_interval() -> None:
     assert t1.annual_growth == pytest.approx(0.10, abs=0.01)
     assert t1.growth_low < 0.10 < t1.growth_high
     assert len(t1.forecast) == 6
-    assert (t1.forecast["low"] < t1.forecast["forecast"]).all() and (t1.forecast["forecast"] < t1.forecast["high"]).all()
+    assert (t1.forecast["low"] < t1.forecast["forecast"]).all() and (
+        t1.forecast["forecast"] < t1.forecast["high"]
+    ).all()
     assert t1.forecast["month"].iloc[0] == pd.Timestamp("2026-01-01")
     assert not t1.history["anomaly"].any()
 

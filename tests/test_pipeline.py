@@ -7,6 +7,7 @@ failed run keeps the published reports.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -38,9 +39,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     other = root / "north_carolina"
     other.mkdir()
     (other / "01_analyze_market.html").write_text("<html><title>untouched</title></html>")
-    (other / "manifest.json").write_text(
-        '{"market": "north_carolina", "title": "North Carolina, USA", "status": "ok", "steps": [], "downloads": []}'
-    )
+    manifest = {"market": "north_carolina", "title": "North Carolina, USA", "status": "ok", "steps": []}
+    (other / "manifest.json").write_text(json.dumps(manifest))
     yield root
     patch.undo()
 
@@ -113,7 +113,9 @@ def hand_made_market(folder: Path) -> Path:
     )
     shutil.copy(source / "reps.csv", data / "reps.csv")
     sales = pd.read_csv(source / "sales.csv", dtype=str)
-    sales.rename(columns={"date": "order_date", "amount": "net_value"}).to_csv(data / "orders.csv", index=False)
+    sales.rename(columns={"date": "order_date", "amount": "net_value"}).to_csv(
+        data / "orders.csv", index=False
+    )
     params = {
         "market": "carolina-crm",
         "title": "Carolina <CRM> extract",

@@ -16,9 +16,15 @@ from territory_lib.resources import assign_reps, rep_workload, resource_recommen
 coordinates = st.tuples(st.floats(30, 35), st.floats(-86, -80))
 
 
-def frames(centres: list[tuple[float, float]], homes: list[tuple[float, float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def frames(
+    centres: list[tuple[float, float]], homes: list[tuple[float, float]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     centre_frame = pd.DataFrame(
-        {"territory_id": [f"T{i}" for i in range(len(centres))], "lat": [c[0] for c in centres], "lon": [c[1] for c in centres]}
+        {
+            "territory_id": [f"T{i}" for i in range(len(centres))],
+            "lat": [c[0] for c in centres],
+            "lon": [c[1] for c in centres],
+        }
     )
     reps = pd.DataFrame(
         {
@@ -42,14 +48,22 @@ def test_assignment_minimises_total_distance(centres, homes) -> None:
     assert len(assigned) == min(len(centres), len(homes))
     assert assigned["rep_id"].is_unique
     distance = haversine_km(
-        np.array([h[0] for h in homes])[None, :], np.array([h[1] for h in homes])[None, :],
-        np.array([c[0] for c in centres])[:, None], np.array([c[1] for c in centres])[:, None],
+        np.array([h[0] for h in homes])[None, :],
+        np.array([h[1] for h in homes])[None, :],
+        np.array([c[0] for c in centres])[:, None],
+        np.array([c[1] for c in centres])[:, None],
     )
     n_territories, n_reps = distance.shape
     if n_territories <= n_reps:
-        options = (distance[range(n_territories), list(p)].sum() for p in itertools.permutations(range(n_reps), n_territories))
+        options = (
+            distance[range(n_territories), list(p)].sum()
+            for p in itertools.permutations(range(n_reps), n_territories)
+        )
     else:
-        options = (distance[list(p), range(n_reps)].sum() for p in itertools.permutations(range(n_territories), n_reps))
+        options = (
+            distance[list(p), range(n_reps)].sum()
+            for p in itertools.permutations(range(n_territories), n_reps)
+        )
     best = min(options)
     assert np.isclose(assigned["home_distance_km"].sum(), best)
 
