@@ -1,0 +1,799 @@
+"""The territory design entry point: validate inputs, build the unit graph, search, report.
+
+:func:`design_territories` partitions units into ``k`` contiguous territories balanced on one or
+more measures, compact, honouring seeds, locks, unequal targets and (for realignment) a cap on
+disruption, and returns a :class:`DesignResult` with the plan, its metrics and plain-language notes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components, dijkstra
+
+from territory_lib.design.construct import edge_lengths, grow_balanced
+from territory_lib.design.graph import UnitGraph, build_unit_graph
+from territory_lib.design.improve import LocalSearch, Weights
+from territory_lib.design.metrics import inertia_weights, plan_summary, territory_table
+from territory_lib.design.recombine import recombine
+from territory_lib.design.tabu import TabuSearch
+from territory_lib.errors import ConfigError, DataError, InfeasibleError
+from territory_lib.geo import to_equal_area
+
+#: Above this many units the search sweeps units in Python order instead of scoring every move
+#: with numpy at each step (whose cost grows with the whole map).
+LARGE_INSTANCE = 3000
+
+
+@dataclass(frozen=True)
+class BalanceTarget:
+    """A measure to balance and its tolerance band.
+
+    Parameters
+    ----------
+    column : str
+        Column of ``units`` holding the measure (non-negative numbers).
+    tolerance : float
+        Allowed relative deviation of each territory's total from its target, e.g. 0.05 = ±5 %.
+    """
+
+    column: str
+    tolerance: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.column, str) or not self.column:
+            raise ConfigError(f"balance column must be a non-empty string, got {self.column!r}.")
+        if not (isinstance(self.tolerance, int | float) and 0 < self.tolerance < 1):
+            raise ConfigError(
+                f"balance tolerance for {self.column!r} must be a number in (0, 1), got {self.tolerance!r}; "
+                "e.g. 0.05 for ±5 %."
+            )
+
+
+@dataclass
+class DesignResult:
+    """A territory plan with its metrics.
+
+    Attributes
+    ----------
+    assignment : pandas.Series
+        Territory label per unit id (index: unit ids, name ``territory_id``).
+    territories : pandas.DataFrame
+        One row per territory: ``territory_id, n_units``, per measure its total and relative
+        deviation (``<measure>_dev``), ``polsby_popper``, ``inertia`` (km²), ``contiguous``.
+    summary : dict
+        Plan-level metrics (worst deviation per measure, mean Polsby-Popper, total inertia,
+        all_contiguous, seconds, and with a current plan: units_moved, share_moved, …).
+    moves : pandas.DataFrame
+        Units whose territory changed from the current plan: ``unit_id, from_territory, to_territory``.
+    notes : list of str
+        Plain-language notes: joins made to the graph, diagnostics, what blocks balance.
+    feasible : bool
+        Whether every balance band, contiguity, every lock and the disruption cap hold.
+    """
+
+    assignment: pd.Series
+    territories: pd.DataFrame
+    summary: dict[str, float | int | bool | str]
+    moves: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    feasible: bool = True
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write ``unit_id,territory_id`` rows to ``path`` and return the path."""
+        path = Path(path)
+        frame = self.assignment.rename("territory_id").rename_axis("unit_id").reset_index()
+        frame.to_csv(path, index=False)
+        return path
+
+    def metrics_text(self) -> str:
+        """The territory table and plan summary as aligned plain text, for printing."""
+        table = self.territories.copy()
+        for col in table.columns:
+            if col.endswith("_dev"):
+                table[col] = (table[col] * 100).map(lambda v: f"{v:+.2f}%")
+        for col in ("polsby_popper",):
+            table[col] = table[col].map(lambda v: "n/a" if pd.isna(v) else f"{v:.3f}")
+        table["inertia"] = table["inertia"].map(lambda v: f"{v:.1f}")
+        lines = [table.to_string(index=False), ""]
+        for key, value in self.summary.items():
+            if isinstance(value, float):
+                shown = f"{value * 100:.2f}%" if key.startswith(("max_dev_", "share_")) else f"{value:.4g}"
+            else:
+                shown = str(value)
+            lines.append(f"{key}: {shown}")
+        lines.append(f"feasible: {self.feasible}")
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _parse_balance(balance: Sequence[BalanceTarget] | Mapping[str, float]) -> list[BalanceTarget]:
+    if isinstance(balance, Mapping):
+        items = [BalanceTarget(str(col), float(tol)) for col, tol in balance.items()]
+    elif isinstance(balance, BalanceTarget):
+        items = [balance]
+    else:
+        items = [b if isinstance(b, BalanceTarget) else BalanceTarget(str(b)) for b in balance]
+    if not items:
+        raise ConfigError("balance is empty: give at least one measure, e.g. {'potential': 0.05}.")
+    names = [b.column for b in items]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"balance lists a column twice: {names}; give each measure once.")
+    return items
+
+
+def _measure_matrix(units: pd.DataFrame, targets: list[BalanceTarget], ids: np.ndarray) -> np.ndarray:
+    cols = []
+    for bt in targets:
+        if bt.column not in units.columns:
+            raise ConfigError(
+                f"balance column {bt.column!r} is not in units (columns: {list(units.columns)}); "
+                "fix the name or add the column."
+            )
+        values = pd.to_numeric(units[bt.column], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            raise DataError(
+                f"balance column {bt.column!r} has missing, non-numeric or negative values for units "
+                f"{list(ids[bad][:5])}; fill them with numbers ≥ 0."
+            )
+        if values.sum() <= 0:
+            raise DataError(f"balance column {bt.column!r} sums to 0; nothing to balance.")
+        cols.append(values)
+    return np.column_stack(cols)
+
+
+def _territory_names(k: int) -> list[str]:
+    width = max(2, len(str(k)))
+    return [f"T{i + 1:0{width}d}" for i in range(k)]
+
+
+def _map_seeds(
+    seeds: Sequence[str] | pd.DataFrame, units: gpd.GeoDataFrame, ids: np.ndarray, k: int
+) -> list[int]:
+    """Unit position of each seed: given as unit ids, or as points mapped to the unit they fall in."""
+    if isinstance(seeds, pd.DataFrame):
+        if isinstance(seeds, gpd.GeoDataFrame):
+            points = seeds
+            if points.crs is None:
+                raise ConfigError("seeds GeoDataFrame has no CRS; set one, e.g. seeds.set_crs(4326).")
+        else:
+            lat = next((c for c in ("lat", "latitude", "LAT", "Latitude") if c in seeds.columns), None)
+            lon = next(
+                (c for c in ("lon", "lng", "longitude", "LON", "Longitude") if c in seeds.columns), None
+            )
+            if lat is None or lon is None:
+                raise ConfigError(
+                    f"seeds table needs 'lat' and 'lon' columns (has {list(seeds.columns)}); "
+                    "or pass a list of unit ids."
+                )
+            points = gpd.GeoDataFrame(seeds, geometry=gpd.points_from_xy(seeds[lon], seeds[lat]), crs=4326)
+        projected = points.to_crs(units.crs)
+        joined = gpd.sjoin_nearest(
+            projected[[projected.geometry.name]], units[[units.geometry.name]], how="left"
+        )
+        joined = joined[~joined.index.duplicated(keep="first")]
+        positions = joined["index_right"].to_numpy()
+    else:
+        lookup = {uid: i for i, uid in enumerate(ids)}
+        missing = [str(s) for s in seeds if str(s) not in lookup]
+        if missing:
+            raise ConfigError(
+                f"seeds name units that are not in units: {missing[:5]}; use ids from the id column."
+            )
+        positions = np.array([lookup[str(s)] for s in seeds])
+    if len(positions) != k:
+        raise ConfigError(
+            f"seeds has {len(positions)} entries but k = {k}; give exactly one seed per territory."
+        )
+    if len(set(positions.tolist())) != k:
+        dup = pd.Series(positions).value_counts()
+        unit = ids[int(dup.index[0])]
+        raise ConfigError(
+            f"two seeds fall in the same unit {unit}; move one seed or merge those territories."
+        )
+    return [int(p) for p in positions]
+
+
+def _connect_cores(
+    graph: UnitGraph, cores: list[list[int]], names: list[str], ids: np.ndarray
+) -> list[list[int]]:
+    """Join each territory's required units by shortest paths that avoid other territories' units."""
+    owner = np.full(graph.n, -1)
+    for t, core in enumerate(cores):
+        for u in core:
+            if owner[u] >= 0 and owner[u] != t:
+                raise InfeasibleError(
+                    f"unit {ids[u]} is required in both {names[owner[u]]} and {names[t]} "
+                    "(locks/seeds conflict); "
+                    "drop one of the two."
+                )
+            owner[u] = t
+    lengths = edge_lengths(graph)
+    rows = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
+    result = []
+    for t, core in enumerate(cores):
+        core = sorted(set(core))
+        if len(core) <= 1:
+            result.append(core)
+            continue
+        # Paths may use free units and this territory's own units only.
+        allowed = (owner == -1) | (owner == t)
+        keep = allowed[rows] & allowed[graph.indices]
+        mat = sparse.csr_matrix((lengths[keep], (rows[keep], graph.indices[keep])), shape=(graph.n, graph.n))
+        members = {core[0]}
+        for u in core[1:]:
+            if u in members:
+                continue
+            dist, pred = dijkstra(mat, indices=sorted(members), min_only=True, return_predecessors=True)[:2]
+            if not np.isfinite(dist[u]):
+                blockers = sorted({names[o] for o in owner[owner >= 0] if o != t})
+                raise InfeasibleError(
+                    f"the locked units of {names[t]} ({ids[core[0]]} and {ids[u]}) cannot be joined without "
+                    f"crossing units locked to {', '.join(blockers)}; a contiguous plan is impossible — "
+                    "unlock some units or allow those territories to share them."
+                )
+            v = u
+            while v >= 0 and v not in members:
+                members.add(int(v))
+                owner[v] = t
+                v = pred[v]
+        result.append(sorted(members))
+    return result
+
+
+def _repair_contiguity(graph: UnitGraph, labels: np.ndarray, k: int, share: np.ndarray) -> np.ndarray:
+    """Make every territory connected: keep its heaviest piece, hand other pieces to neighbours.
+
+    Units labelled ``-1`` (no current territory) are handed out the same way.
+    """
+    labels = labels.copy()
+    rows = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
+    weight = share.sum(axis=1) + 1e-12
+    same = (labels[rows] == labels[graph.indices]) & (labels[rows] >= 0)
+    mat = sparse.csr_matrix(
+        (np.ones(int(same.sum())), (rows[same], graph.indices[same])), shape=(graph.n,) * 2
+    )
+    _, comp = connected_components(mat, directed=False)
+    for t in range(k):
+        members = np.flatnonzero(labels == t)
+        if len(members) == 0:
+            continue
+        pieces = comp[members]
+        mass = pd.Series(weight[members]).groupby(pieces).sum()
+        keep = mass.index[np.argmax(mass.to_numpy())]
+        labels[members[pieces != keep]] = -1
+    nbrs = graph.neighbour_lists()
+    while (labels < 0).any():
+        progress = False
+        for u in np.flatnonzero(labels < 0).tolist():
+            counts: dict[int, int] = {}
+            for v in nbrs[u]:
+                if labels[v] >= 0:
+                    counts[int(labels[v])] = counts.get(int(labels[v]), 0) + 1
+            if counts:
+                labels[u] = max(sorted(counts), key=lambda t: counts[t])
+                progress = True
+        if not progress:
+            labels[labels < 0] = 0
+    return labels
+
+
+def _pairs(ls: LocalSearch) -> list[tuple[int, int]]:
+    """Adjacent territory pairs, sorted."""
+    labels = np.asarray(ls.labels)
+    out: set[tuple[int, int]] = set()
+    for j in range(ls.n):
+        for v in ls.nbrs[j]:
+            a, b = labels[j], labels[v]
+            if a != b:
+                out.add((int(min(a, b)), int(max(a, b))))
+    return sorted(out)
+
+
+def _violating_pairs(ls: LocalSearch) -> list[tuple[int, int]]:
+    bad = {t for t in range(ls.k) if ls._balance_cost(t, ls.load[t])[0] > 0}
+    return [p for p in _pairs(ls) if p[0] in bad or p[1] in bad]
+
+
+@dataclass
+class _Search:
+    """Everything the optimiser needs, already validated."""
+
+    graph: UnitGraph
+    share: np.ndarray
+    target: np.ndarray
+    tolerance: np.ndarray
+    movable: np.ndarray
+    cores: list[list[int]]
+    inertia_weight: np.ndarray
+    current: np.ndarray | None
+    disruption_weight: np.ndarray | None
+    disruption_cap: float | None
+    deadline: float
+
+    def new_state(self, labels: np.ndarray) -> LocalSearch:
+        return LocalSearch(
+            self.graph,
+            labels,
+            self.share,
+            self.target,
+            self.tolerance,
+            self.movable,
+            current=self.current,
+            disruption_weight=self.disruption_weight,
+            disruption_cap=self.disruption_cap,
+            inertia_weight=self.inertia_weight,
+        )
+
+
+def _phase_weights(polygons: bool, realign: bool, k: int) -> tuple[Weights, Weights]:
+    """Objective weights for the balance phase and the shape phase."""
+    pp = 1.0 if polygons else 0.0
+    inertia = 0.1 if polygons else 1.0
+    disruption = 4.0 * k if realign else 0.0
+    zone = 1.0 if realign else 0.0
+    balance = Weights(
+        violation=100.0, pull=20.0, zone=zone, pp=0.1 * pp, inertia=0.1 * inertia, disruption=disruption
+    )
+    shape = Weights(
+        violation=30.0, pull=1.0, zone=max(zone, 0.5), pp=pp, inertia=inertia, disruption=disruption
+    )
+    return balance, shape
+
+
+def _optimise(search: _Search, start: np.ndarray, rng: np.random.Generator, realign: bool) -> LocalSearch:
+    """Balance, then shape, from ``start``; small maps by tabu search, large ones by sweeps."""
+    ls = search.new_state(start)
+    balance_w, shape_w = _phase_weights(search.graph.polygons, realign, ls.k)
+    if search.graph.n <= LARGE_INSTANCE:
+        tabu = TabuSearch(ls, search.graph)
+        tabu.run(balance_w, rng, search.deadline, max_iter=5000, patience=2000)
+        for _ in range(3):
+            ls.weights = shape_w
+            for a, b in _pairs(ls):
+                recombine(ls, a, b, rng)
+            tabu.run(shape_w, rng, search.deadline, max_iter=3000, patience=300)
+    else:
+        ls.run(balance_w, rng, search.deadline)
+        for _ in range(10):
+            if ls.violation() <= 0 or time.perf_counter() > search.deadline:
+                break
+            ls.weights = balance_w
+            for a, b in _violating_pairs(ls):
+                recombine(ls, a, b, rng)
+            ls.run(balance_w, rng, search.deadline)
+        ls.run(Weights(**{**shape_w.__dict__, "hard_band": True}), rng, search.deadline)
+    return ls
+
+
+def _plan_key(ls: LocalSearch) -> tuple[float, float]:
+    return (round(ls.violation(), 12), ls.objective())
+
+
+def design_territories(
+    units: gpd.GeoDataFrame,
+    k: int,
+    balance: Sequence[BalanceTarget] | Mapping[str, float],
+    *,
+    id_column: str = "unit_id",
+    current: pd.Series | None = None,
+    max_disruption: float | None = None,
+    disruption_measure: str | None = None,
+    locked: Mapping[str, str] | None = None,
+    seeds: Sequence[str] | pd.DataFrame | None = None,
+    targets: Sequence[float] | None = None,
+    seed: int = 0,
+    time_limit: float | None = None,
+) -> DesignResult:
+    """Partition units into ``k`` contiguous, balanced, compact territories.
+
+    Parameters
+    ----------
+    units : geopandas.GeoDataFrame
+        One row per unit (polygons, or points such as accounts), with a CRS.
+    k : int
+        Number of territories.
+    balance : sequence of BalanceTarget or mapping
+        Measures to balance with their tolerance, e.g. ``{"potential": 0.05}``.
+    id_column : str
+        Column holding unit ids (converted to str).
+    current : pandas.Series, optional
+        Current territory label per unit id (realignment); may be unbalanced or non-contiguous.
+    max_disruption : float, optional
+        Largest share of units (or of ``disruption_measure``) allowed to change territory.
+    disruption_measure : str, optional
+        Column whose share measures disruption instead of the unit count.
+    locked : mapping, optional
+        Unit id → territory label that must hold.
+    seeds : sequence of str or DataFrame, optional
+        ``k`` unit ids anchoring territory ``i`` at ``seeds[i]``, or a table of points
+        (GeoDataFrame, or DataFrame with lat/lon) mapped to the units they fall in.
+    targets : sequence of float, optional
+        Target share of each territory (sums to 1); default equal shares.
+    seed : int
+        Random seed: the same inputs and seed give the same plan.
+    time_limit : float, optional
+        Safety cap in seconds on the search (a plan cut short by it may vary between machines).
+
+    Returns
+    -------
+    DesignResult
+        The plan, its metrics, moves against ``current`` and notes.
+
+    Raises
+    ------
+    ConfigError
+        A parameter is malformed or inconsistent (missing column, wrong number of seeds, …).
+    InfeasibleError
+        No plan can exist: ``k`` larger than the number of units, conflicting locks.
+
+    Examples
+    --------
+    >>> result = design_territories(counties, 6, {"BIR79": 0.01}, id_column="FIPS")  # doctest: +SKIP
+    >>> print(result.metrics_text())  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    if not isinstance(units, gpd.GeoDataFrame):
+        raise ConfigError("units must be a GeoDataFrame with one row per unit and a CRS.")
+    if units.crs is None:
+        raise ConfigError("units have no CRS; set it, e.g. units.set_crs(4326) for longitude/latitude.")
+    if id_column not in units.columns:
+        raise ConfigError(
+            f"id column {id_column!r} is not in units (columns: {list(units.columns)}); pass id_column=."
+        )
+    ids = units[id_column].astype(str).to_numpy()
+    if len(set(ids)) != len(ids):
+        dup = pd.Series(ids).value_counts()
+        raise DataError(
+            f"unit ids in {id_column!r} repeat (e.g. {dup.index[0]!r}); each unit needs its own id."
+        )
+    n = len(units)
+    if not isinstance(k, int | np.integer) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}.")
+    k = int(k)
+    if k > n:
+        raise InfeasibleError(f"k = {k} territories but only {n} units; lower k to at most {n}.")
+    bands = _parse_balance(balance)
+    values = _measure_matrix(units, bands, ids)
+    names_m = [b.column for b in bands]
+    tolerance = np.array([b.tolerance for b in bands])
+    share = values / values.sum(axis=0)
+    if targets is None:
+        target_share = np.full(k, 1.0 / k)
+    else:
+        target_share = np.asarray(list(targets), dtype=float)
+        if len(target_share) != k or (target_share <= 0).any() or abs(target_share.sum() - 1) > 1e-6:
+            raise ConfigError(f"targets must be {k} positive shares summing to 1, got {list(targets)}.")
+    target = np.repeat(target_share[:, None], len(bands), axis=1)
+    if max_disruption is not None and not 0 <= max_disruption <= 1:
+        raise ConfigError(f"max_disruption must be a share in [0, 1], got {max_disruption!r}.")
+    if max_disruption is not None and current is None:
+        raise ConfigError("max_disruption needs a current plan; pass current= (or --current).")
+
+    projected = to_equal_area(units)
+    graph = build_unit_graph(projected, ids)
+    notes = list(graph.notes)
+    lookup = {uid: i for i, uid in enumerate(ids)}
+
+    # Territory names: the current plan's labels where there is one, else T01..Tk.
+    current_idx: np.ndarray | None = None
+    if current is not None:
+        cur = pd.Series(current).copy()
+        cur.index = cur.index.astype(str)
+        unknown = sorted(set(cur.index) - set(ids))
+        if unknown:
+            raise ConfigError(f"current names units that are not in units: {unknown[:5]}.")
+        cur = cur.reindex(ids)
+        present = cur.dropna().astype(str)
+        load = (
+            pd.Series(values[_lookup_positions(present.index, lookup), 0]).groupby(present.to_numpy()).sum()
+        )
+        kept = sorted(load.sort_values(ascending=False, kind="stable").index[:k].tolist())
+        dropped = sorted(set(load.index) - set(kept))
+        if dropped:
+            notes.append(
+                f"the current plan has {len(load)} territories for k = {k}: dissolved {', '.join(dropped)}."
+            )
+        fresh = [name for name in _territory_names(k + len(kept)) if name not in kept][: k - len(kept)]
+        names = kept + fresh
+        if fresh:
+            notes.append(f"k = {k} adds territories {', '.join(fresh)} to the current plan's {len(kept)}.")
+        pos = {name: t for t, name in enumerate(names)}
+        current_idx = np.array([pos.get(str(v), -1) if pd.notna(v) else -1 for v in cur.to_numpy()])
+    else:
+        names = _territory_names(k)
+    name_pos = {name: t for t, name in enumerate(names)}
+
+    cores: list[list[int]] = [[] for _ in range(k)]
+    movable = np.ones(n, dtype=bool)
+    if seeds is not None:
+        for t, u in enumerate(_map_seeds(seeds, projected, ids, k)):
+            cores[t].append(u)
+            movable[u] = False
+    if locked:
+        for uid, label in locked.items():
+            if str(uid) not in lookup:
+                raise ConfigError(f"locked unit {uid!r} is not in units; use ids from {id_column!r}.")
+            if str(label) not in name_pos:
+                raise ConfigError(
+                    f"unit {uid} is locked to {label!r}, which is not a territory ({', '.join(names)}); "
+                    "use one of those labels."
+                )
+            u = lookup[str(uid)]
+            cores[name_pos[str(label)]].append(u)
+            movable[u] = False
+    if any(len(c) > 1 for c in cores):
+        cores = _connect_cores(graph, cores, names, ids)
+
+    # A unit heavier than the upper band of the smallest target can never be balanced.
+    for a, bt in enumerate(bands):
+        too_big = np.flatnonzero(share[:, a] > target[:, a].min() * (1 + bt.tolerance))
+        for u in too_big[:5]:
+            notes.append(
+                f"unit {ids[u]} alone carries {share[u, a] / target[:, a].min():.0%} of a territory's "
+                f"{bt.column} target, more than the ±{bt.tolerance:.0%} band allows; its territory cannot "
+                f"balance — split that unit or widen the {bt.column} tolerance."
+            )
+
+    inertia_w = inertia_weights(values)
+    disruption_weight = None
+    cap = None
+    if current_idx is not None:
+        if disruption_measure is not None:
+            if disruption_measure not in units.columns:
+                raise ConfigError(f"disruption_measure {disruption_measure!r} is not a column of units.")
+            dm = (
+                pd.to_numeric(units[disruption_measure], errors="coerce")
+                .fillna(0)
+                .clip(lower=0)
+                .to_numpy(float)
+            )
+            disruption_weight = dm / dm.sum() if dm.sum() > 0 else np.full(n, 1.0 / n)
+        else:
+            disruption_weight = np.full(n, 1.0 / n)
+        cap = max_disruption
+    budget = time_limit if time_limit is not None else max(30.0, 10.0 + n / 500)
+    search = _Search(
+        graph=graph,
+        share=share,
+        target=target,
+        tolerance=tolerance * (1 - 1e-9),
+        movable=movable,
+        cores=cores,
+        inertia_weight=inertia_w,
+        current=current_idx,
+        disruption_weight=disruption_weight,
+        disruption_cap=cap,
+        deadline=started + budget,
+    )
+
+    if k == 1:
+        labels = np.zeros(n, dtype=np.int64)
+    elif current_idx is not None:
+        start = _repair_contiguity(graph, current_idx, k, share)
+        start = _add_territories(search, start, current_idx, k, np.random.default_rng([seed, 0]))
+        moved_by_repair = int((start != current_idx).sum())
+        if moved_by_repair:
+            notes.append(f"{moved_by_repair} units moved to make the current plan contiguous or complete.")
+        labels = _optimise(search, start, np.random.default_rng([seed, 1]), realign=True).labels_array()
+    else:
+        starts = 4 if n <= LARGE_INSTANCE else 1
+        best: tuple[tuple[float, float], np.ndarray] | None = None
+        combined = share.mean(axis=1)
+        for attempt in range(starts):
+            if best is not None and time.perf_counter() > search.deadline:
+                break
+            rng = np.random.default_rng([seed, attempt])
+            start = grow_balanced(graph, combined, target_share, cores, rng)
+            ls = _optimise(search, start, rng, realign=False)
+            key = _plan_key(ls)
+            if best is None or key < best[0]:
+                best = (key, ls.labels_array())
+        assert best is not None
+        labels = best[1]
+        if seeds is None and targets is None and not locked:
+            labels, names = _geographic_order(graph, labels, names)
+
+    seconds = time.perf_counter() - started
+    return _result(
+        graph,
+        labels,
+        names,
+        values,
+        names_m,
+        target * values.sum(axis=0),
+        bands,
+        ids,
+        current_idx,
+        disruption_weight,
+        max_disruption,
+        movable,
+        cores,
+        notes,
+        seconds,
+        time_limit,
+        search,
+    )
+
+
+def _lookup_positions(index: pd.Index, lookup: dict[str, int]) -> np.ndarray:
+    """Positions of unit ids ``index`` in the units table."""
+    return np.array([lookup[str(u)] for u in index], dtype=np.int64)
+
+
+def _add_territories(
+    search: _Search, labels: np.ndarray, current_idx: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Create territories the current plan lacks by splitting the heaviest territories in two."""
+    from territory_lib.design.construct import _split_candidates
+    from territory_lib.design.sweep import subgraph
+
+    labels = labels.copy()
+    graph = search.graph
+    lengths = edge_lengths(graph)
+    xy = graph.xy - graph.xy.mean(axis=0)
+    for t in range(k):
+        if (labels == t).any():
+            continue
+        load = np.bincount(labels, weights=search.share.mean(axis=1), minlength=k)
+        load[t] = -1
+        donor = int(np.argmax(load / search.target.mean(axis=1)))
+        nodes = np.flatnonzero(labels == donor)
+        if len(nodes) < 2:
+            continue
+        sub = subgraph(
+            nodes,
+            graph.indptr,
+            graph.indices,
+            graph.shared,
+            lengths,
+            graph.n,
+            share=search.share,
+            area=graph.area,
+            perim=graph.perimeter,
+            w=search.inertia_weight,
+            x=xy[:, 0],
+            y=xy[:, 1],
+        )
+        splits = _split_candidates(
+            sub,
+            search.target[donor],
+            search.target[t],
+            1,
+            1,
+            search.tolerance,
+            1.0,
+            graph.polygons,
+            rng,
+            48,
+            1,
+        )
+        if splits:
+            labels[nodes[~splits[0]]] = t
+    return labels
+
+
+def _geographic_order(graph: UnitGraph, labels: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Renumber territories north to south, then west to east, by their centroid."""
+    k = len(names)
+    count = np.bincount(labels, minlength=k)
+    cx = np.bincount(labels, weights=graph.xy[:, 0], minlength=k) / np.maximum(count, 1)
+    cy = np.bincount(labels, weights=graph.xy[:, 1], minlength=k) / np.maximum(count, 1)
+    order = np.lexsort((cx, -cy))
+    new_index = np.empty(k, dtype=np.int64)
+    new_index[order] = np.arange(k)
+    return new_index[labels], names
+
+
+def _result(
+    graph: UnitGraph,
+    labels: np.ndarray,
+    names: list[str],
+    values: np.ndarray,
+    measure_names: list[str],
+    target_abs: np.ndarray,
+    bands: list[BalanceTarget],
+    ids: np.ndarray,
+    current_idx: np.ndarray | None,
+    disruption_weight: np.ndarray | None,
+    max_disruption: float | None,
+    movable: np.ndarray,
+    cores: list[list[int]],
+    notes: list[str],
+    seconds: float,
+    time_limit: float | None,
+    search: _Search,
+) -> DesignResult:
+    """Assemble metrics, moves, diagnostics and feasibility for a finished plan."""
+    table = territory_table(graph, labels, names, values, measure_names, target_abs)
+    summary: dict[str, float | int | bool | str] = dict(plan_summary(table, measure_names))
+    summary["seconds"] = round(seconds, 3)
+    feasible = bool(table["contiguous"].all())
+    out_of_band = []
+    for bt in bands:
+        dev = table[f"{bt.column}_dev"].abs()
+        if (dev > bt.tolerance + 1e-12).any():
+            feasible = False
+            out_of_band += [
+                (names[t], bt, float(table[f"{bt.column}_dev"].iloc[t]))
+                for t in np.flatnonzero(dev > bt.tolerance + 1e-12)
+            ]
+    for t, core in enumerate(cores):
+        if any(labels[u] != t for u in core):
+            feasible = False
+            notes.append(f"a locked or seed unit of {names[t]} ended elsewhere; please report this as a bug.")
+    moves = pd.DataFrame(columns=["unit_id", "from_territory", "to_territory"])
+    if current_idx is not None:
+        changed = labels != current_idx
+        named = np.asarray(names, dtype=object)
+        from_names = np.where(current_idx >= 0, named[np.clip(current_idx, 0, None)], None)
+        moves = pd.DataFrame(
+            {
+                "unit_id": ids[changed],
+                "from_territory": from_names[changed],
+                "to_territory": named[labels[changed]],
+            }
+        )
+        summary["units_moved"] = int(changed.sum())
+        summary["share_moved"] = float(changed.mean())
+        if disruption_weight is not None:
+            summary["share_disrupted"] = float(disruption_weight[changed].sum())
+        if max_disruption is not None and summary["share_disrupted"] > max_disruption + 1e-9:
+            feasible = False
+            notes.append(
+                f"the plan moves {summary['share_disrupted']:.1%}, above max_disruption "
+                f"{max_disruption:.1%}; raise the cap."
+            )
+    for name, bt, dev in out_of_band[:10]:
+        reason = _blocking_reason(search, name, names, bt, max_disruption, summary)
+        notes.append(f"{name} is {dev:+.1%} off its {bt.column} target (band ±{bt.tolerance:.0%}): {reason}")
+    if time_limit is not None and seconds >= time_limit:
+        notes.append(
+            f"the search stopped at the time limit ({time_limit:g} s); the plan is the best found by then."
+        )
+    return DesignResult(
+        assignment=pd.Series(
+            np.asarray(names, dtype=object)[labels],
+            index=pd.Index(ids, name="unit_id"),
+            name="territory_id",
+            dtype=object,
+        ),
+        territories=table,
+        summary=summary,
+        moves=moves.reset_index(drop=True),
+        notes=notes,
+        feasible=feasible,
+    )
+
+
+def _blocking_reason(
+    search: _Search,
+    name: str,
+    names: list[str],
+    bt: BalanceTarget,
+    max_disruption: float | None,
+    summary: dict,
+) -> str:
+    t = names.index(name)
+    if search.cores[t] and len(search.cores[t]) > 1:
+        return "its locked units and the paths joining them pin it; unlock some units or widen the tolerance."
+    used = float(summary.get("share_disrupted", 0.0))
+    if max_disruption is not None and used >= max_disruption - 1.0 / max(search.graph.n, 1):
+        return (
+            f"the disruption cap ({max_disruption:.0%}) is used up; raise max_disruption to move more units."
+        )
+    heavy = search.share.max(axis=1).max() / search.target.min()
+    if heavy > bt.tolerance * 2:
+        return "units are coarse relative to the band; widen the tolerance, lower k, or allow more time."
+    return "the search found no balanced plan in its budget; allow more time or widen the tolerance."
+
+
+__all__ = ["BalanceTarget", "DesignResult", "design_territories"]

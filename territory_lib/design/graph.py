@@ -1,0 +1,210 @@
+"""Unit adjacency graph for territory design: queen contiguity for polygons, Delaunay for points.
+
+Disconnected pieces (islands, exclaves, isolated points) are joined to their nearest unit so that
+every plan can be contiguous; each join is recorded as a human-readable note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from libpysal.graph import Graph
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import Delaunay, QhullError, cKDTree
+
+from territory_lib.errors import DataError
+
+
+@dataclass
+class UnitGraph:
+    """Adjacency of the units in CSR form with the geometry the optimiser needs.
+
+    Attributes
+    ----------
+    ids : numpy.ndarray
+        Unit ids (str), position ``i`` is unit ``i``.
+    indptr, indices : numpy.ndarray
+        CSR adjacency (symmetric, no self loops), neighbours of ``i`` are
+        ``indices[indptr[i]:indptr[i + 1]]``.
+    shared : numpy.ndarray
+        Length in metres of the boundary shared along each CSR entry (0 for point units and joins).
+    perimeter, area : numpy.ndarray
+        Perimeter (m) and area (m²) of each unit; zeros for point units.
+    xy : numpy.ndarray
+        ``(n, 2)`` unit centroids in an equal-area projection (metres).
+    polygons : bool
+        Whether units are polygons (so Polsby-Popper is defined).
+    joins : list of tuple
+        ``(i, j, metres)`` edges added to connect components.
+    notes : list of str
+        What was done to make the graph connected.
+    """
+
+    ids: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
+    shared: np.ndarray
+    perimeter: np.ndarray
+    area: np.ndarray
+    xy: np.ndarray
+    polygons: bool
+    joins: list[tuple[int, int, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        """Number of units."""
+        return len(self.ids)
+
+    def matrix(self) -> sparse.csr_matrix:
+        """Adjacency as a scipy CSR matrix of ones."""
+        data = np.ones(len(self.indices), dtype=np.int8)
+        return sparse.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
+
+    def edges(self) -> np.ndarray:
+        """Undirected edges ``(i, j)`` with ``i < j`` as an ``(e, 2)`` array."""
+        rows = np.repeat(np.arange(self.n), np.diff(self.indptr))
+        keep = rows < self.indices
+        return np.column_stack([rows[keep], self.indices[keep]])
+
+    def neighbour_lists(self) -> list[list[int]]:
+        """Neighbours of each unit as Python lists (fast to iterate in the local search)."""
+        ind = self.indices.tolist()
+        ptr = self.indptr.tolist()
+        return [ind[ptr[i] : ptr[i + 1]] for i in range(self.n)]
+
+
+def _polygon_edges(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Queen contiguity with shared boundary lengths (libpysal), self-loops of isolates dropped."""
+    g = Graph.build_contiguity(geoms.reset_index(drop=True), rook=False, by_perimeter=True)
+    adj = g.adjacency.reset_index()
+    focal = adj["focal"].to_numpy(dtype=np.int64)
+    neigh = adj["neighbor"].to_numpy(dtype=np.int64)
+    weight = adj["weight"].to_numpy(dtype=float)
+    keep = focal != neigh
+    return focal[keep], neigh[keep], weight[keep]
+
+
+def _point_edges(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Delaunay edges between points; a nearest-neighbour chain when the points are degenerate."""
+    n = len(xy)
+    if n < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    try:
+        if n < 4:
+            raise QhullError("too few points for a triangulation")
+        tri = Delaunay(xy)
+        indptr, indices = tri.vertex_neighbor_vertices
+        focal = np.repeat(np.arange(n), np.diff(indptr))
+        return focal, indices.astype(np.int64)
+    except QhullError:
+        # Collinear or very few points: link each point to its nearest predecessor along the line.
+        order = np.lexsort((xy[:, 1], xy[:, 0]))
+        a, b = order[:-1], order[1:]
+        return np.concatenate([a, b]), np.concatenate([b, a])
+
+
+def _join_components(
+    n: int, rows: np.ndarray, cols: np.ndarray, xy: np.ndarray, ids: np.ndarray
+) -> tuple[list[tuple[int, int, float]], list[str]]:
+    """Join every component to its nearest unit outside it until the graph is connected."""
+    joins: list[tuple[int, int, float]] = []
+    notes: list[str] = []
+    r, c = rows, cols
+    while True:
+        mat = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
+        n_comp, comp = connected_components(mat, directed=False)
+        if n_comp <= 1:
+            return joins, notes
+        sizes = np.bincount(comp)
+        main = int(np.argmax(sizes))
+        new_r, new_c = [], []
+        for label in sorted(range(n_comp), key=lambda lab: (-sizes[lab], lab)):
+            if label == main:
+                continue
+            inside = np.flatnonzero(comp == label)
+            outside = np.flatnonzero(comp != label)
+            dist, nearest = cKDTree(xy[outside]).query(xy[inside])
+            best = int(np.argmin(dist))
+            i, j = int(inside[best]), int(outside[nearest[best]])
+            metres = float(dist[best])
+            joins.append((i, j, metres))
+            new_r += [i, j]
+            new_c += [j, i]
+            what = f"unit {ids[i]}" if len(inside) == 1 else f"{len(inside)} units around {ids[i]}"
+            notes.append(
+                f"{what} had no neighbour in the rest of the map; joined to unit {ids[j]} "
+                f"({metres / 1000:.1f} km away) so territories stay contiguous."
+            )
+        r = np.concatenate([r, np.asarray(new_r, dtype=np.int64)])
+        c = np.concatenate([c, np.asarray(new_c, dtype=np.int64)])
+
+
+def build_unit_graph(units: gpd.GeoDataFrame, ids: np.ndarray) -> UnitGraph:
+    """Build the adjacency graph of ``units`` (already in an equal-area projection).
+
+    Parameters
+    ----------
+    units : geopandas.GeoDataFrame
+        One row per unit, polygons or points, projected in metres.
+    ids : numpy.ndarray
+        Unit ids in row order (used in notes).
+
+    Returns
+    -------
+    UnitGraph
+        Connected adjacency with shared boundary lengths, centroids, areas and perimeters.
+    """
+    geoms = units.geometry
+    if geoms.isna().any() or geoms.is_empty.any():
+        bad = ids[(geoms.isna() | geoms.is_empty).to_numpy()][:5]
+        raise DataError(
+            f"units {list(bad)} have an empty or missing geometry; drop them or fix their shapes."
+        )
+    kinds = set(shapely.get_type_id(geoms.to_numpy()).tolist())
+    polygons = kinds <= {3, 6}
+    if not polygons and not kinds <= {0}:
+        raise DataError(
+            "units mix geometry types; give either all polygons (areas) or all points "
+            "(e.g. account locations)."
+        )
+    n = len(units)
+    if polygons:
+        xy = shapely.get_coordinates(geoms.centroid.to_numpy())
+        focal, neigh, shared = _polygon_edges(geoms)
+        perimeter = geoms.length.to_numpy(dtype=float)
+        area = geoms.area.to_numpy(dtype=float)
+    else:
+        xy = shapely.get_coordinates(geoms.to_numpy())
+        focal, neigh = _point_edges(xy)
+        shared = np.zeros(len(focal))
+        perimeter = np.zeros(n)
+        area = np.zeros(n)
+    joins, notes = _join_components(n, focal, neigh, xy, ids)
+    if joins:
+        jr = np.array([[i, j] for i, j, _ in joins] + [[j, i] for i, j, _ in joins], dtype=np.int64)
+        focal = np.concatenate([focal, jr[:, 0]])
+        neigh = np.concatenate([neigh, jr[:, 1]])
+        shared = np.concatenate([shared, np.zeros(len(jr))])
+    # Deduplicate and sort into CSR; duplicates can come from Delaunay or repeated joins.
+    frame = pd.DataFrame({"i": focal, "j": neigh, "s": shared}).groupby(["i", "j"], sort=True)["s"].max()
+    rows = frame.index.get_level_values(0).to_numpy()
+    indices = frame.index.get_level_values(1).to_numpy().astype(np.int64)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
+    return UnitGraph(
+        ids=np.asarray(ids),
+        indptr=indptr,
+        indices=indices,
+        shared=frame.to_numpy(dtype=float),
+        perimeter=perimeter,
+        area=area,
+        xy=np.asarray(xy, dtype=float),
+        polygons=polygons,
+        joins=joins,
+        notes=notes,
+    )

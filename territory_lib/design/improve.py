@@ -1,0 +1,368 @@
+"""Local search over boundary units: restore balance, then improve compactness, keeping contiguity.
+
+A move hands one boundary unit to an adjacent territory. It is allowed only when the unit is not
+locked, its territory stays non-empty and connected (checked around the unit, then by a bounded
+search), and the disruption cap holds. Moves are scored by an objective of band violation, a
+quadratic pull toward the targets, Polsby-Popper and moment of inertia, each updated in O(degree).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from territory_lib.design.graph import UnitGraph
+
+FOUR_PI = 4.0 * math.pi
+
+
+@dataclass
+class Weights:
+    """Weights of the objective terms for one phase of the search.
+
+    Attributes
+    ----------
+    violation : float
+        Cost per unit of relative deviation beyond a measure's band.
+    pull : float
+        Cost of the squared relative deviation beyond ``zone`` × tolerance (spreads excess load).
+    zone : float
+        Share of the tolerance inside which no pull applies.
+    pp : float
+        Reward per unit of Polsby-Popper summed over territories.
+    inertia : float
+        Cost of the moment of inertia, scaled so the whole plan's initial inertia costs ``k``.
+    disruption : float
+        Cost per unit of disruption share (realignment).
+    hard_band : bool
+        Reject moves that increase the band violation.
+    """
+
+    violation: float = 100.0
+    pull: float = 20.0
+    zone: float = 0.0
+    pp: float = 1.0
+    inertia: float = 0.3
+    disruption: float = 0.0
+    hard_band: bool = False
+
+
+class LocalSearch:
+    """Boundary-unit local search on a plan; state is updated in place move by move.
+
+    Parameters
+    ----------
+    graph : UnitGraph
+        Connected unit graph.
+    labels : numpy.ndarray
+        Starting plan, territory index per unit; every territory connected and non-empty.
+    share : numpy.ndarray
+        ``(n, m)`` each unit's share of each measure's total.
+    target : numpy.ndarray
+        ``(k, m)`` target share of each territory per measure.
+    tolerance : numpy.ndarray
+        ``(m,)`` relative tolerance per measure.
+    movable : numpy.ndarray
+        Boolean per unit; locked units and anchors are not movable.
+    current : numpy.ndarray, optional
+        Current territory index per unit (-1 where the unit had none), for disruption.
+    disruption_weight : numpy.ndarray, optional
+        Each unit's share of the disruption measure (sums to 1).
+    disruption_cap : float, optional
+        Largest allowed disruption share.
+    inertia_weight : numpy.ndarray, optional
+        Unit weights of the moment of inertia.
+    """
+
+    def __init__(
+        self,
+        graph: UnitGraph,
+        labels: np.ndarray,
+        share: np.ndarray,
+        target: np.ndarray,
+        tolerance: np.ndarray,
+        movable: np.ndarray,
+        *,
+        current: np.ndarray | None = None,
+        disruption_weight: np.ndarray | None = None,
+        disruption_cap: float | None = None,
+        inertia_weight: np.ndarray | None = None,
+    ) -> None:
+        self.n = graph.n
+        self.k = target.shape[0]
+        self.m = share.shape[1]
+        self.nbrs = graph.neighbour_lists()
+        sh = graph.shared.tolist()
+        ptr = graph.indptr.tolist()
+        self.shared = [sh[ptr[i] : ptr[i + 1]] for i in range(self.n)]
+        self.polygons = graph.polygons
+        self.unit_perim = graph.perimeter.tolist()
+        self.unit_area = graph.area.tolist()
+        self.share = share.tolist()
+        self.target = target.tolist()
+        self.tol = [float(t) for t in tolerance]
+        self.movable = movable.tolist()
+        self.labels = [int(x) for x in labels]
+        k = self.k
+        self.size = np.bincount(labels, minlength=k).tolist()
+        self.load = [[float(v) for v in row] for row in _sum_rows(share, labels, k)]
+        area = np.bincount(labels, weights=graph.area, minlength=k)
+        rows = np.repeat(np.arange(self.n), np.diff(graph.indptr))
+        internal = labels[rows] == labels[graph.indices]
+        inner = np.bincount(labels[rows[internal]], weights=graph.shared[internal], minlength=k)
+        self.area = area.tolist()
+        self.perim = (np.bincount(labels, weights=graph.perimeter, minlength=k) - inner).tolist()
+        # Inertia in units of the mean squared distance so the scale does not depend on the CRS.
+        w = np.ones(self.n) if inertia_weight is None else np.asarray(inertia_weight, float)
+        xy = graph.xy - graph.xy.mean(axis=0)
+        spread = float((xy**2).sum(axis=1).mean()) or 1.0
+        xy = xy / math.sqrt(spread)
+        self.w = w.tolist()
+        self.x = xy[:, 0].tolist()
+        self.y = xy[:, 1].tolist()
+        self.q = (xy**2).sum(axis=1).tolist()
+        self.sw = np.bincount(labels, weights=w, minlength=k).tolist()
+        self.sx = np.bincount(labels, weights=w * xy[:, 0], minlength=k).tolist()
+        self.sy = np.bincount(labels, weights=w * xy[:, 1], minlength=k).tolist()
+        self.sq = np.bincount(labels, weights=w * (xy**2).sum(axis=1), minlength=k).tolist()
+        self.inertia_ref = max(sum(self._inertia(t) for t in range(k)), 1e-12)
+        self.current = None if current is None else [int(c) for c in current]
+        dw = np.zeros(self.n) if disruption_weight is None else np.asarray(disruption_weight, float)
+        self.dw = dw.tolist()
+        self.cap = math.inf if disruption_cap is None else float(disruption_cap)
+        self.disrupted = 0.0
+        if self.current is not None:
+            self.disrupted = float(
+                sum(d for d, c, lab in zip(self.dw, self.current, self.labels, strict=True) if c != lab)
+            )
+        self.weights = Weights()
+        self.moves = 0
+
+    # ----- objective pieces -------------------------------------------------------------------
+    def _inertia(self, t: int, dw: float = 0.0, dx: float = 0.0, dy: float = 0.0, dq: float = 0.0) -> float:
+        sw = self.sw[t] + dw
+        if sw <= 1e-15:
+            return 0.0
+        sx = self.sx[t] + dx
+        sy = self.sy[t] + dy
+        return self.sq[t] + dq - (sx * sx + sy * sy) / sw
+
+    def _balance_cost(self, t: int, load: list[float]) -> tuple[float, float]:
+        """(violation, weighted cost) of territory ``t`` carrying ``load``."""
+        wts = self.weights
+        viol = 0.0
+        cost = 0.0
+        tgt = self.target[t]
+        for a in range(self.m):
+            ta = tgt[a]
+            if ta <= 0:
+                continue
+            dev = abs(load[a] / ta - 1.0)
+            over = dev - self.tol[a]
+            if over > 0:
+                viol += over
+            pull = dev - wts.zone * self.tol[a]
+            if pull > 0:
+                cost += wts.pull * pull * pull
+        return viol, cost + wts.violation * viol
+
+    def _pp(self, area: float, perim: float) -> float:
+        return FOUR_PI * area / (perim * perim) if perim > 0 else 0.0
+
+    def violation(self) -> float:
+        """Total relative deviation beyond the bands, summed over territories and measures."""
+        return sum(self._balance_cost(t, self.load[t])[0] for t in range(self.k))
+
+    def objective(self) -> float:
+        """Current value of the weighted objective (lower is better)."""
+        wts = self.weights
+        total = sum(self._balance_cost(t, self.load[t])[1] for t in range(self.k))
+        if self.polygons:
+            total -= wts.pp * sum(self._pp(self.area[t], self.perim[t]) for t in range(self.k))
+        total += wts.inertia * self.k * sum(self._inertia(t) for t in range(self.k)) / self.inertia_ref
+        return total + wts.disruption * self.disrupted
+
+    # ----- contiguity ---------------------------------------------------------------------------
+    def _stays_connected(self, j: int, a: int) -> bool:
+        """Whether territory ``a`` stays connected without unit ``j``."""
+        labels = self.labels
+        nbrs = self.nbrs
+        same = [v for v in nbrs[j] if labels[v] == a]
+        if len(same) <= 1:
+            return True
+        targets = set(same)
+        # First look only among j's own neighbours: most boundary units pass this cheap test.
+        seen = {same[0]}
+        stack = [same[0]]
+        while stack:
+            v = stack.pop()
+            for u in nbrs[v]:
+                if u in targets and u not in seen:
+                    seen.add(u)
+                    stack.append(u)
+        if len(seen) == len(targets):
+            return True
+        remaining = len(targets) - len(targets & seen)
+        seen.add(j)
+        queue = deque(seen - {j})
+        while queue:
+            v = queue.popleft()
+            for u in nbrs[v]:
+                if u not in seen and labels[u] == a:
+                    seen.add(u)
+                    if u in targets:
+                        remaining -= 1
+                        if remaining == 0:
+                            return True
+                    queue.append(u)
+        return False
+
+    # ----- moves --------------------------------------------------------------------------------
+    def _delta(self, j: int, a: int, b: int, shared_a: float, shared_b: float) -> tuple[float, float]:
+        """(objective change, violation change) of moving unit ``j`` from ``a`` to ``b``."""
+        wts = self.weights
+        sj = self.share[j]
+        la, lb = self.load[a], self.load[b]
+        new_a = [la[x] - sj[x] for x in range(self.m)]
+        new_b = [lb[x] + sj[x] for x in range(self.m)]
+        va0, ca0 = self._balance_cost(a, la)
+        vb0, cb0 = self._balance_cost(b, lb)
+        va1, ca1 = self._balance_cost(a, new_a)
+        vb1, cb1 = self._balance_cost(b, new_b)
+        delta = ca1 + cb1 - ca0 - cb0
+        dviol = va1 + vb1 - va0 - vb0
+        if self.polygons and wts.pp:
+            lj, aj = self.unit_perim[j], self.unit_area[j]
+            pa = self._pp(self.area[a] - aj, self.perim[a] - lj + 2 * shared_a)
+            pb = self._pp(self.area[b] + aj, self.perim[b] + lj - 2 * shared_b)
+            delta -= wts.pp * (
+                pa + pb - self._pp(self.area[a], self.perim[a]) - self._pp(self.area[b], self.perim[b])
+            )
+        if wts.inertia:
+            w = self.w[j]
+            dx, dy, dq = w * self.x[j], w * self.y[j], w * self.q[j]
+            di = (
+                self._inertia(a, -w, -dx, -dy, -dq)
+                + self._inertia(b, w, dx, dy, dq)
+                - self._inertia(a)
+                - self._inertia(b)
+            )
+            delta += wts.inertia * self.k * di / self.inertia_ref
+        if self.current is not None and wts.disruption:
+            cur = self.current[j]
+            delta += wts.disruption * self.dw[j] * ((cur != b) - (cur != a))
+        return delta, dviol
+
+    def _apply(self, j: int, a: int, b: int, shared_a: float, shared_b: float) -> None:
+        sj = self.share[j]
+        la, lb = self.load[a], self.load[b]
+        for x in range(self.m):
+            la[x] -= sj[x]
+            lb[x] += sj[x]
+        lj, aj = self.unit_perim[j], self.unit_area[j]
+        self.area[a] -= aj
+        self.area[b] += aj
+        self.perim[a] += 2 * shared_a - lj
+        self.perim[b] += lj - 2 * shared_b
+        w = self.w[j]
+        for arr, v in (
+            (self.sw, w),
+            (self.sx, w * self.x[j]),
+            (self.sy, w * self.y[j]),
+            (self.sq, w * self.q[j]),
+        ):
+            arr[a] -= v
+            arr[b] += v
+        self.size[a] -= 1
+        self.size[b] += 1
+        if self.current is not None:
+            cur = self.current[j]
+            self.disrupted += self.dw[j] * ((cur != b) - (cur != a))
+        self.labels[j] = b
+        self.moves += 1
+
+    def sweep(self, order: list[int], eps: float = 1e-12) -> int:
+        """Try every unit in ``order`` once; apply its best improving move. Returns moves applied."""
+        labels = self.labels
+        nbrs = self.nbrs
+        shared = self.shared
+        movable = self.movable
+        hard = self.weights.hard_band
+        applied = 0
+        for j in order:
+            if not movable[j]:
+                continue
+            a = labels[j]
+            nb = nbrs[j]
+            sh = shared[j]
+            acc: dict[int, float] = {}
+            for v, s in zip(nb, sh, strict=True):
+                acc[labels[v]] = acc.get(labels[v], 0.0) + s
+            if len(acc) == 1 and a in acc:
+                continue
+            if self.size[a] <= 1:
+                continue
+            shared_a = acc.get(a, 0.0)
+            best_b, best_d = -1, -eps
+            for b, shared_b in acc.items():
+                if b == a:
+                    continue
+                d, dv = self._delta(j, a, b, shared_a, shared_b)
+                if d < best_d and not (hard and dv > 1e-12):
+                    if self.current is not None:
+                        cur = self.current[j]
+                        dd = self.dw[j] * ((cur != b) - (cur != a))
+                        if dd > 0 and self.disrupted + dd > self.cap + 1e-12:
+                            continue
+                    best_b, best_d = b, d
+            if best_b < 0 or not self._stays_connected(j, a):
+                continue
+            self._apply(j, a, best_b, shared_a, acc[best_b])
+            applied += 1
+        return applied
+
+    def boundary_units(self) -> list[int]:
+        """Units with at least one neighbour in another territory."""
+        labels = self.labels
+        return [j for j in range(self.n) if any(labels[v] != labels[j] for v in self.nbrs[j])]
+
+    def run(self, weights: Weights, rng: np.random.Generator, deadline: float, max_sweeps: int = 200) -> None:
+        """Sweep boundary units in random order until no move improves or the deadline passes."""
+        self.weights = weights
+        for _ in range(max_sweeps):
+            if time.perf_counter() > deadline:
+                return
+            order = self.boundary_units()
+            rng.shuffle(order)
+            if self.sweep(order) == 0:
+                return
+
+    def labels_array(self) -> np.ndarray:
+        """Current plan as an integer array."""
+        return np.asarray(self.labels, dtype=np.int64)
+
+
+def _sum_rows(values: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Sum the rows of ``values`` per label into a ``(k, m)`` array."""
+    out = np.zeros((k, values.shape[1]))
+    np.add.at(out, labels, values)
+    return out
+
+
+def move_unit(ls: LocalSearch, j: int, b: int) -> None:
+    """Move unit ``j`` to territory ``b`` in ``ls`` without any check (used by recombination)."""
+    a = ls.labels[j]
+    if a == b:
+        return
+    shared_a = shared_b = 0.0
+    for v, s in zip(ls.nbrs[j], ls.shared[j], strict=True):
+        lab = ls.labels[v]
+        if lab == a:
+            shared_a += s
+        elif lab == b:
+            shared_b += s
+    ls._apply(j, a, b, shared_a, shared_b)

@@ -1,0 +1,207 @@
+"""Tabu search over single-unit moves, every candidate move scored at once with numpy.
+
+Each iteration scores all moves of a boundary unit to an adjacent territory, takes the best one
+that is allowed (not tabu unless it beats the best plan, unit movable, its territory stays
+connected and non-empty, disruption cap held) even when it worsens the plan, and forbids moving
+that unit again for a while. Worsening moves let the search leave the local optima where coarse
+units trap a greedy search; the best plan seen is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from territory_lib.design.graph import UnitGraph
+from territory_lib.design.improve import LocalSearch, Weights, move_unit
+
+
+class TabuSearch:
+    """Vectorised move scoring on top of a :class:`LocalSearch` state (which holds the plan).
+
+    Parameters
+    ----------
+    ls : LocalSearch
+        Plan state; it is updated in place, and left at the best plan found.
+    graph : UnitGraph
+        The graph ``ls`` was built on.
+    """
+
+    def __init__(self, ls: LocalSearch, graph: UnitGraph) -> None:
+        self.ls = ls
+        self.rows = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
+        self.cols = graph.indices
+        self.es = graph.shared
+        self.share = np.asarray(ls.share, dtype=float)
+        self.target = np.asarray(ls.target, dtype=float)
+        self.tol = np.asarray(ls.tol, dtype=float)
+        self.movable = np.asarray(ls.movable, dtype=bool)
+        self.uperim = graph.perimeter
+        self.uarea = graph.area
+        self.w = np.asarray(ls.w)
+        self.x = np.asarray(ls.x)
+        self.y = np.asarray(ls.y)
+        self.q = np.asarray(ls.q)
+        self.current = None if ls.current is None else np.asarray(ls.current)
+        self.dw = np.asarray(ls.dw)
+
+    def _balance(self, load: np.ndarray, tgt: np.ndarray, wts: Weights) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dev = np.where(tgt > 0, np.abs(load / tgt - 1.0), 0.0)
+        viol = np.clip(dev - self.tol, 0, None).sum(axis=1)
+        pull = (np.clip(dev - wts.zone * self.tol, 0, None) ** 2).sum(axis=1)
+        return viol, wts.violation * viol + wts.pull * pull
+
+    def _moves(self) -> tuple[np.ndarray, ...]:
+        """All (unit, from, to, shared with from, shared with to) boundary moves."""
+        ls = self.ls
+        labels = np.asarray(ls.labels)
+        k = ls.k
+        lr, lc = labels[self.rows], labels[self.cols]
+        same = lr == lc
+        shared_in = np.bincount(self.rows[same], weights=self.es[same], minlength=ls.n)
+        cross = ~same
+        key = self.rows[cross] * k + lc[cross]
+        uniq, inverse = np.unique(key, return_inverse=True)
+        shared_out = np.bincount(inverse, weights=self.es[cross], minlength=len(uniq))
+        j = uniq // k
+        b = uniq % k
+        a = labels[j]
+        return j, a, b, shared_in[j], shared_out
+
+    def _deltas(self, j: np.ndarray, a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray) -> tuple:
+        ls = self.ls
+        wts = ls.weights
+        load = np.asarray(ls.load)
+        sj = self.share[j]
+        va0, ca0 = self._balance(load[a], self.target[a], wts)
+        vb0, cb0 = self._balance(load[b], self.target[b], wts)
+        va1, ca1 = self._balance(load[a] - sj, self.target[a], wts)
+        vb1, cb1 = self._balance(load[b] + sj, self.target[b], wts)
+        delta = ca1 + cb1 - ca0 - cb0
+        dviol = va1 + vb1 - va0 - vb0
+        if ls.polygons and wts.pp:
+            area = np.asarray(ls.area)
+            perim = np.asarray(ls.perim)
+            lj, aj = self.uperim[j], self.uarea[j]
+
+            def pp(ar: np.ndarray, pe: np.ndarray) -> np.ndarray:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return np.where(pe > 0, 4 * math.pi * ar / pe**2, 0.0)
+
+            delta -= wts.pp * (
+                pp(area[a] - aj, perim[a] - lj + 2 * sa)
+                + pp(area[b] + aj, perim[b] + lj - 2 * sb)
+                - pp(area[a], perim[a])
+                - pp(area[b], perim[b])
+            )
+        if wts.inertia:
+            sw, sx, sy, sq = (np.asarray(v) for v in (ls.sw, ls.sx, ls.sy, ls.sq))
+            w = self.w[j]
+            dx, dy, dq = w * self.x[j], w * self.y[j], w * self.q[j]
+
+            def inertia(t: np.ndarray, dw: np.ndarray, ddx: np.ndarray, ddy: np.ndarray, ddq: np.ndarray):
+                s = sw[t] + dw
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return np.where(
+                        s > 1e-15, sq[t] + ddq - ((sx[t] + ddx) ** 2 + (sy[t] + ddy) ** 2) / s, 0.0
+                    )
+
+            zero = np.zeros(len(j))
+            di = (
+                inertia(a, -w, -dx, -dy, -dq)
+                + inertia(b, w, dx, dy, dq)
+                - inertia(a, zero, zero, zero, zero)
+                - inertia(b, zero, zero, zero, zero)
+            )
+            delta += wts.inertia * ls.k * di / ls.inertia_ref
+        ddis = np.zeros(len(j))
+        if self.current is not None:
+            cur = self.current[j]
+            ddis = self.dw[j] * ((cur != b).astype(float) - (cur != a))
+            delta += wts.disruption * ddis
+        return delta, dviol, ddis
+
+    def run(
+        self,
+        weights: Weights,
+        rng: np.random.Generator,
+        deadline: float,
+        max_iter: int = 2000,
+        patience: int = 300,
+        tenure: tuple[int, int] = (5, 15),
+    ) -> None:
+        """Tabu search until ``patience`` iterations pass without a better plan, or the deadline.
+
+        Parameters
+        ----------
+        weights : Weights
+            Objective weights of this phase.
+        rng : numpy.random.Generator
+            Random source (tie-breaking noise and tabu tenures).
+        deadline : float
+            ``time.perf_counter()`` value at which to stop.
+        max_iter : int
+            Iteration cap.
+        patience : int
+            Iterations without a new best plan before stopping.
+        tenure : tuple of int
+            Range of iterations a moved unit stays tabu.
+        """
+        ls = self.ls
+        ls.weights = weights
+        n = ls.n
+        tabu_until = np.zeros(n, dtype=np.int64)
+        size = np.asarray(ls.size)
+        current_obj = ls.objective()
+        current_viol = ls.violation()
+        # Plans are ranked by band violation first, then objective: the best plan kept is the
+        # best balanced one even when this phase trades balance for shape along the way.
+        best = (round(current_viol, 12), current_obj)
+        best_labels = list(ls.labels)
+        since_best = 0
+        for it in range(max_iter):
+            if since_best >= patience or time.perf_counter() > deadline:
+                break
+            j, a, b, sa, sb = self._moves()
+            if len(j) == 0:
+                break
+            delta, dviol, ddis = self._deltas(j, a, b, sa, sb)
+            size = np.asarray(ls.size)
+            allowed = self.movable[j] & (size[a] > 1)
+            if weights.hard_band:
+                allowed &= dviol <= 1e-12
+            if self.current is not None and math.isfinite(ls.cap):
+                allowed &= (ddis <= 0) | (ls.disrupted + ddis <= ls.cap + 1e-12)
+            new_viol = np.round(current_viol + dviol, 12)
+            aspire = (new_viol < best[0]) | ((new_viol == best[0]) & (current_obj + delta < best[1] - 1e-12))
+            allowed &= (tabu_until[j] <= it) | aspire
+            if not allowed.any():
+                break
+            idx = np.flatnonzero(allowed)
+            noisy = delta[idx] + rng.uniform(0, 1e-9, len(idx))
+            moved = False
+            for pick in idx[np.argsort(noisy, kind="stable")][:50].tolist():
+                unit, frm = int(j[pick]), int(a[pick])
+                if ls._stays_connected(unit, frm):
+                    ls._apply(unit, frm, int(b[pick]), float(sa[pick]), float(sb[pick]))
+                    current_obj += float(delta[pick])
+                    current_viol = max(current_viol + float(dviol[pick]), 0.0)
+                    tabu_until[unit] = it + int(rng.integers(tenure[0], tenure[1] + 1))
+                    moved = True
+                    break
+            if not moved:
+                break
+            key = (round(current_viol, 12), current_obj)
+            if key[0] < best[0] or (key[0] == best[0] and key[1] < best[1] - 1e-12):
+                best = key
+                best_labels = list(ls.labels)
+                since_best = 0
+            else:
+                since_best += 1
+        if ls.labels != best_labels:
+            for unit, lab in enumerate(best_labels):
+                if ls.labels[unit] != lab:
+                    move_unit(ls, unit, lab)
