@@ -249,12 +249,18 @@ def _connect_cores(
     return result
 
 
-def _repair_contiguity(graph: UnitGraph, labels: np.ndarray, k: int, share: np.ndarray) -> np.ndarray:
-    """Make every territory connected: keep its heaviest piece, hand other pieces to neighbours.
+def _repair_contiguity(
+    graph: UnitGraph, labels: np.ndarray, k: int, share: np.ndarray, cores: list[list[int]]
+) -> np.ndarray:
+    """Make every territory connected: keep its piece holding its locked units (else its heaviest
+    piece) and hand other pieces to neighbours.
 
-    Units labelled ``-1`` (no current territory) are handed out the same way.
+    Units labelled ``-1`` (no current territory) are handed out the same way; locked units and the
+    paths joining them are put in their territory first.
     """
     labels = labels.copy()
+    for t, core in enumerate(cores):
+        labels[core] = t
     rows = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
     weight = share.sum(axis=1) + 1e-12
     same = (labels[rows] == labels[graph.indices]) & (labels[rows] >= 0)
@@ -268,6 +274,8 @@ def _repair_contiguity(graph: UnitGraph, labels: np.ndarray, k: int, share: np.n
             continue
         pieces = comp[members]
         mass = pd.Series(weight[members]).groupby(pieces).sum()
+        if cores[t]:
+            mass[comp[cores[t][0]]] = np.inf
         keep = mass.index[np.argmax(mass.to_numpy())]
         labels[members[pieces != keep]] = -1
     nbrs = graph.neighbour_lists()
@@ -514,10 +522,12 @@ def design_territories(
 
     cores: list[list[int]] = [[] for _ in range(k)]
     movable = np.ones(n, dtype=bool)
+    required: dict[int, int] = {}
     if seeds is not None:
         for t, u in enumerate(_map_seeds(seeds, projected, ids, k)):
             cores[t].append(u)
             movable[u] = False
+            required[u] = t
     if locked:
         for uid, label in locked.items():
             if str(uid) not in lookup:
@@ -528,8 +538,14 @@ def design_territories(
                     "use one of those labels."
                 )
             u = lookup[str(uid)]
+            if required.get(u, name_pos[str(label)]) != name_pos[str(label)]:
+                raise InfeasibleError(
+                    f"unit {uid} is locked to {label} but is the seed of {names[required[u]]}; "
+                    "move the seed or the lock."
+                )
             cores[name_pos[str(label)]].append(u)
             movable[u] = False
+            required[u] = name_pos[str(label)]
     if any(len(c) > 1 for c in cores):
         cores = _connect_cores(graph, cores, names, ids)
 
@@ -578,11 +594,14 @@ def design_territories(
     if k == 1:
         labels = np.zeros(n, dtype=np.int64)
     elif current_idx is not None:
-        start = _repair_contiguity(graph, current_idx, k, share)
+        start = _repair_contiguity(graph, current_idx, k, share, cores)
         start = _add_territories(search, start, current_idx, k, np.random.default_rng([seed, 0]))
         moved_by_repair = int((start != current_idx).sum())
         if moved_by_repair:
-            notes.append(f"{moved_by_repair} units moved to make the current plan contiguous or complete.")
+            notes.append(
+                f"{moved_by_repair} units of the current plan were cut off from their territory's main piece "
+                "(or had none, or their territory was dissolved or added); they were re-attached first."
+            )
         labels = _optimise(search, start, np.random.default_rng([seed, 1]), realign=True).labels_array()
     else:
         starts = 4 if n <= LARGE_INSTANCE else 1
@@ -615,8 +634,7 @@ def design_territories(
         current_idx,
         disruption_weight,
         max_disruption,
-        movable,
-        cores,
+        required,
         notes,
         seconds,
         time_limit,
@@ -705,8 +723,7 @@ def _result(
     current_idx: np.ndarray | None,
     disruption_weight: np.ndarray | None,
     max_disruption: float | None,
-    movable: np.ndarray,
-    cores: list[list[int]],
+    required: dict[int, int],
     notes: list[str],
     seconds: float,
     time_limit: float | None,
@@ -726,10 +743,10 @@ def _result(
                 (names[t], bt, float(table[f"{bt.column}_dev"].iloc[t]))
                 for t in np.flatnonzero(dev > bt.tolerance + 1e-12)
             ]
-    for t, core in enumerate(cores):
-        if any(labels[u] != t for u in core):
+    for u, t in required.items():
+        if labels[u] != t:
             feasible = False
-            notes.append(f"a locked or seed unit of {names[t]} ended elsewhere; please report this as a bug.")
+            notes.append(f"unit {ids[u]} is locked to {names[t]} but ended in {names[labels[u]]}.")
     moves = pd.DataFrame(columns=["unit_id", "from_territory", "to_territory"])
     if current_idx is not None:
         changed = labels != current_idx

@@ -1,0 +1,74 @@
+"""The ``territory design`` subcommand end to end on a GeoJSON of North Carolina counties."""
+
+from __future__ import annotations
+
+import argparse
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+from territory_lib.design.cli import add_parser, parse_balance, run
+from territory_lib.errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="territory")
+    add_parser(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_design_command_writes_plan(nc_counties: gpd.GeoDataFrame, tmp_path, capsys) -> None:
+    units = tmp_path / "nc.geojson"
+    nc_counties.to_file(units)
+    out = tmp_path / "plan.csv"
+    args = _parser().parse_args(
+        [
+            "design",
+            "--units",
+            str(units),
+            "--id",
+            "FIPS",
+            "--k",
+            "4",
+            "--balance",
+            "BIR79:0.05",
+            "--out",
+            str(out),
+        ]
+    )
+    assert args.func(args) == 0
+    plan = pd.read_csv(out, dtype=str)
+    assert list(plan.columns) == ["unit_id", "territory_id"]
+    assert plan["territory_id"].nunique() == 4
+    printed = capsys.readouterr().out
+    assert "BIR79_dev" in printed and "wrote" in printed
+
+
+def test_realignment_flags(nc_counties: gpd.GeoDataFrame, tmp_path, capsys) -> None:
+    units = nc_counties.copy()
+    units["rep"] = ["A" if x < -80 else "B" for x in units.geometry.representative_point().x]
+    path = tmp_path / "nc.gpkg"
+    units.to_file(path)
+    locked = tmp_path / "locked.csv"
+    pd.DataFrame({"unit_id": [str(units.FIPS.iloc[0])], "territory_id": ["A"]}).to_csv(locked, index=False)
+    out = tmp_path / "plan.csv"
+    argv = ["design", "--units", str(path), "--id", "FIPS", "--k", "2", "--balance", "BIR79:0.05"]
+    argv += ["--current", "rep", "--max-disruption", "0.3", "--locked", str(locked), "--out", str(out)]
+    args = _parser().parse_args(argv)
+    code = run(args)
+    plan = pd.read_csv(out, dtype=str).set_index("unit_id")["territory_id"]
+    assert set(plan) == {"A", "B"}
+    assert plan[str(units.FIPS.iloc[0])] == "A"
+    assert code == 0
+
+
+def test_parse_balance_accepts_percent_and_default() -> None:
+    parsed = parse_balance(["sales:5%", "calls"])
+    assert parsed[0].tolerance == pytest.approx(0.05)
+    assert parsed[1].tolerance == 0.05
+
+
+def test_bad_tolerance_is_named() -> None:
+    with pytest.raises(ConfigError, match="sales:abc"):
+        parse_balance(["sales:abc"])
