@@ -27,9 +27,7 @@ output_dir: str = ""  # folder for this run's results; empty: reports/_scratch/<
 run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
-import geopandas as gpd
-
-from territory_lib import maps, territories
+from territory_lib import maps, resources, territories
 from territory_lib.design import design_territories
 from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_list, show_table
 from territory_lib.steps import start_step
@@ -49,17 +47,18 @@ alignment, rep_assignment, account_assignment = territories.plan_tables(
 # ## The plan in brief
 
 # %%
-show_list(territories.plan_findings(plan, targets, seeds is not None))
+show_list(
+    territories.plan_findings(plan, targets, seeds is not None, territories.current_balance(metrics, targets))
+)
 
 # %% [markdown]
 # ## Territory map
 #
-# Each colour is a territory; the circles are the homes of the reps assigned to them in step 3's
-# matching (closest reps overall). Hover a unit for its figures.
+# Each colour is a territory; the circles are the homes of the reps assigned to them (the
+# matching that minimises the reps' total distance). Hover a unit for its figures.
 
 # %%
-homes = ctx.market.reps.merge(rep_assignment[["rep_id", "territory_id"]], on="rep_id", how="left")
-homes = gpd.GeoDataFrame(homes, geometry=gpd.points_from_xy(homes["home_lon"], homes["home_lat"]), crs=4326)
+homes = resources.rep_homes(ctx.market.reps, rep_assignment)
 maps.category_map(
     alignment,
     "territory_id",

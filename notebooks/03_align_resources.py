@@ -26,8 +26,6 @@ output_dir: str = ""  # folder for this run's results; empty: reports/_scratch/<
 run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
-import geopandas as gpd
-
 from territory_lib import maps, resources
 from territory_lib.presentation import COUNT, MONEY, PERCENT, show_figure, show_list, show_table
 from territory_lib.steps import start_step
@@ -105,8 +103,7 @@ show_table(
 territory_units = alignment.merge(
     workload[["territory_id", "rep_name", "utilisation"]], on="territory_id", how="left"
 )
-homes = ctx.market.reps.merge(rep_assignment[["rep_id", "territory_id"]], on="rep_id", how="left")
-homes = gpd.GeoDataFrame(homes, geometry=gpd.points_from_xy(homes["home_lon"], homes["home_lat"]), crs=4326)
+homes = resources.rep_homes(ctx.market.reps, rep_assignment)
 maps.category_map(
     territory_units,
     "territory_id",

@@ -258,7 +258,7 @@ def _load_georgia() -> _RealUnits:
         units=units,
         zips=zips,
         size=units["population"].to_numpy(dtype=float),
-        affluence=np.sqrt(education / np.median(education)),
+        affluence=(education / np.median(education)) ** 0.25,
     ).sorted()
 
 
@@ -573,7 +573,7 @@ def _make_accounts(
     lat, lon = np.where(inside, nudged_lat, lat), np.where(inside, nudged_lon, lon)
 
     size_ratio = real.size[unit] / np.median(real.size)
-    enterprise_share = np.clip(0.08 * size_ratio**0.25, 0.03, 0.20)
+    enterprise_share = np.clip(0.07 * size_ratio**0.15, 0.04, 0.11)
     draw = rng.random(len(unit))
     segment = np.where(draw < enterprise_share, 0, np.where(draw < enterprise_share + MID_MARKET_SHARE, 1, 2))
     potential = SEGMENT_MEDIAN_POTENTIAL[segment] * real.affluence[unit] * rng.lognormal(0.0, 0.5, len(unit))
@@ -776,7 +776,7 @@ _RECIPES: dict[str, _Recipe] = {
         _load_georgia,
         accounts=2400,
         size_note="population",
-        affluence_note="the square root of the county's share of adults with a bachelor's degree",
+        affluence_note="the fourth root of the county's share of adults with a bachelor's degree",
     ),
     "north_carolina": _Recipe(
         _load_north_carolina,

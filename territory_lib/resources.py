@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -91,7 +92,10 @@ def rep_workload(
         utilisation (accounts / capacity), mean and longest distance from the rep's home, the
         yearly driving it implies, accounts in segments the rep does not sell, and a status.
     """
-    frame = accounts.merge(rep_assignment[["territory_id", "rep_id"]], on="territory_id", how="left")
+    # The plan's rep replaces any current owner the accounts file names.
+    frame = accounts.drop(columns=["rep_id"], errors="ignore").merge(
+        rep_assignment[["territory_id", "rep_id"]], on="territory_id", how="left"
+    )
     homes = reps.set_index("rep_id")
     has_rep = frame["rep_id"].fillna("") != ""
     distance = pd.Series(np.nan, index=frame.index)
@@ -209,3 +213,11 @@ def utilisation_chart(workload: pd.DataFrame, settings: ResourceSettings) -> Fig
     axis.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def rep_homes(reps: pd.DataFrame, rep_assignment: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Rep homes as points, with the territory each rep covers in the plan (for maps)."""
+    homes = reps.drop(columns=["territory_id"], errors="ignore").merge(
+        rep_assignment[["rep_id", "territory_id"]], on="rep_id", how="left"
+    )
+    return gpd.GeoDataFrame(homes, geometry=gpd.points_from_xy(homes["home_lon"], homes["home_lat"]), crs=4326)

@@ -6,7 +6,7 @@ import geopandas as gpd
 import pandas as pd
 
 from territory_lib.config import MarketConfig
-from territory_lib.design import BalanceTarget
+from territory_lib.design import BalanceTarget, DesignResult
 from territory_lib.errors import ConfigError
 from territory_lib.geo import equal_area_crs
 from territory_lib.resources import account_assignment, assign_reps, territory_centres
@@ -75,3 +75,75 @@ def plan_tables(
     reps_for_territories = assign_reps(centres.sort_values("territory_id", ignore_index=True), reps)
     owners = reps_for_territories[["territory_id", "rep_id"]]
     return alignment, reps_for_territories, account_assignment(accounts, alignment, owners)
+
+
+def current_balance(metrics: pd.DataFrame, targets: list[BalanceTarget]) -> dict[str, float] | None:
+    """The worst deviation from the mean, per measure, of the units' current ``territory_id``.
+
+    ``None`` when the units carry no current alignment.
+    """
+    if "territory_id" not in metrics or (metrics["territory_id"] == "").all():
+        return None
+    totals = metrics.groupby("territory_id")[[target.column for target in targets]].sum()
+    return {
+        target.column: float((totals[target.column] / totals[target.column].mean() - 1).abs().max())
+        for target in targets
+    }
+
+
+def plan_findings(
+    plan: DesignResult, targets: list[BalanceTarget], anchored: bool, current: dict[str, float] | None = None
+) -> list[str]:
+    """What a stakeholder needs to know about a plan, in sentences."""
+    summary = plan.summary
+    notes = [
+        f"{summary['k']} territories; every one is a single connected area."
+        if summary["all_contiguous"]
+        else f"{summary['k']} territories; some are not connected (see the notes below)."
+    ]
+    for target in targets:
+        worst = summary[f"max_dev_{target.column}"]
+        verdict = "within" if worst <= target.tolerance + 1e-9 else "outside"
+        line = (
+            f"{target.column}: the largest deviation from target is {worst:.1%}, {verdict} the "
+            f"±{target.tolerance:.0%} band"
+        )
+        if current is not None and target.column in current:
+            line += f" (the current alignment deviates by up to {current[target.column]:.0%})"
+        notes.append(line + ".")
+    notes.append(f"Mean Polsby-Popper compactness {summary['mean_polsby_popper']:.2f} (1 is a circle).")
+    if "units_moved" in summary:
+        notes.append(
+            f"{summary['units_moved']} unit(s) change territory ({summary['share_moved']:.0%} of all units)."
+        )
+    if anchored:
+        notes.append("Each territory grows from one rep's home.")
+    notes.extend(plan.notes)
+    return notes
+
+
+def summary_table(plan: DesignResult) -> pd.DataFrame:
+    """The plan-level metrics as a two-column table for the report."""
+    labels = {
+        "k": "Territories",
+        "mean_polsby_popper": "Mean Polsby-Popper",
+        "total_inertia": "Moment of inertia (km², weighted)",
+        "all_contiguous": "All territories contiguous",
+        "units_moved": "Units moved",
+        "share_moved": "Share of units moved",
+        "seconds": "Seconds to compute",
+    }
+    rows = []
+    for key, value in plan.summary.items():
+        if key.startswith("max_dev_"):
+            rows.append((f"Largest deviation, {key.removeprefix('max_dev_')}", f"{value:.2%}"))
+        elif key.startswith("share_"):
+            rows.append((labels.get(key, key.replace("_", " ")), f"{value:.1%}"))
+        elif isinstance(value, bool):
+            rows.append((labels.get(key, key), "yes" if value else "no"))
+        elif isinstance(value, float):
+            rows.append((labels.get(key, key), f"{value:,.3g}"))
+        else:
+            rows.append((labels.get(key, key.replace("_", " ")), f"{value}"))
+    rows.append(("Plan meets every constraint", "yes" if plan.feasible else "no"))
+    return pd.DataFrame(rows, columns=["Measure", "Value"])
