@@ -30,6 +30,9 @@ from territory_lib.geo import to_equal_area
 #: Above this many units the search sweeps units in Python order instead of scoring every move
 #: with numpy at each step (whose cost grows with the whole map).
 LARGE_INSTANCE = 3000
+#: Independent starts on small maps, and recombination-plus-tabu rounds of the shape phase.
+STARTS = 3
+SHAPE_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -363,8 +366,8 @@ def _optimise(search: _Search, start: np.ndarray, rng: np.random.Generator, real
     balance_w, shape_w = _phase_weights(search.graph.polygons, realign, ls.k)
     if search.graph.n <= LARGE_INSTANCE:
         tabu = TabuSearch(ls, search.graph)
-        tabu.run(balance_w, rng, search.deadline, max_iter=5000, patience=2000)
-        for _ in range(3):
+        tabu.run(balance_w, rng, search.deadline, max_iter=4000, patience=1000)
+        for _ in range(SHAPE_ROUNDS):
             ls.weights = shape_w
             for a, b in _pairs(ls):
                 recombine(ls, a, b, rng)
@@ -604,7 +607,7 @@ def design_territories(
             )
         labels = _optimise(search, start, np.random.default_rng([seed, 1]), realign=True).labels_array()
     else:
-        starts = 4 if n <= LARGE_INSTANCE else 1
+        starts = STARTS if n <= LARGE_INSTANCE else 1
         best: tuple[tuple[float, float], np.ndarray] | None = None
         combined = share.mean(axis=1)
         for attempt in range(starts):

@@ -48,8 +48,8 @@ class TabuSearch:
         self.dw = np.asarray(ls.dw)
 
     def _balance(self, load: np.ndarray, tgt: np.ndarray, wts: Weights) -> tuple[np.ndarray, np.ndarray]:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dev = np.where(tgt > 0, np.abs(load / tgt - 1.0), 0.0)
+        # Callers run under np.errstate(all="ignore"): zero targets are masked by the where.
+        dev = np.where(tgt > 0, np.abs(load / tgt - 1.0), 0.0)
         viol = np.clip(dev - self.tol, 0, None).sum(axis=1)
         pull = (np.clip(dev - wts.zone * self.tol, 0, None) ** 2).sum(axis=1)
         return viol, wts.violation * viol + wts.pull * pull
@@ -76,46 +76,40 @@ class TabuSearch:
         wts = ls.weights
         load = np.asarray(ls.load)
         sj = self.share[j]
-        va0, ca0 = self._balance(load[a], self.target[a], wts)
-        vb0, cb0 = self._balance(load[b], self.target[b], wts)
+        # Terms of the plan as it stands depend on the territory only: compute them k times.
+        viol0, cost0 = self._balance(load, self.target, wts)
         va1, ca1 = self._balance(load[a] - sj, self.target[a], wts)
         vb1, cb1 = self._balance(load[b] + sj, self.target[b], wts)
-        delta = ca1 + cb1 - ca0 - cb0
-        dviol = va1 + vb1 - va0 - vb0
+        delta = ca1 + cb1 - cost0[a] - cost0[b]
+        dviol = va1 + vb1 - viol0[a] - viol0[b]
         if ls.polygons and wts.pp:
             area = np.asarray(ls.area)
             perim = np.asarray(ls.perim)
             lj, aj = self.uperim[j], self.uarea[j]
 
             def pp(ar: np.ndarray, pe: np.ndarray) -> np.ndarray:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    return np.where(pe > 0, 4 * math.pi * ar / pe**2, 0.0)
+                return np.where(pe > 0, 4 * math.pi * ar / pe**2, 0.0)
 
+            pp0 = pp(area, perim)
             delta -= wts.pp * (
                 pp(area[a] - aj, perim[a] - lj + 2 * sa)
                 + pp(area[b] + aj, perim[b] + lj - 2 * sb)
-                - pp(area[a], perim[a])
-                - pp(area[b], perim[b])
+                - pp0[a]
+                - pp0[b]
             )
         if wts.inertia:
             sw, sx, sy, sq = (np.asarray(v) for v in (ls.sw, ls.sx, ls.sy, ls.sq))
             w = self.w[j]
             dx, dy, dq = w * self.x[j], w * self.y[j], w * self.q[j]
+            i0 = np.where(sw > 1e-15, sq - (sx**2 + sy**2) / sw, 0.0)
 
-            def inertia(t: np.ndarray, dw: np.ndarray, ddx: np.ndarray, ddy: np.ndarray, ddq: np.ndarray):
-                s = sw[t] + dw
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    return np.where(
-                        s > 1e-15, sq[t] + ddq - ((sx[t] + ddx) ** 2 + (sy[t] + ddy) ** 2) / s, 0.0
-                    )
+            def inertia(t: np.ndarray, sign: float) -> np.ndarray:
+                s = sw[t] + sign * w
+                moved_x = sx[t] + sign * dx
+                moved_y = sy[t] + sign * dy
+                return np.where(s > 1e-15, sq[t] + sign * dq - (moved_x**2 + moved_y**2) / s, 0.0)
 
-            zero = np.zeros(len(j))
-            di = (
-                inertia(a, -w, -dx, -dy, -dq)
-                + inertia(b, w, dx, dy, dq)
-                - inertia(a, zero, zero, zero, zero)
-                - inertia(b, zero, zero, zero, zero)
-            )
+            di = inertia(a, -1.0) + inertia(b, 1.0) - i0[a] - i0[b]
             delta += wts.inertia * ls.k * di / ls.inertia_ref
         ddis = np.zeros(len(j))
         if self.current is not None:
@@ -168,7 +162,8 @@ class TabuSearch:
             j, a, b, sa, sb = self._moves()
             if len(j) == 0:
                 break
-            delta, dviol, ddis = self._deltas(j, a, b, sa, sb)
+            with np.errstate(all="ignore"):
+                delta, dviol, ddis = self._deltas(j, a, b, sa, sb)
             size = np.asarray(ls.size)
             allowed = self.movable[j] & (size[a] > 1)
             if weights.hard_band:
