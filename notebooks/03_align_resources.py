@@ -72,6 +72,41 @@ show_table(
 )
 
 # %% [markdown]
+# ## Before and after
+#
+# Each rep's book today (the accounts the CRM says they own) against their territory in the
+# plan.
+
+# %%
+show_table(
+    resources.workload_before_after(accounts, ctx.market.reps, rep_assignment, ctx.config.resources),
+    {
+        "capacity": COUNT,
+        "accounts_today": COUNT,
+        "accounts_plan": COUNT,
+        "utilisation_today": PERCENT,
+        "utilisation_plan": PERCENT,
+        "mean_distance_km_today": "{:,.0f}",
+        "mean_distance_km_plan": "{:,.0f}",
+        "annual_drive_km_today": COUNT,
+        "annual_drive_km_plan": COUNT,
+    },
+    labels={
+        "rep_id": "Rep id",
+        "name": "Rep",
+        "territory_id": "Territory in the plan",
+        "accounts_today": "Accounts today",
+        "accounts_plan": "Accounts in the plan",
+        "utilisation_today": "Utilisation today",
+        "utilisation_plan": "Utilisation in the plan",
+        "mean_distance_km_today": "Mean km to accounts today",
+        "mean_distance_km_plan": "Mean km in the plan",
+        "annual_drive_km_today": "Driving a year today (km)",
+        "annual_drive_km_plan": "Driving a year in the plan (km)",
+    },
+)
+
+# %% [markdown]
 # ## Travel
 #
 # Distances are great-circle kilometres from the rep's home to each account; yearly driving

@@ -29,7 +29,7 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 # %% tags=["remove-cell"]
 import pandas as pd
 
-from territory_lib import feedback, maps, territories
+from territory_lib import feedback, maps, resources, territories
 from territory_lib.design import BalanceTarget, design_territories
 from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_list, show_table
 from territory_lib.steps import start_step
@@ -40,21 +40,27 @@ alignment = ctx.workspace.read("alignment")
 rep_assignment = ctx.workspace.read("rep_assignment")
 workload = ctx.workspace.read("rep_workload")
 metrics = ctx.workspace.read("unit_metrics")
+accounts = ctx.workspace.read("accounts")
+placed = accounts.merge(alignment[["unit_id", "territory_id"]], on="unit_id")
+comparison = resources.workload_before_after(placed, ctx.market.reps, rep_assignment, ctx.config.resources)
 survey = ctx.market.feedback
 has_feedback = survey is not None and len(survey) > 0
 if has_feedback:
-    scores = feedback.score_summary(survey, rep_assignment, ctx.market.score_columns)
-    themes = feedback.comment_themes(survey, rep_assignment)
+    scores = feedback.score_summary(survey, ctx.market.reps, ctx.market.score_columns)
+    themes = feedback.comment_themes(survey)
 else:
-    scores = pd.DataFrame(columns=["territory_id", "responses"])
-    themes = pd.DataFrame(columns=["territory_id", "comments"])
+    scores = pd.DataFrame(columns=["rep_id", "rep_name", "responses"])
+    themes = pd.DataFrame(columns=["rep_id", "comments"])
 
 # %% [markdown]
 # ## What the reps say
+#
+# Reps answer about the territory they work today. Where a rep scores a question poorly, the
+# data on their workload or travel today is set beside what the new plan gives them.
 
 # %%
 show_list(
-    feedback.findings(scores, themes, workload)
+    feedback.findings(scores, comparison)
     if has_feedback
     else [
         "This market has no feedback file (params 'data: feedback:'); the proposals rest on the data alone."
@@ -62,47 +68,45 @@ show_list(
 )
 
 # %%
-score_names = [c for c in scores.columns if c not in {"territory_id", "responses"}]
+score_names = [c for c in scores.columns if c not in {"rep_id", "rep_name", "responses"}]
 show_table(
     scores,
     {"responses": COUNT} | {c: ("{:+.2f}" if c.endswith("_change") else DECIMAL) for c in score_names},
-    labels={"territory_id": "Territory"},
+    labels={"rep_id": "Rep id", "rep_name": "Rep"},
     caption="Mean survey scores (1 poor to 5 good), last four quarters, and the change on the four before",
 )
 
 # %%
 show_table(
     themes,
-    {"comments": COUNT} | {c: PERCENT for c in themes.columns if c not in {"territory_id", "comments"}},
-    labels={"territory_id": "Territory"},
-    caption="Share of each territory's comments that raise each theme",
+    {"comments": COUNT} | {c: PERCENT for c in themes.columns if c not in {"rep_id", "comments"}},
+    labels={"rep_id": "Rep id"},
+    caption="Share of each rep's comments that raise each theme as a concern (with a score of 3 or less)",
 )
 
 # %%
-top_theme = themes.drop(columns=["territory_id", "comments"]).mean().idxmax() if len(themes) else None
+concern_share = themes.drop(columns=["rep_id", "comments"]).mean() if len(themes) else pd.Series(dtype=float)
+top_theme = concern_share.idxmax() if len(concern_share) and concern_share.max() > 0 else None
 (
     show_table(
         feedback.theme_examples(survey, top_theme),
         {"date": "{:%Y-%m-%d}"},
-        caption=f"Latest comments about {top_theme}, the most raised theme",
+        caption=f"Latest comments about {top_theme}, the concern raised most",
     )
     if top_theme
-    else show_list(["No comments to quote."])
+    else show_list(["No comment raises a concern."])
 )
 
 # %% [markdown]
 # ## Proposed realignment
 #
-# The plan of step 2 is re-optimised from where it stands: each territory's target share
-# follows its rep's capacity, and planned visits (field effort) are balanced alongside the
-# step 2 measures. Only the moves the balance needs are made, within the disruption cap.
+# The plan of step 2 is re-optimised from where it stands: planned visits (field effort, from
+# each account's segment) are balanced alongside the step 2 measures. Only the moves the
+# balance needs are made, within the disruption cap of the params.
 
 # %%
-units = metrics.assign(
-    effort=feedback.unit_effort(ctx.workspace.read("accounts"), metrics, ctx.config.resources).to_numpy()
-)
+units = metrics.assign(effort=feedback.unit_effort(accounts, metrics, ctx.config.resources).to_numpy())
 current = alignment.set_index("unit_id")["territory_id"]
-labels = sorted(current.unique())
 targets = [*territories.balance_targets(ctx.config, units), BalanceTarget("effort", 0.10)]
 proposal = design_territories(
     units,
@@ -110,7 +114,6 @@ proposal = design_territories(
     targets,
     current=current,
     max_disruption=ctx.config.design.max_disruption,
-    targets=feedback.capacity_shares(labels, rep_assignment, ctx.market.reps),
     seed=ctx.config.design.seed,
 )
 moves = feedback.moves_table(proposal.moves, alignment, workload, scores)
@@ -144,7 +147,7 @@ show_table(
     | {t.column: MONEY for t in targets}
     | {f"{t.column}_dev": SIGNED_PERCENT for t in targets},
     labels={"territory_id": "Territory", "n_units": "Units", "polsby_popper": "Polsby-Popper"},
-    caption="Territories after the proposed moves (deviation from each territory's capacity-based target)",
+    caption="Territories after the proposed moves",
 )
 
 # %% tags=["remove-cell"]

@@ -220,4 +220,35 @@ def rep_homes(reps: pd.DataFrame, rep_assignment: pd.DataFrame) -> gpd.GeoDataFr
     homes = reps.drop(columns=["territory_id"], errors="ignore").merge(
         rep_assignment[["rep_id", "territory_id"]], on="rep_id", how="left"
     )
-    return gpd.GeoDataFrame(homes, geometry=gpd.points_from_xy(homes["home_lon"], homes["home_lat"]), crs=4326)
+    return gpd.GeoDataFrame(
+        homes, geometry=gpd.points_from_xy(homes["home_lon"], homes["home_lat"]), crs=4326
+    )
+
+
+def workload_before_after(
+    accounts: pd.DataFrame, reps: pd.DataFrame, rep_assignment: pd.DataFrame, settings: ResourceSettings
+) -> pd.DataFrame:
+    """Per rep: workload and travel with the accounts they own today, and in the plan.
+
+    ``accounts`` carries the plan's ``territory_id`` and, when the CRM says who owns each account
+    today, its current ``rep_id``. Without current owners the "today" columns are empty.
+    """
+    plan = rep_workload(accounts, reps, rep_assignment, settings)
+    plan = plan[plan["rep_id"] != ""].set_index("rep_id")
+    table = reps[["rep_id", "name", "capacity"]].set_index("rep_id")
+    table["territory_id"] = plan["territory_id"]
+    columns = ["accounts", "utilisation", "mean_distance_km", "annual_drive_km"]
+    if "rep_id" in accounts and (accounts["rep_id"] != "").any():
+        owners = pd.DataFrame(
+            {"territory_id": reps["rep_id"], "rep_id": reps["rep_id"], "rep_name": reps["name"]}
+        )
+        owned = accounts[accounts["rep_id"] != ""].assign(territory_id=lambda frame: frame["rep_id"])
+        today = rep_workload(owned, reps, owners, settings).set_index("rep_id")
+        for column in columns:
+            table[f"{column}_today"] = today[column]
+    else:
+        for column in columns:
+            table[f"{column}_today"] = np.nan
+    for column in columns:
+        table[f"{column}_plan"] = plan[column]
+    return table.reset_index()
