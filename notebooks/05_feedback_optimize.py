@@ -81,7 +81,7 @@ show_table(
     themes,
     {"comments": COUNT} | {c: PERCENT for c in themes.columns if c not in {"rep_id", "comments"}},
     labels={"rep_id": "Rep id"},
-    caption="Share of each rep's comments that raise each theme as a concern (with a score of 3 or less)",
+    caption="Share of each rep's comments that raise each theme as a concern (with a score of 2.5 or less)",
 )
 
 # %%

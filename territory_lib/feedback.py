@@ -12,7 +12,7 @@ from territory_lib.io import SCORE_PREFIX
 from territory_lib.resources import visits_per_year
 
 #: A survey score at or below this makes a comment's theme a concern (scores run 1 to 5).
-CONCERN_SCORE = 3
+CONCERN_SCORE = 2.5
 
 #: Comment themes and the word stems that signal them (matched case-insensitively at word starts).
 THEMES: dict[str, tuple[str, ...]] = {
