@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import papermill as pm
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import default
 
 from territory_lib.config import load_config
 from territory_lib.errors import ConfigError, TerritoryError
@@ -40,6 +42,14 @@ DOWNLOADS = (
     ("rep_workload.csv", "Rep workload and travel"),
     ("proposed_moves.csv", "Proposed realignment moves"),
 )
+
+
+class LocalKernelManager(AsyncKernelManager):
+    """Starts kernels on local IPC sockets: no TCP port, nothing readable on the network."""
+
+    @default("transport")
+    def _default_transport(self) -> str:
+        return "ipc"
 
 
 @dataclass
@@ -181,6 +191,7 @@ def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str 
             str(folder / f"{step.notebook}.ipynb"),
             parameters=dict(zip(NOTEBOOK_PARAMETERS, (str(params_path), str(folder), run_date), strict=True)),
             kernel_name=KERNEL_NAME,
+            kernel_manager_class=LocalKernelManager,
             progress_bar=False,
             cwd=str(step.path.parent),
         )
