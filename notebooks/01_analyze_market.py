@@ -27,11 +27,13 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
 from territory_lib import maps, market
+from territory_lib.config import plural
 from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, show_list, show_table
 from territory_lib.steps import start_step
 
 # %%
 ctx = start_step(1, params_path, output_dir, run_date)
+unit = ctx.config.unit_label.capitalize()
 metrics = market.unit_metrics(ctx.market)
 spots = market.hot_spots(metrics, seed=ctx.config.design.seed)
 metrics = metrics.merge(spots[["unit_id", "hot_spot", "gi_z"]], on="unit_id")
@@ -56,7 +58,7 @@ maps.choropleth_map(
     metrics,
     "potential",
     tooltip_columns={
-        "name": "Unit",
+        "name": unit,
         "accounts": "Accounts",
         "customers": "Customers",
         "potential": f"Potential ({ctx.config.currency})",
@@ -73,8 +75,8 @@ top_units = metrics.sort_values("potential", ascending=False)
 show_table(
     top_units[["name", "accounts", "customers", "potential", "sales_12m", "penetration"]],
     {"accounts": COUNT, "customers": COUNT, "potential": MONEY, "sales_12m": MONEY, "penetration": PERCENT},
-    labels={"name": "Unit", "sales_12m": "Sales, last 12 months"},
-    caption="Units by potential",
+    labels={"name": unit, "sales_12m": "Sales, last 12 months"},
+    caption=f"{plural(ctx.config.unit_label).capitalize()} by potential",
     max_rows=15,
 )
 
@@ -95,6 +97,7 @@ show_table(
         "share_of_potential": PERCENT,
         "penetration": PERCENT,
     },
+    labels={"sales_12m": "Sales, last 12 months", "share_of_potential": "Share of potential"},
     index=True,
 )
 
@@ -118,8 +121,8 @@ show_table(
 show_table(
     model.units.sort_values("ratio").head(10),
     {"potential": MONEY, "modelled_potential": MONEY, "ratio": DECIMAL},
-    labels={"name": "Unit", "modelled_potential": "Expected from demographics", "ratio": "Known / expected"},
-    caption="White space: the units furthest below their expected potential",
+    labels={"name": unit, "modelled_potential": "Expected from demographics", "ratio": "Known / expected"},
+    caption=f"White space: the {plural(ctx.config.unit_label)} furthest below their expected potential",
 )
 
 # %% [markdown]
@@ -133,7 +136,7 @@ maps.category_map(
     metrics,
     "hot_spot",
     tooltip_columns={
-        "name": "Unit",
+        "name": unit,
         "hot_spot": "Cluster",
         "potential_per_km2": "Potential per km²",
         "gi_z": "Gi* z",

@@ -34,6 +34,7 @@ from territory_lib.steps import start_step
 
 # %%
 ctx = start_step(2, params_path, output_dir, run_date)
+unit = ctx.config.unit_label.capitalize()
 metrics = ctx.workspace.read("unit_metrics")
 accounts = ctx.workspace.read("accounts")
 targets = territories.balance_targets(ctx.config, metrics)
@@ -63,7 +64,7 @@ maps.category_map(
     alignment,
     "territory_id",
     tooltip_columns={
-        "name": "Unit",
+        "name": unit,
         "territory_id": "Territory",
         "accounts": "Accounts",
         "potential": "Potential",

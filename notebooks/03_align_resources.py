@@ -32,6 +32,7 @@ from territory_lib.steps import start_step
 
 # %%
 ctx = start_step(3, params_path, output_dir, run_date)
+unit = ctx.config.unit_label.capitalize()
 alignment = ctx.workspace.read("alignment")
 rep_assignment = ctx.workspace.read("rep_assignment")
 accounts = ctx.workspace.read("accounts").merge(alignment[["unit_id", "territory_id"]], on="unit_id")
@@ -143,7 +144,7 @@ maps.category_map(
     territory_units,
     "territory_id",
     tooltip_columns={
-        "name": "Unit",
+        "name": unit,
         "territory_id": "Territory",
         "rep_name": "Rep",
         "utilisation": "Rep utilisation",

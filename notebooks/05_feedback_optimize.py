@@ -36,6 +36,7 @@ from territory_lib.steps import start_step
 
 # %%
 ctx = start_step(5, params_path, output_dir, run_date)
+unit = ctx.config.unit_label.capitalize()
 alignment = ctx.workspace.read("alignment")
 rep_assignment = ctx.workspace.read("rep_assignment")
 workload = ctx.workspace.read("rep_workload")
@@ -123,7 +124,7 @@ show_list(territories.plan_findings(proposal, targets, anchored=False))
 show_table(
     moves,
     {"accounts": COUNT, "potential": MONEY},
-    labels={"unit_id": "Unit id", "name": "Unit", "from_territory": "From", "to_territory": "To"},
+    labels={"unit_id": f"{unit} id", "name": unit, "from_territory": "From", "to_territory": "To"},
     caption=f"{len(moves)} proposed move(s)",
 ) if len(moves) else show_list(["No move is needed: the plan already fits the reps' capacity and effort."])
 
@@ -132,7 +133,7 @@ proposed = alignment.assign(territory_id=alignment["unit_id"].map(proposal.assig
 maps.category_map(
     proposed,
     "territory_id",
-    tooltip_columns={"name": "Unit", "territory_id": "Proposed territory", "potential": "Potential"},
+    tooltip_columns={"name": unit, "territory_id": "Proposed territory", "potential": "Potential"},
     legend_title="Proposed territories (outlined: units that move)",
     highlight=set(moves["unit_id"]),
     highlight_label="Proposed move",

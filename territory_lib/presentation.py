@@ -37,23 +37,22 @@ def show_table(
     formats
         Per column, a format string (``"{:,.0f}"``) or a function; missing values show as "–".
     labels
-        Friendlier column headings, by column name.
+        Headings by column name; other columns are headed by :func:`humanize`.
     caption
         A line shown above the table.
     max_rows
-        Longer tables show their first rows and say how many were left out.
+        Longer tables show their first rows and say so.
     """
-    labels = dict(labels or {})
+    labels = {column: humanize(column) for column in frame.columns} | dict(labels or {})
     shown = frame.head(max_rows).rename(columns=labels)
-    formatters = {
-        labels.get(column, column): _formatter(spec)
-        for column, spec in (formats or {}).items()
-        if column in frame.columns
-    }
+    if index and shown.index.name:
+        shown.index.name = humanize(shown.index.name)
+    for column, spec in (formats or {}).items():
+        if column in frame.columns:
+            shown[labels[column]] = shown[labels[column]].map(_formatter(spec))
     body = shown.to_html(
         index=index,
         escape=True,
-        formatters=formatters,
         na_rep="–",
         border=0,
         classes="territory-table",
@@ -64,8 +63,14 @@ def show_table(
         parts.append(f"<p class='territory-caption'><strong>{html.escape(caption)}</strong></p>")
     parts.append(body)
     if len(frame) > max_rows:
-        parts.append(f"<p><em>{len(frame) - max_rows:,} more rows in the downloadable files.</em></p>")
+        parts.append(f"<p><em>First {max_rows} of {len(frame):,} rows.</em></p>")
     return HTML("\n".join(parts))
+
+
+def humanize(column: object) -> str:
+    """A heading from a column name: ``sales_12m`` -> ``Sales 12m``, ``rep_id`` -> ``Rep id``."""
+    text = str(column).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
 
 
 def _formatter(spec: Formatter) -> Callable[[object], str]:

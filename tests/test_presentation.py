@@ -1,0 +1,39 @@
+"""Report tables and lists: values escaped, numbers formatted, headings readable."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from territory_lib.presentation import humanize, show_figure, show_list, show_table
+
+
+def test_table_escapes_values_formats_numbers_and_humanizes_headings() -> None:
+    frame = pd.DataFrame(
+        {"rep_name": ["<script>alert(1)</script>"], "sales_12m": [1234567.891], "share": [None]}
+    )
+    page = show_table(frame, {"sales_12m": "{:,.0f}", "share": "{:.0%}"}, caption="A & B").data
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "1,234,568" in page and "–" in page
+    assert "<th>Rep name</th>" in page and "<th>Sales 12m</th>" in page
+    assert "A &amp; B" in page
+
+
+def test_long_tables_say_what_was_left_out() -> None:
+    page = show_table(pd.DataFrame({"x": range(70)}), max_rows=60).data
+    assert page.count("<tr>") == 60 and "First 60 of 70 rows" in page
+
+
+def test_labels_override_headings() -> None:
+    page = show_table(pd.DataFrame({"territory_id": ["T1"]}), labels={"territory_id": "Territory"}).data
+    assert "<th>Territory</th>" in page
+
+
+def test_lists_and_figures() -> None:
+    assert show_list(["a < b"], "Title & more").data == (
+        "<p><strong>Title &amp; more</strong></p><ul><li>a &lt; b</li></ul>"
+    )
+    figure = Figure()
+    figure.subplots().plot([1, 2], [3, 4])
+    assert show_figure(figure).data.startswith(b"\x89PNG")
+    assert humanize("mean_distance_km") == "Mean distance km"
