@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=2, help="markets run at once, each in its own process (default: 2)"
     )
     run.add_argument("--run-date", help="date printed on the reports, YYYY-MM-DD (default: today)")
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run markets on a dask.distributed cluster (e.g. tcp://10.0.0.5:8786); its workers need "
+        "this project installed and the same files at the same paths",
+    )
     run.set_defaults(handler=_run)
 
     prepare = commands.add_parser("prepare", help="generate the data files of built-in markets")
@@ -74,7 +80,13 @@ def _run(args: argparse.Namespace) -> int:
     markets = args.markets or available_markets()
     if args.jobs < 1:
         raise TerritoryError("--jobs must be at least 1.")
-    runs = run_markets(markets, steps=parse_steps(args.steps), jobs=args.jobs, run_date=args.run_date)
+    runs = run_markets(
+        markets,
+        steps=parse_steps(args.steps),
+        jobs=args.jobs,
+        run_date=args.run_date,
+        scheduler=args.scheduler,
+    )
     from territory_lib.paths import reports_dir
 
     print()

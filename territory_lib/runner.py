@@ -23,10 +23,10 @@ import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
-from territory_lib.config import load_config
+from territory_lib.config import load_config, market_params_path
 from territory_lib.errors import ConfigError, TerritoryError
 from territory_lib.io import prepare_builtin_data
-from territory_lib.paths import reports_dir
+from territory_lib.paths import REPORTS_ENV_VAR, reports_dir
 from territory_lib.report import export_html, write_index
 from territory_lib.steps import STEPS, Step
 
@@ -86,6 +86,7 @@ def run_market(
     steps: Sequence[int] | None = None,
     run_date: str | None = None,
     progress: Callable[[str], None] = print,
+    reports_root: str | None = None,
 ) -> MarketRun:
     """Run ``steps`` (default all five) of one market and publish its reports if all succeed.
 
@@ -99,7 +100,12 @@ def run_market(
         The date printed on the reports (``YYYY-MM-DD``); today by default.
     progress
         Called with one line per event (start, each step done, published, failed).
+    reports_root
+        The reports folder to publish into, when this process (a worker) does not know it.
     """
+    if reports_root is not None:
+        # Notebook kernels inherit the environment, so they write into the same folder.
+        os.environ[REPORTS_ENV_VAR] = reports_root
     started = time.perf_counter()
     config = load_config(params)
     steps = list(steps or [step.number for step in STEPS])
@@ -164,23 +170,63 @@ def run_markets(
     jobs: int = 2,
     run_date: str | None = None,
     progress: Callable[[str], None] = print,
+    scheduler: str | None = None,
 ) -> list[MarketRun]:
-    """Run several markets, ``jobs`` at a time in separate processes, then rebuild the index page.
+    """Run several markets, then rebuild the index page.
 
-    Every params file is validated before anything runs, so a typo fails fast.
+    Markets run ``jobs`` at a time in separate local processes or, with ``scheduler`` (the
+    address of a dask.distributed scheduler), on its workers, which need this project installed
+    and the same files at the same paths. Every params file is validated before anything runs,
+    so a typo fails fast.
     """
-    for market in markets:
-        load_config(market)
+    params = [str(market_params_path(market)) for market in markets]
+    for path in params:
+        load_config(path)
     run_date = run_date or dt.date.today().isoformat()
-    if jobs <= 1 or len(markets) <= 1:
-        runs = [run_market(market, steps, run_date, progress) for market in markets]
+    if scheduler is not None:
+        runs = _run_on_dask(scheduler, params, steps, run_date, progress)
+    elif jobs <= 1 or len(params) <= 1:
+        runs = [run_market(path, steps, run_date, progress) for path in params]
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(markets)), mp_context=context) as pool:
-            futures = [pool.submit(run_market, market, steps, run_date, _print_flush) for market in markets]
+        with ProcessPoolExecutor(max_workers=min(jobs, len(params)), mp_context=context) as pool:
+            futures = [pool.submit(run_market, path, steps, run_date, _print_flush) for path in params]
             runs = [future.result() for future in futures]
     write_index(reports_dir())
     return runs
+
+
+def _run_on_dask(
+    scheduler: str,
+    params: Sequence[str],
+    steps: Sequence[int] | None,
+    run_date: str,
+    progress: Callable[[str], None],
+) -> list[MarketRun]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ConfigError(
+            "--scheduler needs dask.distributed; install it with: pip install 'territory[dask]'."
+        ) from None
+    with Client(scheduler) as client:
+        progress(f"running {len(params)} market(s) on the dask cluster at {scheduler}")
+        futures = client.map(
+            run_market,
+            params,
+            steps=steps,
+            run_date=run_date,
+            progress=_print_flush,
+            reports_root=str(reports_dir()),
+            pure=False,
+        )
+        order = {future.key: index for index, future in enumerate(futures)}
+        runs: list[MarketRun | None] = [None] * len(futures)
+        for future in as_completed(futures):
+            run = future.result()
+            runs[order[future.key]] = run
+            progress(f"[{run.market}] {'done' if run.ok else 'FAILED'} on the cluster in {run.seconds:.1f} s")
+    return [run for run in runs if run is not None]
 
 
 def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str | None:
