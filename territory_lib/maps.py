@@ -13,7 +13,6 @@ import math
 import numbers
 import os
 import re
-import uuid
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from shapely.geometry import mapping
 
 from territory_lib.errors import ConfigError, DataError, TerritoryError
 from territory_lib.geo import equal_area_crs
+from territory_lib.paths import write_text_atomically
 
 __all__ = [
     "CATEGORY_PALETTE",
@@ -177,7 +177,7 @@ def save_map(m: folium.Map, path: str | os.PathLike[str]) -> Path:
     """Write ``m`` as a standalone HTML page, atomically, and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, m.get_root().render())
+    write_text_atomically(path, m.get_root().render())
     return path
 
 
@@ -608,15 +608,3 @@ def _require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> 
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"Column(s) {missing} not found in {what}; available columns: {list(frame.columns)}.")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # open(..., "x") honours the umask (mkstemp would leave the page readable by its owner only).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

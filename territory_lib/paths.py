@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 from territory_lib.errors import ConfigError
@@ -37,3 +38,20 @@ def ensure_inside(path: Path, root: Path, what: str) -> Path:
     if resolved != root and root not in resolved.parents:
         raise ConfigError(f"{what} {str(path)!r} points outside {root}; choose a folder inside it.")
     return resolved
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file.
+
+    ``open(..., "x")`` honours the umask, so the file is as readable as any other written here.
+    """
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temp, "x", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path

@@ -8,7 +8,6 @@ import html
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -24,6 +23,7 @@ from nbconvert.preprocessors import Preprocessor
 from traitlets.config import Config
 
 from territory_lib.errors import TerritoryError
+from territory_lib.paths import write_text_atomically
 
 __all__ = [
     "REMOVE_CELL_TAGS",
@@ -185,7 +185,7 @@ def export_html(
             "with territory_lib.maps and avoid outputs that pull libraries from a CDN."
         )
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(html_path, body)
+    write_text_atomically(html_path, body)
     return html_path
 
 
@@ -229,7 +229,7 @@ def write_index(reports_root: str | os.PathLike[str]) -> Path:
     template = _jinja().get_template("index.html.j2")
     page = template.render(page_title=INDEX_TITLE, markets=markets)
     index = root / "index.html"
-    _write_atomically(index, page)
+    write_text_atomically(index, page)
     return index
 
 
@@ -362,18 +362,6 @@ def _jinja() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=False,
     )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # open(..., "x") honours the umask, so the page is as readable as any other file written here.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 _ABSOLUTE_URL = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)

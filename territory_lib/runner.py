@@ -26,7 +26,7 @@ from traitlets import default
 from territory_lib.config import load_config, market_params_path
 from territory_lib.errors import ConfigError, TerritoryError
 from territory_lib.io import prepare_builtin_data
-from territory_lib.paths import REPORTS_ENV_VAR, reports_dir
+from territory_lib.paths import REPORTS_ENV_VAR, reports_dir, write_text_atomically
 from territory_lib.report import export_html, write_index
 from territory_lib.steps import STEPS, Step
 
@@ -304,9 +304,7 @@ def _read_manifest(folder: Path) -> dict | None:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    temp = path.with_suffix(".json.tmp")
-    temp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(temp, path)
+    write_text_atomically(path, json.dumps(payload, indent=2, ensure_ascii=False))
 
 
 def _now() -> str:

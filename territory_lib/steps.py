@@ -20,7 +20,7 @@ import pandas as pd
 from territory_lib.config import MarketConfig, load_config
 from territory_lib.errors import ConfigError, StepOrderError
 from territory_lib.io import Market, load_market
-from territory_lib.paths import NOTEBOOKS_DIR, ensure_inside, reports_dir
+from territory_lib.paths import NOTEBOOKS_DIR, ensure_inside, reports_dir, write_text_atomically
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,7 @@ class Workspace:
     def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
         """Write a download for stakeholders and CRM uploads (``<root>/<name>``) atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
-        target = self.root / name
-        temp = target.with_suffix(target.suffix + ".tmp")
-        frame.to_csv(temp, index=False)
-        os.replace(temp, target)
-        return target
+        return write_text_atomically(self.root / name, frame.to_csv(index=False))
 
 
 @dataclass
