@@ -307,6 +307,11 @@ def _market_entry(root: Path, folder: Path) -> dict[str, Any]:
             else None
         ),
         "steps": steps,
+        "highlights": [
+            {"label": str(item.get("label", "")), "value": str(item.get("value", ""))}
+            for item in manifest.get("highlights") or []
+            if isinstance(item, Mapping)
+        ],
         "downloads": [
             {"label": str(item.get("label") or item.get("href")), "href": href(item.get("href"))}
             for item in manifest.get("downloads") or []

@@ -28,7 +28,7 @@ from territory_lib.errors import ConfigError, TerritoryError
 from territory_lib.io import prepare_builtin_data
 from territory_lib.paths import REPORTS_ENV_VAR, reports_dir, write_text_atomically
 from territory_lib.report import export_html, write_index
-from territory_lib.steps import STEPS, Step
+from territory_lib.steps import STEPS, Step, Workspace
 
 #: The kernel every notebook runs on, named explicitly: never the one saved in a notebook's metadata.
 KERNEL_NAME = "python3"
@@ -150,6 +150,7 @@ def run_market(
         manifest.update(
             run_finished=_now(),
             status="ok",
+            highlights=headline_figures(Workspace(staging)),
             downloads=[
                 {"label": label, "href": name} for name, label in DOWNLOADS if (staging / name).exists()
             ],
@@ -246,6 +247,29 @@ def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str 
     except Exception as exc:  # a kernel that died or would not start: report it, keep old results
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
     return None
+
+
+def headline_figures(workspace: Workspace) -> list[dict[str, str]]:
+    """The few figures the index page shows per market, read from a run's artifacts."""
+    figures = []
+    artifacts = {name: workspace.artifact_path(name) for name in ("unit_metrics", "territories", "trends")}
+    if artifacts["unit_metrics"].is_file():
+        metrics = workspace.read("unit_metrics")
+        figures.append({"label": "Accounts", "value": f"{int(metrics['accounts'].sum()):,}"})
+        figures.append({"label": "Annual potential", "value": f"{metrics['potential'].sum():,.0f}"})
+    if artifacts["territories"].is_file():
+        table = workspace.read("territories")
+        deviations = [column for column in table.columns if column.endswith("_dev")]
+        figures.append({"label": "Territories", "value": f"{len(table)}"})
+        for column in deviations:
+            measure = column.removesuffix("_dev").replace("_", " ")
+            figures.append(
+                {"label": f"Largest {measure} deviation", "value": f"{table[column].abs().max():.1%}"}
+            )
+    if artifacts["trends"].is_file():
+        trend = workspace.read("trends").iloc[0]
+        figures.append({"label": "Sales trend", "value": f"{trend['annual_growth']:+.1%} a year"})
+    return figures
 
 
 def _export(step: Step, title: str, folder: Path) -> str | None:
