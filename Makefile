@@ -44,5 +44,6 @@ bench: $(INSTALLED) ## territory design engine against METIS, GerryChain and spo
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[test,bench]"
 	$(BIN)/python benchmarks/design_benchmark.py
 
-clean:
-	rm -rf $(VENV) reports/* data/ .pytest_cache .ruff_cache .hypothesis
+clean: ## remove .venv, generated data and reports (keeps reports/README.md)
+	find reports -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf $(VENV) data/ .pytest_cache .ruff_cache .hypothesis
