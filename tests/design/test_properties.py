@@ -5,6 +5,7 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from territory_lib.design import design_territories
 from territory_lib.design.graph import build_unit_graph
 from territory_lib.design.metrics import contiguous
+from territory_lib.errors import InfeasibleError
 
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -48,18 +50,54 @@ def test_always_k_contiguous_territories(seed: int, n: int, k: int, points: bool
     assert result.territories["contiguous"].all()
 
 
+def reference_partition(units: gpd.GeoDataFrame, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A contiguous partition into ``k`` non-empty parts: breadth-first growth from ``k`` random units."""
+    graph = build_unit_graph(units, units["unit_id"].to_numpy())
+    nbrs = graph.neighbour_lists()
+    labels = np.full(graph.n, -1)
+    frontier = []
+    for part, unit in enumerate(rng.choice(graph.n, size=k, replace=False).tolist()):
+        labels[unit] = part
+        frontier.append([unit])
+    # Parts take turns claiming one free neighbour each, so every part stays connected.
+    while (labels < 0).any():
+        for part in range(k):
+            queue = frontier[part]
+            while queue:
+                free = [v for v in nbrs[queue[0]] if labels[v] < 0]
+                if free:
+                    labels[free[0]] = part
+                    queue.append(free[0])
+                    break
+                queue.pop(0)
+    return labels
+
+
 @SETTINGS
-@given(seed=st.integers(0, 10_000), n=st.integers(15, 50), k=st.integers(2, 5), n_locks=st.integers(1, 4))
+@given(seed=st.integers(0, 10_000), n=st.integers(15, 50), k=st.integers(2, 5), n_locks=st.integers(1, 6))
 def test_locks_hold(seed: int, n: int, k: int, n_locks: int) -> None:
     units = random_map(seed, n)
     rng = np.random.default_rng(seed)
-    locked_units = rng.choice(units["unit_id"].to_numpy(), size=n_locks, replace=False)
+    # Locks drawn from one contiguous plan can always be honoured together.
+    reference = reference_partition(units, k, rng)
     names = [f"T{i + 1:02d}" for i in range(k)]
-    locked = {u: names[i % k] for i, u in enumerate(locked_units)}
+    chosen = rng.choice(n, size=n_locks, replace=False)
+    locked = {units["unit_id"].iloc[u]: names[reference[u]] for u in chosen.tolist()}
     result = design_territories(units, k, {"w": 0.1}, locked=locked, seed=seed, time_limit=5)
     check_partition(units, result.assignment, k)
     for unit, label in locked.items():
         assert result.assignment[unit] == label
+
+
+def test_conflicting_locks_raise() -> None:
+    # Five squares in a row: T01 holds both ends, T02 the middle square, which cuts T01 in two.
+    cells = [shapely.box(i * 1000, 0, (i + 1) * 1000, 1000) for i in range(5)]
+    units = gpd.GeoDataFrame(
+        {"unit_id": [f"u{i}" for i in range(5)], "w": [1.0] * 5}, geometry=cells, crs=3857
+    )
+    locked = {"u0": "T01", "u4": "T01", "u2": "T02"}
+    with pytest.raises(InfeasibleError, match="cannot be joined"):
+        design_territories(units, 2, {"w": 0.1}, locked=locked)
 
 
 @SETTINGS
