@@ -27,7 +27,12 @@ def edge_lengths(graph: UnitGraph) -> np.ndarray:
 
 
 def initial_centres(
-    xy: np.ndarray, weight: np.ndarray, k: int, fixed: list[int | None], rng: np.random.Generator
+    xy: np.ndarray,
+    weight: np.ndarray,
+    k: int,
+    fixed: list[int | None],
+    rng: np.random.Generator,
+    reserved: frozenset[int] = frozenset(),
 ) -> list[int]:
     """Pick a centre unit for every territory without a fixed one: weighted k-means++ then Lloyd steps.
 
@@ -43,10 +48,13 @@ def initial_centres(
         Fixed centre unit per territory, or None where the centre is free.
     rng : numpy.random.Generator
         Random source (k-means++ draws).
+    reserved : frozenset of int
+        Units that belong to a territory already (locked units and the paths joining them); no
+        free centre may sit on one.
     """
     n = len(xy)
     w = weight + weight.sum() / max(n, 1) * 0.05 + 1e-12
-    taken = {c for c in fixed if c is not None}
+    taken = {c for c in fixed if c is not None} | set(reserved)
     centres = [xy[c] for c in fixed if c is not None]
     free_slots = [t for t in range(k) if fixed[t] is None]
     points = np.array(centres) if centres else np.empty((0, 2))
@@ -74,7 +82,7 @@ def initial_centres(
     # Snap each free centre to a distinct unit, nearest first.
     tree = cKDTree(xy)
     result = list(fixed)
-    used = {c for c in fixed if c is not None}
+    used = {c for c in fixed if c is not None} | set(reserved)
     for slot, point in zip(free_slots, points[n_fixed:], strict=True):
         kq = min(n, 32)
         _, cand = tree.query(point, k=kq)
@@ -136,7 +144,7 @@ def grow_balanced(
     for t, u in zip(free, [u for u in heavy if u not in taken], strict=False):
         fixed[t] = u
     anchored = [c is not None and not cores[t] for t, c in enumerate(fixed)]
-    centres = initial_centres(graph.xy, share, k, fixed, rng)
+    centres = initial_centres(graph.xy, share, k, fixed, rng, frozenset(taken))
     scale = float(np.mean(lengths)) * np.sqrt(n / (np.pi * k)) if len(lengths) else 1.0
     offsets = np.zeros(k)
     best, best_err = None, np.inf
@@ -369,7 +377,7 @@ def _split_candidates(
             c1, c2 = rng.choice(sub.size, size=2, replace=False, p=p_load)[:, None]
         if c1[0] == c2[0]:
             continue
-        order, rank = sweep_order(sub, c1, c2, rng)
+        order, rank, safe = sweep_order(sub, c1, c2, rng)
         stats = prefix_stats(sub, order, rank)
         # Polygons: Polsby-Popper of both sides; points: their moment of inertia.
         shape = -stats.polsby_popper() if polygons else stats.inertia / max(float(stats.inertia.max()), 1e-12)
@@ -391,7 +399,7 @@ def _split_candidates(
                 key = np.packbits(in_g1).tobytes()
                 if key in seen:
                     continue
-                if sub.connected(side_a) and sub.connected(~side_a):
+                if safe[idx] or (sub.connected(side_a) and sub.connected(~side_a)):
                     seen.add(key)
                     found.append((float(score[idx]), in_g1))
                     taken += 1

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from territory_lib.design.construct import edge_lengths, grow_balanced
+from territory_lib.design.construct import bisect_plan, edge_lengths, grow_balanced
 from territory_lib.design.graph import UnitGraph, build_unit_graph
 from territory_lib.design.improve import LocalSearch, Weights
 from territory_lib.design.metrics import inertia_weights, plan_summary, territory_table
@@ -614,7 +614,12 @@ def design_territories(
             if best is not None and time.perf_counter() > search.deadline:
                 break
             rng = np.random.default_rng([seed, attempt])
-            start = grow_balanced(graph, combined, target_share, cores, rng)
+            if n > LARGE_INSTANCE and not any(cores):
+                # Fine units: recursive bisection already lands close to every band with compact
+                # shapes, which boundary sweeps finish; growth would need long-range load shifts.
+                start = bisect_plan(graph, share, target, search.tolerance, inertia_w, rng)
+            else:
+                start = grow_balanced(graph, combined, target_share, cores, rng)
             ls = _optimise(search, start, rng, realign=False)
             key = _plan_key(ls)
             if best is None or key < best[0]:

@@ -16,6 +16,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from territory_lib.design.improve import FOUR_PI, LocalSearch, move_unit
+from territory_lib.design.sweep import distance_difference_order
 
 
 def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs: int = 16) -> bool:
@@ -75,9 +76,13 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
         c2 = np.unique(np.concatenate([[rng.choice(members_b)], np.flatnonzero(fix_b)]))
         d1 = dijkstra(graph, indices=c1, min_only=True)
         d2 = dijkstra(graph, indices=c2, min_only=True)
-        order = np.lexsort((d1, d1 - d2))
-        rank = np.empty(nu, dtype=np.int64)
-        rank[order] = np.arange(nu)
+        if not np.isfinite(d1).all():
+            # An earlier move of this round took away the units that made a and b neighbours.
+            return False
+        order, rank, safe = distance_difference_order(d1, d2)
+        if len(c1) > 1 or len(c2) > 1:
+            # Several sources (locked units) can each hold a separate piece of a side.
+            safe[:] = False
         scores = ctx.score_prefixes(order, rank)
         # Prefix p (first p+1 units go to a) must hold every unit fixed in a and none fixed in b.
         p = np.arange(nu - 1)
@@ -93,12 +98,12 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
             scores = scores + ls.weights.disruption * extra
             scores[ls.disrupted + extra > ls.cap + 1e-12] = np.inf
         # Equal distance differences (units behind a shared neighbour) can order a unit apart
-        # from the neighbour that links it to its centre; check the few best splits explicitly.
+        # from the neighbour that links it to its centre; check such splits explicitly.
         for idx in np.argsort(scores, kind="stable")[:4].tolist():
             if not scores[idx] < best_score:
                 break
             in_a = rank <= idx
-            if _connected(rows_a, cols_a, in_a) and _connected(rows_a, cols_a, ~in_a):
+            if safe[idx] or (_connected(rows_a, cols_a, in_a) and _connected(rows_a, cols_a, ~in_a)):
                 best_score, best_in_a = float(scores[idx]), in_a
                 break
     if best_in_a is None or np.array_equal(best_in_a, in_a_now):

@@ -8,11 +8,14 @@ load, area, perimeter and inertia of all ``n - 1`` splits in O(n + edges).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components, dijkstra
+
+#: Pieces up to this many units are checked for connectivity by a plain search.
+SMALL_PIECE = 3000
 
 
 @dataclass
@@ -30,6 +33,7 @@ class SubGraph:
     w: np.ndarray
     x: np.ndarray
     y: np.ndarray
+    _nbrs: list[list[int]] | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
@@ -46,6 +50,22 @@ class SubGraph:
         idx = np.flatnonzero(member)
         if len(idx) <= 1:
             return len(idx) == 1
+        if self.size <= SMALL_PIECE:
+            # A plain search beats building a sparse matrix on small pieces.
+            if self._nbrs is None:
+                ptr = np.searchsorted(self.rows, np.arange(self.size + 1)).tolist()
+                cols = self.cols.tolist()
+                self._nbrs = [cols[ptr[i] : ptr[i + 1]] for i in range(self.size)]
+            inside = member.tolist()
+            start = int(idx[0])
+            seen = {start}
+            stack = [start]
+            while stack:
+                for u in self._nbrs[stack.pop()]:
+                    if inside[u] and u not in seen:
+                        seen.add(u)
+                        stack.append(u)
+            return len(seen) == len(idx)
         keep = member[self.rows] & member[self.cols]
         remap = np.full(self.size, -1)
         remap[idx] = np.arange(len(idx))
@@ -84,21 +104,41 @@ def subgraph(
     )
 
 
+def distance_difference_order(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Order units by ``d1 - d2`` (ties by ``d1``); return ``(order, rank, safe)``.
+
+    ``d1`` and ``d2`` are shortest-path distances from one source unit each. ``safe[p]`` says
+    split ``p`` (first ``p + 1`` units of ``order`` on side A) has both sides connected without
+    checking: a unit on a shortest path from ``c1`` to a side-A unit has a key no larger and a
+    smaller ``d1``, so it comes first; a unit on a shortest path from ``c2`` to a side-B unit has a
+    key no smaller, so only equal keys across the cut can break side B. Keys are rounded so that
+    ties lost to floating point count as ties; a set that is not connected (some distance
+    infinite) has no safe split.
+    """
+    finite = bool(np.isfinite(d1).all() and np.isfinite(d2).all())
+    scale = max(float(np.abs(d1[np.isfinite(d1)]).max(initial=0.0)), 1e-300)
+    with np.errstate(invalid="ignore"):
+        key = np.round((d1 - d2) / scale, 9)
+    order = np.lexsort((d1, key))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    ordered = key[order]
+    return order, rank, (ordered[1:] != ordered[:-1]) & finite
+
+
 def sweep_order(
     sub: SubGraph, c1: np.ndarray, c2: np.ndarray, rng: np.random.Generator, noise: float = 0.3
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rank units by distance difference to source sets ``c1`` and ``c2`` (noisy edge lengths).
 
-    Returns ``(order, rank)``; ``order[:p + 1]`` is the side of ``c1`` for split ``p``.
+    Returns ``(order, rank, safe)`` as :func:`distance_difference_order`; ``order[:p + 1]`` is the
+    side of ``c1`` for split ``p``.
     """
     lengths = sub.length * rng.uniform(1 - noise, 1 + noise, len(sub.length)) if noise else sub.length
     graph = sparse.csr_matrix((lengths, (sub.rows, sub.cols)), shape=(sub.size, sub.size))
     d1 = dijkstra(graph, directed=False, indices=c1, min_only=True)
     d2 = dijkstra(graph, directed=False, indices=c2, min_only=True)
-    order = np.lexsort((d1, d1 - d2))
-    rank = np.empty(sub.size, dtype=np.int64)
-    rank[order] = np.arange(sub.size)
-    return order, rank
+    return distance_difference_order(d1, d2)
 
 
 @dataclass
