@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from territory_lib.design.construct import bisect_plan, edge_lengths, grow_balanced
+from territory_lib.design.diagnose import REACH_MAX_UNITS, forced_load, territory_reach
 from territory_lib.design.graph import UnitGraph, build_unit_graph
 from territory_lib.design.improve import LocalSearch, Weights
 from territory_lib.design.metrics import inertia_weights, plan_summary, territory_table
@@ -33,6 +35,9 @@ LARGE_INSTANCE = 3000
 #: Independent starts on small maps, and recombination-plus-tabu rounds of the shape phase.
 STARTS = 3
 SHAPE_ROUNDS = 3
+#: Time for the exact checks that explain an out-of-band plan: per MIP solve, and in all.
+REACH_SOLVE_SECONDS = 2.0
+REACH_SECONDS = 6.0
 
 
 @dataclass(frozen=True)
@@ -385,6 +390,40 @@ def _optimise(search: _Search, start: np.ndarray, rng: np.random.Generator, real
     return ls
 
 
+def _anchor_free_plan(search: _Search, free: np.ndarray, anchors: list[int]) -> np.ndarray:
+    """Give each territory of a plan drawn without anchors to one anchor unit (seed), then reach it.
+
+    Territories are matched to anchors by least total graph distance (Hungarian assignment); a
+    territory that does not hold its anchor extends along the shortest path to it. The plan is
+    then made contiguous with every territory's required units in place. Heavy units that would
+    crowd around two nearby anchors keep the territories they had in the free plan, so a
+    territory may end far from its anchor rather than out of balance.
+    """
+    graph = search.graph
+    k = len(anchors)
+    rows = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
+    mat = sparse.csr_matrix((edge_lengths(graph), (rows, graph.indices)), shape=(graph.n, graph.n))
+    dist, pred = dijkstra(mat, indices=anchors, return_predecessors=True)
+    cost = np.full((k, k), np.inf)
+    for t in range(k):
+        cost[:, t] = dist[:, free == t].min(axis=1)
+    _, match = linear_sum_assignment(cost)
+    relabel = np.empty(k, dtype=np.int64)
+    relabel[match] = np.arange(k)
+    labels = relabel[free]
+    for s, unit in enumerate(anchors):
+        if labels[unit] == s:
+            continue
+        members = np.flatnonzero(labels == s)
+        # Paths to earlier anchors may have taken the whole territory: it restarts at its anchor.
+        v = int(members[np.argmin(dist[s, members])]) if len(members) else unit
+        while v != unit and v >= 0:
+            labels[v] = s
+            v = int(pred[s, v])
+        labels[unit] = s
+    return _repair_contiguity(graph, labels, k, search.share, search.cores)
+
+
 def _plan_key(ls: LocalSearch) -> tuple[float, float]:
     return (round(ls.violation(), 12), ls.objective())
 
@@ -452,6 +491,7 @@ def design_territories(
     >>> print(result.metrics_text())  # doctest: +SKIP
     """
     started = time.perf_counter()
+    reasons: dict[tuple[int, str], str] = {}
     if not isinstance(units, gpd.GeoDataFrame):
         raise ConfigError("units must be a GeoDataFrame with one row per unit and a CRS.")
     if units.crs is None:
@@ -605,16 +645,34 @@ def design_territories(
                 f"{moved_by_repair} units of the current plan were cut off from their territory's main piece "
                 "(or had none, or their territory was dissolved or added); they were re-attached first."
             )
-        labels = _optimise(search, start, np.random.default_rng([seed, 1]), realign=True).labels_array()
+        realigned = _optimise(search, start, np.random.default_rng([seed, 1]), realign=True)
+        labels = realigned.labels_array()
+        if realigned.violation() > 0:
+            reasons, general = _explain_balance(search, labels, ids, names_m, [], None)
+            notes += general
     else:
         starts = STARTS if n <= LARGE_INSTANCE else 1
         best: tuple[tuple[float, float], np.ndarray] | None = None
         combined = share.mean(axis=1)
+        anchors = [core[0] for core in cores] if seeds is not None else []
+        if anchors and n <= LARGE_INSTANCE:
+            # Seeds crowded around heavy units can make growth from the seeds unbalanceable;
+            # every other start draws the plan freely and reaches the seeds afterwards.
+            starts += 1
+        free_best: LocalSearch | None = None
         for attempt in range(starts):
             if best is not None and time.perf_counter() > search.deadline:
                 break
             rng = np.random.default_rng([seed, attempt])
-            if n > LARGE_INSTANCE and not any(cores):
+            if anchors and attempt % 2 == 1:
+                free = replace(search, movable=np.ones(n, dtype=bool), cores=[[] for _ in range(k)])
+                drawn = _optimise(
+                    free, grow_balanced(graph, combined, target_share, free.cores, rng), rng, False
+                )
+                if free_best is None or _plan_key(drawn) < _plan_key(free_best):
+                    free_best = drawn
+                start = _anchor_free_plan(search, drawn.labels_array(), anchors)
+            elif n > LARGE_INSTANCE and not any(cores):
                 # Fine units: recursive bisection already lands close to every band with compact
                 # shapes, which boundary sweeps finish; growth would need long-range load shifts.
                 start = bisect_plan(graph, share, target, search.tolerance, inertia_w, rng)
@@ -628,6 +686,9 @@ def design_territories(
         labels = best[1]
         if seeds is None and targets is None and not locked:
             labels, names = _geographic_order(graph, labels, names)
+        if best[0][0] > 0:
+            reasons, general = _explain_balance(search, labels, ids, names_m, anchors, free_best)
+            notes += general
 
     seconds = time.perf_counter() - started
     return _result(
@@ -647,7 +708,108 @@ def design_territories(
         seconds,
         time_limit,
         search,
+        reasons,
     )
+
+
+def _explain_balance(
+    search: _Search,
+    labels: np.ndarray,
+    ids: np.ndarray,
+    measures: list[str],
+    anchors: list[int],
+    free_plan: LocalSearch | None,
+) -> tuple[dict[tuple[int, str], str], list[str]]:
+    """Why territories of a finished plan are out of band: per (territory, measure) and overall.
+
+    Three checks, cheapest first: load that seeds and locks force on a territory (exact); for small
+    maps, an exact MIP on each worst territory's seed or heaviest unit alone; and, with seeds, the
+    best plan drawn without them (does anchoring cost balance?).
+    """
+    graph = search.graph
+    k = search.target.shape[0]
+    share, target, tol = search.share, search.target, search.tolerance
+    load = np.zeros((k, share.shape[1]))
+    np.add.at(load, labels, share)
+    dev = load / target - 1.0
+    excess = np.abs(dev) - tol
+    reasons: dict[tuple[int, str], str] = {}
+    general: list[str] = []
+    forced, fload = forced_load(graph, search.cores, share)
+    for t, a in zip(*np.nonzero(fload > target * (1 + tol) + 1e-12), strict=True):
+        core = search.cores[t]
+        extra = [u for u in np.flatnonzero(forced == t) if u not in set(core)]
+        listed = ", ".join(str(ids[u]) for u in extra[:8]) + (", …" if len(extra) > 8 else "")
+        reasons[(int(t), measures[a])] = (
+            f"its seed or locked units ({', '.join(str(ids[u]) for u in core[:5])}) and the {len(extra)} "
+            f"units that can reach no other territory except through them ({listed}) carry "
+            f"{fload[t, a] / target[t, a]:.0%} of its {measures[a]} target in any contiguous plan; "
+            "move that seed or lock, or widen the tolerance."
+        )
+    if graph.n <= REACH_MAX_UNITS:
+        stop = time.perf_counter() + REACH_SECONDS
+        checked: set[int] = set()
+        worst = np.argsort(-excess.max(axis=1), kind="stable")
+        for t in [int(t) for t in worst if excess[t].max() > 1e-12][:3]:
+            if any((t, name) in reasons for name in measures):
+                continue
+            members = np.flatnonzero(labels == t)
+            unit = (
+                anchors[t] if anchors else int(members[np.argmax((share[members] / target[t]).max(axis=1))])
+            )
+            if unit in checked or time.perf_counter() > stop:
+                continue
+            checked.add(unit)
+            forbidden = np.array(
+                [u for s, core in enumerate(search.cores) if s != t for u in core], dtype=np.int64
+            )
+            reach = territory_reach(graph, unit, share, target[t], tol, forbidden, REACH_SOLVE_SECONDS)
+            if reach.feasible is not False:
+                continue
+            ranges = []
+            for a, name in enumerate(measures):
+                if reach.low[a] > 1 + tol[a]:
+                    ranges.append(f"{name} at least {reach.low[a]:.0%} of target")
+                elif reach.high[a] < 1 - tol[a]:
+                    ranges.append(f"{name} at most {reach.high[a]:.0%} of target")
+            if not ranges:
+                ranges.append("no mix of its neighbours lands every measure in its band")
+            role = "its seed" if anchors else "its heaviest unit"
+            text = (
+                f"no connected territory holding {role} {ids[unit]} meets every band (exact check); with "
+                f"the other bands held: {'; '.join(ranges)}"
+            )
+            if len(forbidden):
+                nothing = np.empty(0, dtype=np.int64)
+                alone = territory_reach(graph, unit, share, target[t], tol, nothing, REACH_SOLVE_SECONDS)
+                if alone.feasible is False:
+                    text += ", whatever the seeds and locks of other territories"
+                elif alone.feasible:
+                    text += "; the seeds or locks of other territories hold the units it would need"
+            for a, name in enumerate(measures):
+                if excess[t, a] > 1e-12:
+                    reasons[(t, name)] = text + "; widen a tolerance or split that unit."
+    if anchors and free_plan is not None:
+        free_load = np.asarray(free_plan.load)
+        free_dev = np.abs(free_load / target - 1.0)
+        free_out = int((free_dev > tol + 1e-12).any(axis=1).sum())
+        here_out = int((excess > 1e-12).any(axis=1).sum())
+        shown = ", ".join(
+            f"{name} {free_dev[:, a].max():.1%} (here {np.abs(dev[:, a]).max():.1%})"
+            for a, name in enumerate(measures)
+        )
+        if free_plan.violation() < float(np.clip(excess, 0, None).sum()) - 1e-9:
+            general.append(
+                f"the seeds cost balance: the best plan found without them has {free_out} territories out "
+                f"of band (here {here_out}) and deviates at most {shown}; each territory must hold its "
+                "seed's unit, and seeds close together or next to heavy units leave no balanced plan."
+            )
+        else:
+            general.append(
+                f"the seeds are not what blocks balance: the best plan found without them has {free_out} "
+                f"territories out of band (here {here_out}) and deviates at most {shown}."
+            )
+    return reasons, general
 
 
 def _lookup_positions(index: pd.Index, lookup: dict[str, int]) -> np.ndarray:
@@ -736,6 +898,7 @@ def _result(
     seconds: float,
     time_limit: float | None,
     search: _Search,
+    reasons: dict[tuple[int, str], str],
 ) -> DesignResult:
     """Assemble metrics, moves, diagnostics and feasibility for a finished plan."""
     table = territory_table(graph, labels, names, values, measure_names, target_abs)
@@ -778,7 +941,9 @@ def _result(
                 f"{max_disruption:.1%}; raise the cap."
             )
     for name, bt, dev in out_of_band[:10]:
-        reason = _blocking_reason(search, name, names, bt, max_disruption, summary)
+        reason = reasons.get((names.index(name), bt.column)) or _blocking_reason(
+            search, name, names, bt, max_disruption, summary
+        )
         notes.append(f"{name} is {dev:+.1%} off its {bt.column} target (band ±{bt.tolerance:.0%}): {reason}")
     if time_limit is not None and seconds >= time_limit:
         notes.append(

@@ -1,0 +1,235 @@
+"""Why a band cannot hold: load forced on anchored territories, and exact checks around heavy units.
+
+Both explain an out-of-band plan in terms of units the user knows. :func:`forced_load` is exact and
+cheap: units that can reach no territory's required units (seeds, locks) except one must join that
+territory. :func:`territory_reach` asks a small MIP (HiGHS) whether any connected territory holding
+a given unit can meet every band at once, and if not, how close each measure can come.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from territory_lib.design.graph import UnitGraph
+
+#: Largest map on which :func:`territory_reach` runs (its model has a flow per directed edge).
+REACH_MAX_UNITS = 600
+
+
+def forced_load(graph: UnitGraph, cores: list[list[int]], share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Units every plan must give to each anchored territory, and their load.
+
+    A connected group of free units whose only links to required units (seeds, locked units and
+    the paths joining them) lead to one territory's can join no other territory without cutting
+    it off, so it belongs to that territory in every contiguous plan.
+
+    Parameters
+    ----------
+    graph : UnitGraph
+        Connected unit graph.
+    cores : list of list of int
+        Required units of each territory.
+    share : numpy.ndarray
+        ``(n, m)`` units' shares of each measure.
+
+    Returns
+    -------
+    tuple
+        ``(owner, load)``: per unit the territory it is forced into (-1 if none; required units
+        count as forced) and the ``(k, m)`` forced share of each territory.
+    """
+    k = len(cores)
+    owner = np.full(graph.n, -1)
+    for t, core in enumerate(cores):
+        owner[core] = t
+    load = np.zeros((k, share.shape[1]))
+    if not any(cores):
+        return owner, load
+    rows = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
+    free = owner < 0
+    keep = free[rows] & free[graph.indices]
+    mat = sparse.csr_matrix(
+        (np.ones(int(keep.sum())), (rows[keep], graph.indices[keep])), shape=(graph.n, graph.n)
+    )
+    _, comp = connected_components(mat, directed=False)
+    # Territories each free group touches through an edge to a required unit.
+    touch = free[rows] & ~free[graph.indices]
+    pairs = np.unique(np.column_stack([comp[rows[touch]], owner[graph.indices[touch]]]), axis=0)
+    groups, counts = np.unique(pairs[:, 0], return_counts=True)
+    single = dict(pairs[np.isin(pairs[:, 0], groups[counts == 1])].tolist())
+    forced = owner.copy()
+    for u in np.flatnonzero(free):
+        forced[u] = single.get(int(comp[u]), -1)
+    for t in range(k):
+        load[t] = share[forced == t].sum(axis=0)
+    return forced, load
+
+
+@dataclass
+class Reach:
+    """What a connected territory holding one unit can reach (see :func:`territory_reach`).
+
+    Attributes
+    ----------
+    feasible : bool or None
+        Whether some connected territory holding the unit meets every band (None: not decided
+        in the time limit).
+    low, high : numpy.ndarray
+        Per measure, the lowest and highest total (as a share of the target) such a territory can
+        have while every other measure stays within its band; NaN where not needed (the lowest is
+        above the band: the highest is not computed), not decided, or when the other bands cannot
+        hold at all.
+    """
+
+    feasible: bool | None
+    low: np.ndarray
+    high: np.ndarray
+
+
+def territory_reach(
+    graph: UnitGraph,
+    unit: int,
+    share: np.ndarray,
+    target: np.ndarray,
+    tolerance: np.ndarray,
+    forbidden: np.ndarray,
+    time_limit: float = 5.0,
+) -> Reach:
+    """Whether any connected territory holding ``unit`` (and no ``forbidden`` unit) meets every band.
+
+    The territory is modelled on its own (the other territories are ignored), so an infeasible
+    answer proves that no plan can balance this unit's territory; a feasible one proves nothing
+    about the whole plan. Contiguity is a single-commodity flow from ``unit``.
+
+    Parameters
+    ----------
+    graph : UnitGraph
+        Connected unit graph.
+    unit : int
+        Unit the territory must hold.
+    share : numpy.ndarray
+        ``(n, m)`` units' shares of each measure.
+    target : numpy.ndarray
+        ``(m,)`` the territory's target share per measure.
+    tolerance : numpy.ndarray
+        ``(m,)`` relative tolerances.
+    forbidden : numpy.ndarray
+        Units the territory may not hold (other territories' seeds and locked units).
+    time_limit : float
+        Seconds for each MIP solve.
+
+    Returns
+    -------
+    Reach
+        Feasibility, and when infeasible the range each measure can reach.
+    """
+    m = share.shape[1]
+    feasible = _solve(graph, unit, share, target, tolerance, forbidden, None, time_limit)[0]
+    low = np.full(m, np.nan)
+    high = np.full(m, np.nan)
+    if feasible is False:
+        for a in range(m):
+            # Only the side that misses the band explains anything: the least reachable total when
+            # it is above the band, else the most when that is below it.
+            status, value = _solve(graph, unit, share, target, tolerance, forbidden, (a, -1.0), time_limit)
+            if status and value is not None:
+                low[a] = value / target[a]
+                if low[a] > 1 + tolerance[a]:
+                    continue
+            status, value = _solve(graph, unit, share, target, tolerance, forbidden, (a, 1.0), time_limit)
+            if status and value is not None:
+                high[a] = value / target[a]
+    return Reach(feasible, low, high)
+
+
+def _solve(
+    graph: UnitGraph,
+    root: int,
+    share: np.ndarray,
+    target: np.ndarray,
+    tolerance: np.ndarray,
+    forbidden: np.ndarray,
+    optimise: tuple[int, float] | None,
+    time_limit: float,
+) -> tuple[bool | None, float | None]:
+    """Solve the one-territory model; optionally maximise (sign 1) or minimise (-1) measure ``a``
+    with the band of ``a`` dropped. Returns (feasible or None if undecided, optimum of ``a``)."""
+    n, m = share.shape
+    edges = graph.edges()
+    arcs = np.vstack([edges, edges[:, ::-1]])
+    na = len(arcs)
+    nv = n + na
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit))
+    h.setOptionValue("threads", 1)
+    upper = np.concatenate([np.ones(n), np.full(na, float(n - 1))])
+    lower = np.zeros(nv)
+    lower[root] = 1.0
+    upper[forbidden] = 0.0
+    # No flow enters the root: it is the source of the flow that reaches every unit taken.
+    upper[n + np.flatnonzero(arcs[:, 1] == root)] = 0.0
+    h.addVars(nv, lower, upper)
+    h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger))
+    if optimise is not None:
+        a, sign = optimise
+        cost = np.zeros(nv)
+        cost[:n] = -sign * share[:, a]
+        h.changeColsCost(nv, np.arange(nv, dtype=np.int32), cost)
+    inf = highspy.kHighsInf
+    starts: list[int] = []
+    index: list[int] = []
+    value: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+
+    def add(cols: list[int], coefs: list[float], low: float, high: float) -> None:
+        starts.append(len(index))
+        index.extend(cols)
+        value.extend(coefs)
+        lo.append(low)
+        hi.append(high)
+
+    for a in range(m):
+        if optimise is not None and optimise[0] == a:
+            continue
+        add(
+            list(range(n)),
+            share[:, a].tolist(),
+            (1 - tolerance[a]) * target[a],
+            (1 + tolerance[a]) * target[a],
+        )
+    into = [[] for _ in range(n)]
+    out = [[] for _ in range(n)]
+    for e, (i, j) in enumerate(arcs.tolist()):
+        out[i].append(n + e)
+        into[j].append(n + e)
+    for i in range(n):
+        if i != root:
+            # Flow conservation: every unit taken consumes one unit of flow.
+            add(into[i] + out[i] + [i], [1.0] * len(into[i]) + [-1.0] * len(out[i]) + [-1.0], 0.0, 0.0)
+    for e, (i, j) in enumerate(arcs.tolist()):
+        add([n + e, i], [1.0, -(n - 1.0)], -inf, 0.0)
+        add([n + e, j], [1.0, -(n - 1.0)], -inf, 0.0)
+    h.addRows(
+        len(lo),
+        np.asarray(lo),
+        np.asarray(hi),
+        len(index),
+        np.asarray(starts, dtype=np.int32),
+        np.asarray(index, dtype=np.int32),
+        np.asarray(value),
+    )
+    h.run()
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return False, None
+    if status == highspy.HighsModelStatus.kOptimal:
+        x = np.asarray(h.getSolution().col_value[:n]) > 0.5
+        return True, float(share[x, optimise[0]].sum()) if optimise is not None else None
+    return None, None
