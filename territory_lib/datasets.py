@@ -855,8 +855,10 @@ BUILTIN_MARKETS: dict[str, BuiltinMarket] = {
             "inside the libpysal package. The zip_codes counts (active standard ZIP codes per state, the "
             f"market's size measure) and every account and rep-home location come from {_ZIPCODES_NOTE}."
         ),
-        synthetic_parts=_synthetic_paragraph("us_states", "state", 10),
-        default_territories=10,
+        # Eight territories: New York and the New England states it alone connects to the rest hold
+        # about 1.3 of a territory's potential at ten, more than any contiguous plan can balance.
+        synthetic_parts=_synthetic_paragraph("us_states", "state", 8),
+        default_territories=8,
         unit_label="state",
     ),
 }

@@ -68,3 +68,15 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("noun", "expected"), [("county", "counties"), ("state", "states"), ("day", "days")])
 def test_plural(noun: str, expected: str) -> None:
     assert plural(noun) == expected
+
+
+def test_builtin_params_match_their_datasets() -> None:
+    from territory_lib.datasets import BUILTIN_MARKETS
+
+    for name in available_markets():
+        config = load_config(name)
+        if config.builtin is None:
+            continue
+        builtin = BUILTIN_MARKETS[config.builtin]
+        assert config.territories == builtin.default_territories, "one rep per territory"
+        assert config.unit_label == builtin.unit_label
