@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from territory_lib.design.construct import bisect_plan, edge_lengths, grow_balanced
 from territory_lib.design.diagnose import REACH_MAX_UNITS, forced_load, territory_reach
 from territory_lib.design.graph import UnitGraph, build_unit_graph
-from territory_lib.design.improve import LocalSearch, Weights
+from territory_lib.design.improve import LocalSearch, Weights, move_unit
 from territory_lib.design.metrics import inertia_weights, plan_summary, territory_table
 from territory_lib.design.recombine import recombine
 from territory_lib.design.tabu import TabuSearch
@@ -34,7 +34,7 @@ from territory_lib.geo import to_equal_area
 LARGE_INSTANCE = 3000
 #: Independent starts on small maps, and recombination-plus-tabu rounds of the shape phase.
 STARTS = 3
-SHAPE_ROUNDS = 3
+SHAPE_ROUNDS = 2
 #: Time for the exact checks that explain an out-of-band plan: per MIP solve, and in all.
 REACH_SOLVE_SECONDS = 2.0
 REACH_SECONDS = 6.0
@@ -350,8 +350,11 @@ class _Search:
         )
 
 
-def _phase_weights(polygons: bool, realign: bool, k: int) -> tuple[Weights, Weights]:
-    """Objective weights for the balance phase and the shape phase."""
+def _phase_weights(polygons: bool, realign: bool, k: int, coarse: bool) -> tuple[Weights, Weights]:
+    """Objective weights for the balance phase and the shape phase.
+
+    ``coarse`` says some units are heavy relative to the bands (one move jumps across a band).
+    """
     pp = 1.0 if polygons else 0.0
     inertia = 0.1 if polygons else 1.0
     disruption = 4.0 * k if realign else 0.0
@@ -359,8 +362,16 @@ def _phase_weights(polygons: bool, realign: bool, k: int) -> tuple[Weights, Weig
     balance = Weights(
         violation=100.0, pull=20.0, zone=zone, pp=0.1 * pp, inertia=0.1 * inertia, disruption=disruption
     )
+    # On coarse units a fresh design must cross out-of-band plans to reach rounder ones (it is
+    # re-balanced after each shape round); on fine units, and in a realignment whose moves count,
+    # the search stays near its bands.
     shape = Weights(
-        violation=30.0, pull=1.0, zone=max(zone, 0.5), pp=pp, inertia=inertia, disruption=disruption
+        violation=3.0 if coarse and not realign else 30.0,
+        pull=1.0,
+        zone=max(zone, 0.5),
+        pp=pp,
+        inertia=inertia,
+        disruption=disruption,
     )
     return balance, shape
 
@@ -368,15 +379,31 @@ def _phase_weights(polygons: bool, realign: bool, k: int) -> tuple[Weights, Weig
 def _optimise(search: _Search, start: np.ndarray, rng: np.random.Generator, realign: bool) -> LocalSearch:
     """Balance, then shape, from ``start``; small maps by tabu search, large ones by sweeps."""
     ls = search.new_state(start)
-    balance_w, shape_w = _phase_weights(search.graph.polygons, realign, ls.k)
+    heaviest = (search.share.max(axis=0) / search.target.min(axis=0)).max()
+    coarse = bool(heaviest > 2 * search.tolerance.min())
+    balance_w, shape_w = _phase_weights(search.graph.polygons, realign, ls.k, coarse)
     if search.graph.n <= LARGE_INSTANCE:
         tabu = TabuSearch(ls, search.graph)
-        tabu.run(balance_w, rng, search.deadline, max_iter=4000, patience=1000)
+        tabu.run(balance_w, rng, search.deadline, max_iter=4000, patience=1000, feasible_patience=100)
+        ls.weights = shape_w
+        best = (_plan_key(ls), ls.labels_array())
         for _ in range(SHAPE_ROUNDS):
+            if time.perf_counter() > search.deadline:
+                break
+            # The shape phase prices band violation low so that it can cross infeasible plans to
+            # rounder ones; a short balance phase then lands back in the bands, and the best plan
+            # of all rounds (balance first) is kept.
             ls.weights = shape_w
             for a, b in _pairs(ls):
                 recombine(ls, a, b, rng)
             tabu.run(shape_w, rng, search.deadline, max_iter=3000, patience=300)
+            if ls.violation() > 0:
+                tabu.run(balance_w, rng, search.deadline, max_iter=1000, patience=200, feasible_patience=50)
+            ls.weights = shape_w
+            key = _plan_key(ls)
+            if key < best[0]:
+                best = (key, ls.labels_array())
+        _restore(ls, best[1])
     else:
         ls.run(balance_w, rng, search.deadline)
         for _ in range(10):
@@ -422,6 +449,12 @@ def _anchor_free_plan(search: _Search, free: np.ndarray, anchors: list[int]) -> 
             v = int(pred[s, v])
         labels[unit] = s
     return _repair_contiguity(graph, labels, k, search.share, search.cores)
+
+
+def _restore(ls: LocalSearch, labels: np.ndarray) -> None:
+    """Put ``ls`` back to the plan ``labels``."""
+    for unit in np.flatnonzero(ls.labels_array() != labels).tolist():
+        move_unit(ls, unit, int(labels[unit]))
 
 
 def _plan_key(ls: LocalSearch) -> tuple[float, float]:
@@ -672,9 +705,10 @@ def design_territories(
                 if free_best is None or _plan_key(drawn) < _plan_key(free_best):
                     free_best = drawn
                 start = _anchor_free_plan(search, drawn.labels_array(), anchors)
-            elif n > LARGE_INSTANCE and not any(cores):
-                # Fine units: recursive bisection already lands close to every band with compact
-                # shapes, which boundary sweeps finish; growth would need long-range load shifts.
+            elif (n > LARGE_INSTANCE or len(bands) > 1) and not any(cores):
+                # Recursive bisection balances every measure at each split (growth balances their
+                # mean only), and on fine units it lands close to every band with compact shapes,
+                # which boundary sweeps finish; growth would need long-range load shifts.
                 start = bisect_plan(graph, share, target, search.tolerance, inertia_w, rng)
             else:
                 start = grow_balanced(graph, combined, target_share, cores, rng)

@@ -126,6 +126,7 @@ class TabuSearch:
         max_iter: int = 2000,
         patience: int = 300,
         tenure: tuple[int, int] = (5, 15),
+        feasible_patience: int | None = None,
     ) -> None:
         """Tabu search until ``patience`` iterations pass without a better plan, or the deadline.
 
@@ -143,6 +144,9 @@ class TabuSearch:
             Iterations without a new best plan before stopping.
         tenure : tuple of int
             Range of iterations a moved unit stays tabu.
+        feasible_patience : int, optional
+            Patience once the best plan is within every band (default ``patience``): a balance
+            phase need not polish a plan the shape phase reworks anyway.
         """
         ls = self.ls
         ls.weights = weights
@@ -157,7 +161,8 @@ class TabuSearch:
         best_labels = list(ls.labels)
         since_best = 0
         for it in range(max_iter):
-            if since_best >= patience or time.perf_counter() > deadline:
+            limit = patience if feasible_patience is None or best[0] > 0 else feasible_patience
+            if since_best >= limit or time.perf_counter() > deadline:
                 break
             j, a, b, sa, sb = self._moves()
             if len(j) == 0:
