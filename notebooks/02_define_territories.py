@@ -28,7 +28,6 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
 from territory_lib import maps, resources, territories
-from territory_lib.design import design_territories
 from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_list, show_table
 from territory_lib.steps import start_step
 
@@ -38,8 +37,8 @@ unit = ctx.config.unit_label.capitalize()
 metrics = ctx.workspace.read("unit_metrics")
 accounts = ctx.workspace.read("accounts")
 targets = territories.balance_targets(ctx.config, metrics)
-seeds = territories.rep_home_seeds(ctx.config, ctx.market.reps)
-plan = design_territories(metrics, ctx.config.territories, targets, seeds=seeds, seed=ctx.config.design.seed)
+design = territories.design_plan(ctx.config, metrics, ctx.market.reps)
+plan = design.result
 alignment, rep_assignment, account_assignment = territories.plan_tables(
     plan.assignment, metrics, accounts, ctx.market.reps
 )
@@ -49,7 +48,8 @@ alignment, rep_assignment, account_assignment = territories.plan_tables(
 
 # %%
 show_list(
-    territories.plan_findings(plan, targets, seeds is not None, territories.current_balance(metrics, targets))
+    design.notes
+    + territories.plan_findings(plan, targets, design.anchored, territories.current_balance(metrics, targets))
 )
 
 # %% [markdown]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import geopandas as gpd
 import pandas as pd
 
 from territory_lib.config import MarketConfig
-from territory_lib.design import BalanceTarget, DesignResult
-from territory_lib.errors import ConfigError
+from territory_lib.design import BalanceTarget, DesignResult, design_territories
+from territory_lib.errors import ConfigError, InfeasibleError
 from territory_lib.geo import equal_area_crs
 from territory_lib.resources import account_assignment, assign_reps, territory_centres
 
@@ -39,6 +41,48 @@ def rep_home_seeds(config: MarketConfig, reps: pd.DataFrame) -> pd.DataFrame | N
     if not config.design.anchor_at_reps or len(reps) != config.territories:
         return None
     return pd.DataFrame({"lat": reps["home_lat"].to_numpy(), "lon": reps["home_lon"].to_numpy()})
+
+
+@dataclass
+class TerritoryPlan:
+    """Step 2's plan: the engine's result, and whether its territories grow from rep homes."""
+
+    result: DesignResult
+    anchored: bool
+    notes: list[str]
+
+
+def design_plan(config: MarketConfig, metrics: gpd.GeoDataFrame, reps: pd.DataFrame) -> TerritoryPlan:
+    """Draw the territories of the params: anchored at rep homes when that keeps every band.
+
+    Anchoring costs balance when reps live close together (two reps in one metro area), and is
+    impossible when two live in the same unit: then, if a free plan holds every band, the free plan
+    is taken, step 3 matches the reps to it by distance, and a note says why.
+    """
+    targets = balance_targets(config, metrics)
+    seeds = rep_home_seeds(config, reps)
+    anchored: DesignResult | None = None
+    if seeds is not None:
+        try:
+            anchored = design_territories(
+                metrics, config.territories, targets, seeds=seeds, seed=config.design.seed
+            )
+        except (ConfigError, InfeasibleError) as exc:  # e.g. two reps living in the same unit
+            why = f"anchoring each territory at a rep's home is impossible ({exc})"
+        else:
+            if anchored.feasible:
+                return TerritoryPlan(anchored, anchored=True, notes=[])
+            worst = ", ".join(f"{t.column} {anchored.summary[f'max_dev_{t.column}']:.1%}" for t in targets)
+            why = f"territories anchored at the reps' homes would miss a balance band ({worst})"
+    free = design_territories(metrics, config.territories, targets, seed=config.design.seed)
+    if anchored is not None and not free.feasible:
+        return TerritoryPlan(anchored, anchored=True, notes=[])
+    notes = (
+        []
+        if seeds is None
+        else [f"{why[0].upper()}{why[1:]}, so they were drawn freely; step 3 matches reps to them."]
+    )
+    return TerritoryPlan(free, anchored=False, notes=notes)
 
 
 def plan_tables(
