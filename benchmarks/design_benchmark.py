@@ -57,8 +57,24 @@ def run_method(inst: Instance, method: str, seed: int) -> tuple[np.ndarray, dict
     if method == "ours":
         from territory_lib.design import design_territories
 
-        result = design_territories(inst.units, inst.k, inst.balance, id_column=inst.id_column, seed=seed)
+        result = design_territories(
+            inst.units,
+            inst.k,
+            inst.balance,
+            id_column=inst.id_column,
+            current=inst.current,
+            max_disruption=inst.max_disruption,
+            seed=seed,
+        )
+        if inst.current is not None:
+            extra["units_moved"] = int(result.summary["units_moved"])
+            extra["share_moved"] = float(result.summary["share_moved"])
+            extra["moves"] = [
+                f"{row.unit_id} {row.from_territory}→{row.to_territory}" for row in result.moves.itertuples()
+            ]
         return _labels_from(result.assignment.to_numpy(), ids), extra
+    if inst.current is not None:
+        raise ValueError(f"{method} has no realignment mode (no current plan, no disruption cap)")
     graph = build_unit_graph(to_equal_area(inst.units), ids)
     if method == "metis":
         import pymetis
@@ -177,7 +193,14 @@ def child(instance: str, method: str, seed: int) -> None:
         "peak_mib": peak_mib,
         **extra,
     }
-    if method == "ours" and len(ids) <= 100:
+    if inst.current is not None:
+        cur = _labels_from(inst.current.reindex(ids).to_numpy(), ids)
+        cur_totals = np.zeros((int(cur.max()) + 1, values.shape[1]))
+        np.add.at(cur_totals, cur, values)
+        cur_dev = np.abs(cur_totals / mean - 1).max(axis=0)
+        out["current_dev"] = [float(v) for v in cur_dev]
+        out["max_disruption"] = inst.max_disruption
+    elif method == "ours" and len(ids) <= 100:
         out.update(compactness_gap(inst, labels, time_limit=120.0))
     print("RESULT " + json.dumps(out))
 
@@ -186,7 +209,7 @@ def _cell(row: dict | None, key: str) -> str:
     if row is None:
         return "—"
     value = row.get(key)
-    if key == "dev":
+    if key in ("dev", "current_dev"):
         return " / ".join(f"{v:.1%}" for v in value)
     if key == "pp":
         return f"{value:.3f}"
@@ -226,8 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows = []
     gaps = []
+    realigned = []
     for instance in args.instances:
         for method in args.methods:
+            if instance.endswith("_realign") and method != "ours":
+                rows.append([instance, method, "—", "no realignment mode", "—", "—", "—", "—", "—"])
+                continue
             cmd = [sys.executable, __file__, "--child", instance, method, "--seed", str(args.seed)]
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
@@ -248,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if "mip_bound" in res:
                 gaps.append(res)
+            if "units_moved" in res:
+                realigned.append(res)
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
@@ -259,6 +288,13 @@ def main(argv: list[str] | None = None) -> int:
             f"\n{res['instance']}: p-median compactness (Σ w·d² to a centre unit, km²·share) ours "
             f"{res['ours_pmedian']:.1f}, MIP bound {res['mip_bound']:.1f} (MIP status: {res['mip_status']}, "
             f"incumbent {res['mip_incumbent']}) → gap {res['gap']:.1%}"
+        )
+    for res in realigned:
+        print(
+            f"\n{res['instance']}: current plan deviates {_cell(res, 'current_dev')}, band "
+            f"±{INSTANCES[res['instance']]().tolerance[0]:.0%}; ours → {_cell(res, 'dev')}, contiguous "
+            f"{res['contiguous']}, moved {res['units_moved']} of {res['units']} units "
+            f"({res['share_moved']:.1%}; cap {res['max_disruption']:.0%}): {', '.join(res['moves'])}"
         )
     return 0
 

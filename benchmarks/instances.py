@@ -5,6 +5,12 @@
 - ``ctdp500``: 500 Voronoi cells of seeded uniform points in a 1000 × 1000 square with three activity
   measures drawn as in Ríos-Mercado & Fernández (2009) — customers U[4, 20], demand U[15, 400],
   workload U[15, 100] — k = 10, ±5 % on each.
+- ``us48``: the 48 contiguous states (libpysal ``us_income``), measure ``zips`` = number of standard
+  ZIP codes per state (``zipcodes`` package), k = 6, ±5 % (a second instance for the MIP bound).
+- ``nc_realign`` and ``georgia_realign``: realignment. The current plan is the engine's own plan
+  for ``nc``/``georgia`` (seed 0) with 6 % of the units, drawn at random (seed 3) among boundary
+  units, handed one by one to a random neighbouring territory; the plan must come back within the
+  band while moving at most 10 % of the units.
 - ``zips``: Voronoi cells of the standard (not PO box or unique) ZIP centroids of the ``zipcodes``
   package in the contiguous US,
   clipped to the union of libpysal ``us_income`` ``us48.shp`` states (EPSG:4269), k = 200, ±1 %.
@@ -37,6 +43,8 @@ class Instance:
     measures: list[str]
     tolerance: list[float]
     k: int
+    current: pd.Series | None = None
+    max_disruption: float | None = None
 
     @property
     def balance(self) -> dict[str, float]:
@@ -56,6 +64,53 @@ def georgia() -> Instance:
     units = gpd.read_file(examples.get_path("G_utm.shp")).set_crs(26917)
     units["AreaKey"] = units["AreaKey"].astype(str)
     return Instance("georgia", units, "AreaKey", ["TotPop90"], [0.01], 8)
+
+
+def us48() -> Instance:
+    """The 48 contiguous states, standard ZIP codes per state, k = 6, ±5 %."""
+    import zipcodes
+
+    units = gpd.read_file(examples.get_path("us48.shp")).set_crs(4269)
+    counts = pd.Series(
+        [z["state"] for z in zipcodes.list_all() if z["zip_code_type"] == "STANDARD"]
+    ).value_counts()
+    units["zips"] = units["STATE_ABBR"].map(counts).fillna(0).astype(float)
+    return Instance("us48", units, "STATE_ABBR", ["zips"], [0.05], 6)
+
+
+def _perturbed(base: Instance, share: float = 0.06, cap: float = 0.10, seed: int = 3) -> Instance:
+    """``base`` with a current plan: the engine's plan with ``share`` of the units moved at random."""
+    from territory_lib.design import design_territories
+    from territory_lib.design.graph import build_unit_graph
+    from territory_lib.geo import to_equal_area
+
+    plan = design_territories(base.units, base.k, base.balance, id_column=base.id_column, seed=0)
+    labels = plan.assignment.to_numpy().copy()
+    ids = base.units[base.id_column].astype(str).to_numpy()
+    graph = build_unit_graph(to_equal_area(base.units), ids)
+    nbrs = graph.neighbour_lists()
+    rng = np.random.default_rng(seed)
+    moved: set[int] = set()
+    while len(moved) < round(share * len(ids)):
+        unit = int(rng.integers(len(ids)))
+        others = sorted({labels[v] for v in nbrs[unit]} - {labels[unit]})
+        if unit in moved or not others:
+            continue
+        labels[unit] = others[int(rng.integers(len(others)))]
+        moved.add(unit)
+    current = pd.Series(labels, index=pd.Index(ids, name=base.id_column), name="current")
+    name = f"{base.name}_realign"
+    return Instance(name, base.units, base.id_column, base.measures, base.tolerance, base.k, current, cap)
+
+
+def nc_realign() -> Instance:
+    """NC births, k = 6, ±1 %, from a perturbed current plan, at most 10 % of units moved."""
+    return _perturbed(nc())
+
+
+def georgia_realign() -> Instance:
+    """Georgia population, k = 8, ±1 %, from a perturbed current plan, at most 10 % moved."""
+    return _perturbed(georgia())
 
 
 def _voronoi(points: np.ndarray, clip: shapely.Geometry) -> np.ndarray:
@@ -124,4 +179,12 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.union_all(parts)
 
 
-INSTANCES = {"nc": nc, "georgia": georgia, "ctdp500": ctdp500, "zips": zips}
+INSTANCES = {
+    "nc": nc,
+    "georgia": georgia,
+    "ctdp500": ctdp500,
+    "us48": us48,
+    "nc_realign": nc_realign,
+    "georgia_realign": georgia_realign,
+    "zips": zips,
+}

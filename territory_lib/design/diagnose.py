@@ -8,6 +8,8 @@ a given unit can meet every band at once, and if not, how close each measure can
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 import highspy
@@ -19,6 +21,27 @@ from territory_lib.design.graph import UnitGraph
 
 #: Largest map on which :func:`territory_reach` runs (its model has a flow per directed edge).
 REACH_MAX_UNITS = 600
+
+
+def quiet_highs(time_limit: float) -> highspy.Highs:
+    """A single-threaded HiGHS instance with a time limit that prints nothing.
+
+    HiGHS prints a banner to the process's standard output (file descriptor 1, under Python's
+    own ``sys.stdout``) when its first instance is built; it is silenced while building.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit))
+    h.setOptionValue("threads", 1)
+    return h
 
 
 def forced_load(graph: UnitGraph, cores: list[list[int]], share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,10 +187,7 @@ def _solve(
     arcs = np.vstack([edges, edges[:, ::-1]])
     na = len(arcs)
     nv = n + na
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(time_limit))
-    h.setOptionValue("threads", 1)
+    h = quiet_highs(time_limit)
     upper = np.concatenate([np.ones(n), np.full(na, float(n - 1))])
     lower = np.zeros(nv)
     lower[root] = 1.0

@@ -11,6 +11,8 @@ from __future__ import annotations
 import highspy
 import numpy as np
 
+from territory_lib.design.diagnose import quiet_highs
+
 #: Above this many units the n² assignment variables make the MIP impractical.
 MAX_UNITS = 150
 
@@ -65,10 +67,7 @@ def pmedian_bound(
     d2 = ((xy_km[:, None, :] - xy_km[None, :, :]) ** 2).sum(axis=2)
     # Variable x[i, j] = unit j assigned to centre i, at column i * n + j; x[i, i] opens centre i.
     cost = (d2 * weight[None, :]).ravel()
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(time_limit))
-    h.setOptionValue("threads", 1)
+    h = quiet_highs(time_limit)
     nv = n * n
     h.addVars(nv, np.zeros(nv), np.ones(nv))
     h.changeColsCost(nv, np.arange(nv, dtype=np.int32), cost)
