@@ -253,3 +253,135 @@ def _solve(
         x = np.asarray(h.getSolution().col_value[:n]) > 0.5
         return True, float(share[x, optimise[0]].sum()) if optimise is not None else None
     return None, None
+
+
+#: Largest anchored map on which :func:`closest_plan` runs: one binary per unit and territory.
+EXACT_MAX_UNITS = 60
+
+
+def closest_plan(
+    graph: UnitGraph,
+    share: np.ndarray,
+    target: np.ndarray,
+    tolerance: np.ndarray,
+    cores: list[list[int]],
+    start: np.ndarray,
+    time_limit: float = 10.0,
+) -> tuple[bool, np.ndarray | None, float]:
+    """The contiguous plan with the least total excess beyond the bands, every territory anchored.
+
+    A MIP (HiGHS): unit ``i`` joins territory ``t`` (binary), each territory is connected by a
+    flow from its first required unit, and the objective is the sum over territories and measures
+    of the relative deviation beyond the band (the search's own measure of violation), with the
+    territories' spread (squared distance to their anchor) as a small tie-break.
+
+    Parameters
+    ----------
+    graph : UnitGraph
+        Connected unit graph.
+    share : numpy.ndarray
+        ``(n, m)`` units' shares of each measure.
+    target : numpy.ndarray
+        ``(k, m)`` target share of each territory per measure.
+    tolerance : numpy.ndarray
+        ``(m,)`` relative tolerances.
+    cores : list of list of int
+        Required units of each territory; every territory needs at least one.
+    start : numpy.ndarray
+        A plan to start from (territory index per unit).
+    time_limit : float
+        Seconds for HiGHS.
+
+    Returns
+    -------
+    tuple
+        ``(proved, labels, excess)``: whether the optimum was proved, the best plan found (None if
+        none) and its total excess.
+    """
+    n, m = share.shape
+    k = len(cores)
+    edges = graph.edges()
+    arcs = np.vstack([edges, edges[:, ::-1]])
+    na = len(arcs)
+    nx, nf, nz = n * k, na * k, k * m
+    nv = nx + nf + nz
+    h = quiet_highs(time_limit)
+    lower = np.zeros(nv)
+    upper = np.concatenate([np.ones(nx), np.full(nf, float(n - 1)), np.full(nz, np.inf)])
+    roots = [core[0] for core in cores]
+    for t, core in enumerate(cores):
+        for u in core:
+            lower[u * k + t] = 1.0
+            upper[[u * k + s for s in range(k) if s != t]] = 0.0
+        upper[nx + np.flatnonzero(arcs[:, 1] == roots[t]) * k + t] = 0.0
+    h.addVars(nv, lower, upper)
+    h.changeColsIntegrality(nx, np.arange(nx, dtype=np.int32), np.full(nx, highspy.HighsVarType.kInteger))
+    xy = graph.xy - graph.xy.mean(axis=0)
+    xy = xy / max(float(np.sqrt((xy**2).sum(axis=1).mean())), 1e-12)
+    spread = ((xy[:, None, :] - xy[roots][None, :, :]) ** 2).sum(axis=2)
+    cost = np.zeros(nv)
+    cost[:nx] = 1e-4 * (spread * share.mean(axis=1)[:, None]).ravel() / k
+    cost[nx + nf :] = 1.0
+    h.changeColsCost(nv, np.arange(nv, dtype=np.int32), cost)
+    inf = highspy.kHighsInf
+    starts: list[int] = []
+    index: list[int] = []
+    value: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+
+    def add(cols: list[int], coefs: list[float], low: float, high: float) -> None:
+        starts.append(len(index))
+        index.extend(cols)
+        value.extend(coefs)
+        lo.append(low)
+        hi.append(high)
+
+    for i in range(n):
+        add([i * k + t for t in range(k)], [1.0] * k, 1.0, 1.0)
+    for t in range(k):
+        members = [i * k + t for i in range(n)]
+        for a in range(m):
+            # Relative load minus one lies within ±(tolerance + excess).
+            rel = (share[:, a] / target[t, a]).tolist()
+            z = nx + nf + t * m + a
+            add([*members, z], [*rel, -1.0], -inf, 1.0 + tolerance[a])
+            add([*members, z], [*rel, 1.0], 1.0 - tolerance[a], inf)
+    into = [[] for _ in range(n)]
+    out = [[] for _ in range(n)]
+    for e, (i, j) in enumerate(arcs.tolist()):
+        out[i].append(e)
+        into[j].append(e)
+    for t in range(k):
+        for i in range(n):
+            if i == roots[t]:
+                continue
+            cols = [nx + e * k + t for e in into[i]] + [nx + e * k + t for e in out[i]] + [i * k + t]
+            add(cols, [1.0] * len(into[i]) + [-1.0] * len(out[i]) + [-1.0], 0.0, 0.0)
+        for e, (i, j) in enumerate(arcs.tolist()):
+            add([nx + e * k + t, i * k + t], [1.0, -(n - 1.0)], -inf, 0.0)
+            add([nx + e * k + t, j * k + t], [1.0, -(n - 1.0)], -inf, 0.0)
+    h.addRows(
+        len(lo),
+        np.asarray(lo),
+        np.asarray(hi),
+        len(index),
+        np.asarray(starts, dtype=np.int32),
+        np.asarray(index, dtype=np.int32),
+        np.asarray(value),
+    )
+    hint = highspy.HighsSolution()
+    x0 = np.zeros(nx)
+    x0[np.arange(n) * k + start] = 1.0
+    hint.col_value = x0.tolist() + [0.0] * nf + [10.0] * nz
+    hint.value_valid = True
+    h.setSolution(hint)
+    h.run()
+    proved = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    if h.getInfo().primal_solution_status != 2:
+        return False, None, float("inf")
+    labels = np.asarray(h.getSolution().col_value[:nx]).reshape(n, k).argmax(axis=1)
+    load = np.zeros((k, m))
+    np.add.at(load, labels, share)
+    excess = float(np.clip(np.abs(load / target - 1.0) - tolerance, 0, None).sum())
+    return proved, labels, excess

@@ -7,6 +7,7 @@ disruption, and returns a :class:`DesignResult` with the plan, its metrics and p
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,13 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from territory_lib.design.construct import bisect_plan, edge_lengths, grow_balanced
-from territory_lib.design.diagnose import REACH_MAX_UNITS, forced_load, territory_reach
+from territory_lib.design.diagnose import (
+    EXACT_MAX_UNITS,
+    REACH_MAX_UNITS,
+    closest_plan,
+    forced_load,
+    territory_reach,
+)
 from territory_lib.design.graph import UnitGraph, build_unit_graph
 from territory_lib.design.improve import LocalSearch, Weights, move_unit
 from territory_lib.design.metrics import inertia_weights, plan_summary, territory_table
@@ -38,6 +45,8 @@ SHAPE_ROUNDS = 2
 #: Time for the exact checks that explain an out-of-band plan: per MIP solve, and in all.
 REACH_SOLVE_SECONDS = 2.0
 REACH_SECONDS = 6.0
+#: Time for the exact model that looks for a plan closer to the bands on small anchored maps.
+EXACT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -451,6 +460,39 @@ def _anchor_free_plan(search: _Search, free: np.ndarray, anchors: list[int]) -> 
     return _repair_contiguity(graph, labels, k, search.share, search.cores)
 
 
+def _closest(
+    search: _Search, labels: np.ndarray, notes: list[str], rng: np.random.Generator
+) -> tuple[np.ndarray, bool]:
+    """On a small anchored map, let the exact model find (or prove) the plan closest to the bands.
+
+    Returns the plan and whether it is proved the closest possible.
+    """
+    ls = search.new_state(labels)
+    before = ls.violation()
+    proved, exact, excess = closest_plan(
+        search.graph, search.share, search.target, search.tolerance, search.cores, labels, EXACT_SECONDS
+    )
+    if exact is not None and excess < before - 1e-9:
+        # The model only breaks ties by spread: round the shapes without giving up any balance.
+        ls = search.new_state(exact)
+        _, shape_w = _phase_weights(search.graph.polygons, False, ls.k, coarse=True)
+        TabuSearch(ls, search.graph).run(
+            Weights(**{**shape_w.__dict__, "hard_band": True}), rng, search.deadline, max_iter=2000
+        )
+        labels = ls.labels_array()
+    if proved:
+        notes.append(
+            "exact check: no contiguous plan that keeps every seed and lock in its territory comes closer "
+            "to the bands than this one."
+        )
+    elif exact is not None and excess < before - 1e-9:
+        notes.append(
+            f"an exact model improved the searched plan within {EXACT_SECONDS:g} s, without proving it the "
+            "closest possible."
+        )
+    return labels, proved
+
+
 def _restore(ls: LocalSearch, labels: np.ndarray) -> None:
     """Put ``ls`` back to the plan ``labels``."""
     for unit in np.flatnonzero(ls.labels_array() != labels).tolist():
@@ -718,11 +760,21 @@ def design_territories(
                 best = (key, ls.labels_array())
         assert best is not None
         labels = best[1]
+        proved = False
+        if best[0][0] > 0 and n <= EXACT_MAX_UNITS and all(cores):
+            labels, proved = _closest(search, labels, notes, np.random.default_rng([seed, starts]))
         if seeds is None and targets is None and not locked:
             labels, names = _geographic_order(graph, labels, names)
-        if best[0][0] > 0:
+        if best[0][0] > 0 and search.new_state(labels).violation() > 0:
             reasons, general = _explain_balance(search, labels, ids, names_m, anchors, free_best)
             notes += general
+            if proved:
+                proof = (
+                    "no plan that keeps the seeds and locks does better (exact check); move a seed or "
+                    "widen the tolerance."
+                )
+                for t, name in itertools.product(range(k), names_m):
+                    reasons.setdefault((t, name), proof)
 
     seconds = time.perf_counter() - started
     return _result(

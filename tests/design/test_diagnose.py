@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import shapely
 
 from territory_lib.design import design_territories
-from territory_lib.design.diagnose import forced_load, territory_reach
+from territory_lib.design.diagnose import closest_plan, forced_load, territory_reach
 from territory_lib.design.graph import build_unit_graph
 
 
@@ -61,3 +62,23 @@ def test_heavy_unit_note_names_the_unit_and_the_bound() -> None:
     assert not result.feasible
     text = " ".join(result.notes)
     assert "heaviest unit u0" in text and "exact check" in text
+
+
+def test_closest_plan_is_exact_on_a_small_anchored_map() -> None:
+    units = strip([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    graph = build_unit_graph(units, units["unit_id"].to_numpy())
+    share = units[["w"]].to_numpy() / 6.0
+    start = np.array([0, 0, 0, 0, 0, 1])
+    proved, labels, excess = closest_plan(
+        graph, share, np.full((2, 1), 0.5), np.array([0.05]), [[0], [5]], start, time_limit=10
+    )
+    assert proved and excess == 0.0
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_seeded_plan_says_when_it_is_proved_closest() -> None:
+    units = strip([5.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    result = design_territories(units, 2, {"w": 0.05}, seeds=["u1", "u4"])
+    assert any(note.startswith("exact check: no contiguous plan") for note in result.notes)
+    # The closest plan gives u2 and u3 to the other territory: 6 of 10 against 4 of 10.
+    assert result.summary["max_dev_w"] == pytest.approx(0.2)
