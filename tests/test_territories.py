@@ -78,8 +78,8 @@ def test_plan_tables_give_every_account_a_territory_and_a_rep(config) -> None:
         {
             "account_id": [f"A{i}" for i in range(len(units))],
             "unit_id": units["unit_id"],
-            "lat": units.geometry.centroid.y,
-            "lon": units.geometry.centroid.x,
+            "lat": units.geometry.representative_point().y,
+            "lon": units.geometry.representative_point().x,
             "potential": 100.0,
         }
     )
