@@ -584,6 +584,16 @@ def design_territories(
     InfeasibleError
         No plan can exist: ``k`` larger than the number of units, conflicting locks.
 
+    Notes
+    -----
+    Balance comes first: among the plans found, the one with the least total deviation beyond the
+    bands wins, then the most compact. A seed's unit always stays in its territory, but the
+    territory may grow away from it. When a band does not hold, ``notes`` say why where it can be
+    shown: load that seeds or locks force on a territory; on maps of up to 600 units, an exact
+    check that no connected territory around a seed or heavy unit can meet every band; with
+    seeds, how the best plan found without them compares; and on anchored maps of up to 60 units,
+    an exact model that finds or proves the plan closest to the bands.
+
     Examples
     --------
     >>> result = design_territories(counties, 6, {"BIR79": 0.01}, id_column="FIPS")  # doctest: +SKIP
