@@ -222,11 +222,11 @@ def _cell(row: dict | None, key: str) -> str:
         return "—"
     value = row.get(key)
     if key in ("dev", "current_dev"):
-        return " / ".join(f"{v:.1%}" for v in value)
+        return " / ".join(f"{v:.2%}" for v in value)
     if key == "pp":
         return f"{value:.3f}"
     if key == "inertia":
-        return f"{value:.0f}"
+        return f"{value:.4g}"
     if key == "seconds":
         return f"{value:.2f}"
     if key == "peak_mib":
