@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -45,11 +46,26 @@ DOWNLOADS = (
 
 
 class LocalKernelManager(AsyncKernelManager):
-    """Starts kernels on local IPC sockets: no TCP port, nothing readable on the network."""
+    """Starts kernels on local IPC sockets: no TCP port, nothing readable on the network.
+
+    Each kernel's sockets live in a private folder of their own (mode 0700): kernels started at
+    the same moment, by markets running in parallel, never share a socket path.
+    """
 
     @default("transport")
     def _default_transport(self) -> str:
         return "ipc"
+
+    @default("ip")
+    def _default_ip(self) -> str:
+        self._socket_dir = tempfile.mkdtemp(prefix="territory-kernel-")
+        return os.path.join(self._socket_dir, "ipc")
+
+    def cleanup_ipc_files(self) -> None:
+        """Remove the sockets, then their private folder."""
+        super().cleanup_ipc_files()
+        if getattr(self, "_socket_dir", None):
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
 @dataclass

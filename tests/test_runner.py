@@ -1,0 +1,35 @@
+"""Markets run side by side in separate processes, each kernel on its own private sockets."""
+
+from __future__ import annotations
+
+import glob
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from territory_lib.paths import REPORTS_ENV_VAR
+from territory_lib.runner import LocalKernelManager, run_markets
+
+pytestmark = pytest.mark.slow
+
+
+def test_markets_run_in_parallel_without_sharing_kernel_sockets(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(REPORTS_ENV_VAR, str(tmp_path))
+    before = set(glob.glob(str(Path(tempfile.gettempdir()) / "territory-kernel-*")))
+    runs = run_markets(["georgia", "north_carolina", "us_states"], steps=[1], jobs=3, run_date="2026-11-27")
+    assert [run.ok for run in runs] == [True, True, True], [run.failure for run in runs]
+    for market in ("georgia", "north_carolina", "us_states"):
+        assert (tmp_path / market / "01_analyze_market.html").is_file()
+    assert not list((tmp_path / "_staging").iterdir())
+    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "territory-kernel-*"))) == before
+
+
+def test_each_kernel_manager_has_its_own_private_socket_folder() -> None:
+    first, second = LocalKernelManager(), LocalKernelManager()
+    assert first.transport == "ipc"
+    assert Path(first.ip).parent != Path(second.ip).parent
+    assert Path(first.ip).parent.stat().st_mode & 0o777 == 0o700
+    for manager in (first, second):
+        manager.cleanup_ipc_files()
+        assert not Path(manager.ip).parent.exists()
