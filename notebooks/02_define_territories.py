@@ -89,7 +89,7 @@ table = plan.territories.merge(rep_assignment[["territory_id", "rep_name"]], on=
 measure_formats = {t.column: MONEY for t in targets} | {f"{t.column}_dev": SIGNED_PERCENT for t in targets}
 show_table(
     table,
-    {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.3g}", **measure_formats},
+    {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.0f}", **measure_formats},
     labels={
         "territory_id": "Territory",
         "rep_name": "Rep",

@@ -144,7 +144,7 @@ maps.category_map(
 # %%
 show_table(
     proposal.territories,
-    {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.3g}"}
+    {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.0f}"}
     | {t.column: MONEY for t in targets}
     | {f"{t.column}_dev": SIGNED_PERCENT for t in targets},
     labels={"territory_id": "Territory", "n_units": "Units", "polsby_popper": "Polsby-Popper"},

@@ -186,7 +186,7 @@ def summary_table(plan: DesignResult) -> pd.DataFrame:
         elif isinstance(value, bool):
             rows.append((labels.get(key, key), "yes" if value else "no"))
         elif isinstance(value, float):
-            rows.append((labels.get(key, key), f"{value:,.3g}"))
+            rows.append((labels.get(key, key), f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"))
         else:
             rows.append((labels.get(key, key.replace("_", " ")), f"{value}"))
     rows.append(("Plan meets every constraint", "yes" if plan.feasible else "no"))
