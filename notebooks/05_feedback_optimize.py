@@ -101,20 +101,31 @@ top_theme = concern_share.idxmax() if len(concern_share) and concern_share.max()
 # %% [markdown]
 # ## Proposed realignment
 #
-# The plan of step 2 is re-optimised from where it stands: planned visits (field effort, from
-# each account's segment) are balanced alongside the step 2 measures. Only the moves the
-# balance needs are made, within the disruption cap of the params.
+# The plan of step 2 is re-optimised from where it stands: each territory is sized to its rep's
+# capacity (where the params ask for it), and planned visits (field effort, from each account's
+# segment) are balanced alongside the step 2 measures. Only the moves the balance needs are
+# made, within the disruption cap of the params.
 
 # %%
 units = metrics.assign(effort=feedback.unit_effort(accounts, metrics, ctx.config.resources).to_numpy())
 current = alignment.set_index("unit_id")["territory_id"]
-targets = [*territories.balance_targets(ctx.config, units), BalanceTarget("effort", 0.10)]
+labels = sorted(current.unique())
+shares = (
+    feedback.capacity_shares(labels, rep_assignment, ctx.market.reps)
+    if ctx.config.design.capacity_targets
+    else None
+)
+targets = [
+    *territories.balance_targets(ctx.config, units),
+    BalanceTarget("effort", ctx.config.design.effort_tolerance),
+]
 proposal = design_territories(
     units,
     ctx.config.territories,
     targets,
     current=current,
     max_disruption=ctx.config.design.max_disruption,
+    targets=shares,
     seed=ctx.config.design.seed,
 )
 moves = feedback.moves_table(proposal.moves, alignment, workload, scores)
@@ -148,7 +159,8 @@ show_table(
     | {t.column: MONEY for t in targets}
     | {f"{t.column}_dev": SIGNED_PERCENT for t in targets},
     labels={"territory_id": "Territory", "n_units": "Units", "polsby_popper": "Polsby-Popper"},
-    caption="Territories after the proposed moves",
+    caption="Territories after the proposed moves"
+    + (" (deviations from each territory's capacity-based target)" if shares else ""),
 )
 
 # %% tags=["remove-cell"]

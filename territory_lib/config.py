@@ -60,6 +60,8 @@ class DesignSettings(_Strict):
     )
     anchor_at_reps: bool = True
     max_disruption: Annotated[float, Field(gt=0, le=1)] = 0.15
+    effort_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.10
+    capacity_targets: bool = True
     seed: int = 42
 
 

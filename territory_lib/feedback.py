@@ -138,6 +138,18 @@ def unit_effort(accounts: pd.DataFrame, units: pd.DataFrame, settings: ResourceS
     return units["unit_id"].map(visits).fillna(0.0).rename("effort")
 
 
+def capacity_shares(
+    territory_ids: Sequence[str], rep_assignment: pd.DataFrame, reps: pd.DataFrame
+) -> list[float] | None:
+    """Target shares proportional to each territory's rep capacity; ``None`` when one has no rep."""
+    capacity = rep_assignment.set_index("territory_id")["rep_id"].map(reps.set_index("rep_id")["capacity"])
+    values = [float(capacity.get(territory, float("nan"))) for territory in territory_ids]
+    if any(pd.isna(value) or value <= 0 for value in values):
+        return None
+    total = sum(values)
+    return [value / total for value in values]
+
+
 def moves_table(
     plan_moves: pd.DataFrame, alignment: pd.DataFrame, workload: pd.DataFrame, scores: pd.DataFrame
 ) -> pd.DataFrame:

@@ -71,3 +71,11 @@ def test_moves_table_gives_reasons() -> None:
     table = feedback.moves_table(moves, alignment, workload, scores)
     assert table.iloc[0]["name"] == "Upton"
     assert table.iloc[0]["reason"] == "T1 runs at 120% of capacity, T2 at 80%; T1's rep rates workload 2.0/5"
+
+
+def test_capacity_shares_follow_rep_capacity() -> None:
+    assignment = pd.DataFrame({"territory_id": ["T1", "T2"], "rep_id": ["R1", "R2"]})
+    reps = pd.DataFrame({"rep_id": ["R1", "R2"], "capacity": [300.0, 100.0]})
+    assert feedback.capacity_shares(["T1", "T2"], assignment, reps) == [0.75, 0.25]
+    vacant = assignment.assign(rep_id=["R1", ""])
+    assert feedback.capacity_shares(["T1", "T2"], vacant, reps) is None

@@ -566,7 +566,8 @@ def design_territories(
         ``k`` unit ids anchoring territory ``i`` at ``seeds[i]``, or a table of points
         (GeoDataFrame, or DataFrame with lat/lon) mapped to the units they fall in.
     targets : sequence of float, optional
-        Target share of each territory (sums to 1); default equal shares.
+        Target share of each territory (sums to 1), in label order: with ``current``, its labels
+        sorted; otherwise T01..Tk. Default equal shares.
     seed : int
         Random seed: the same inputs and seed give the same plan.
     time_limit : float, optional
@@ -701,12 +702,13 @@ def design_territories(
     if any(len(c) > 1 for c in cores):
         cores = _connect_cores(graph, cores, names, ids)
 
-    # A unit heavier than the upper band of the smallest target can never be balanced.
+    # A unit heavier than the upper band of the largest target fits in no territory.
     for a, bt in enumerate(bands):
-        too_big = np.flatnonzero(share[:, a] > target[:, a].min() * (1 + bt.tolerance))
+        largest = target[:, a].max()
+        too_big = np.flatnonzero(share[:, a] > largest * (1 + bt.tolerance))
         for u in too_big[:5]:
             notes.append(
-                f"unit {ids[u]} alone carries {share[u, a] / target[:, a].min():.0%} of a territory's "
+                f"unit {ids[u]} alone carries {share[u, a] / largest:.0%} of the largest territory's "
                 f"{bt.column} target, more than the ±{bt.tolerance:.0%} band allows; its territory cannot "
                 f"balance — split that unit or widen the {bt.column} tolerance."
             )
