@@ -49,7 +49,9 @@ alignment, rep_assignment, account_assignment = territories.plan_tables(
 # %%
 show_list(
     design.notes
-    + territories.plan_findings(plan, targets, design.anchored, territories.current_balance(metrics, targets))
+    + territories.plan_findings(
+        plan, targets, design.anchored, territories.current_balance(metrics, targets), ctx.config.unit_label
+    )
 )
 
 # %% [markdown]

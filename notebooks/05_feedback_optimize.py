@@ -30,6 +30,7 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 import pandas as pd
 
 from territory_lib import feedback, maps, resources, territories
+from territory_lib.config import counted
 from territory_lib.design import BalanceTarget, design_territories
 from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_list, show_table
 from territory_lib.steps import start_step
@@ -129,14 +130,14 @@ proposal = design_territories(
     seed=ctx.config.design.seed,
 )
 moves = feedback.moves_table(proposal.moves, alignment, workload, scores)
-show_list(territories.plan_findings(proposal, targets, anchored=False))
+show_list(territories.plan_findings(proposal, targets, anchored=False, unit_label=ctx.config.unit_label))
 
 # %%
 show_table(
     moves,
     {"accounts": COUNT, "potential": MONEY},
     labels={"unit_id": f"{unit} id", "name": unit, "from_territory": "From", "to_territory": "To"},
-    caption=f"{len(moves)} proposed move(s)",
+    caption=f"Proposed moves: {counted(len(moves), ctx.config.unit_label)}",
 ) if len(moves) else show_list(["No move is needed: the plan already fits the reps' capacity and effort."])
 
 # %%

@@ -129,6 +129,11 @@ def plural(noun: str) -> str:
     return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
 
 
+def counted(n: int, noun: str) -> str:
+    """A count with its noun in the right number: 1 county, 4 counties, 1,200 accounts."""
+    return f"{n:,} {noun if n == 1 else plural(noun)}"
+
+
 def market_params_path(name_or_path: str | Path) -> Path:
     """Turn a market name (a YAML in ``params/``) or the path of a params YAML into a path.
 

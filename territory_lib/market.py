@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from territory_lib.config import plural
+from territory_lib.config import counted
 from territory_lib.geo import to_equal_area
 from territory_lib.io import Market
 
@@ -200,9 +200,6 @@ def hot_spots(
 def key_findings(metrics: pd.DataFrame, spots: pd.DataFrame, unit_label: str = "unit") -> list[str]:
     """A few sentences a stakeholder can act on, computed from the unit metrics and hot spots."""
 
-    def count(n: int) -> str:
-        return f"{n} {unit_label if n == 1 else plural(unit_label)}"
-
     ranked = metrics.sort_values("potential", ascending=False)
     total = max(ranked["potential"].sum(), 1e-9)
     top_n = max(1, round(len(ranked) * 0.1))
@@ -212,11 +209,13 @@ def key_findings(metrics: pd.DataFrame, spots: pd.DataFrame, unit_label: str = "
     hot = int(spots["hot_spot"].eq("hot spot").sum())
     cold = int(spots["hot_spot"].eq("cold spot").sum())
     notes = [
-        f"The top {count(top_n)} by potential ({leaders}, ...) hold {top_share:.0%} of the potential.",
+        f"The top {counted(top_n, unit_label)} by potential ({leaders}, ...) hold {top_share:.0%} "
+        "of the potential.",
         f"Sales of the last twelve months capture {covered:.0%} of the known annual potential.",
-        f"Hot spots of potential density: {count(hot)}; cold spots: {count(cold)} (Getis-Ord Gi*, p < 0.05).",
+        f"Hot spots of potential density: {counted(hot, unit_label)}; cold spots: "
+        f"{counted(cold, unit_label)} (Getis-Ord Gi*, p < 0.05).",
     ]
     empty = int((metrics["accounts"] == 0).sum())
     if empty:
-        notes.append(f"Without known accounts: {count(empty)}, candidates for prospecting.")
+        notes.append(f"Without known accounts: {counted(empty, unit_label)}, candidates for prospecting.")
     return notes

@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
 
-from territory_lib.config import ResourceSettings
+from territory_lib.config import ResourceSettings, counted
 from territory_lib.geo import haversine_km
 from territory_lib.io import split_segments
 
@@ -178,7 +178,7 @@ def resource_recommendations(workload: pd.DataFrame, spare_reps: pd.DataFrame) -
             )
         if row.off_segment_accounts:
             advice.append(
-                f"{row.off_segment_accounts:,} account(s) in {row.territory_id} are in segments "
+                f"{counted(row.off_segment_accounts, 'account')} in {row.territory_id} are in segments "
                 f"{row.rep_name} does not sell to: route them to a specialist or widen the rep's segments."
             )
     advice.extend(

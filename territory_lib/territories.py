@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import pandas as pd
 
-from territory_lib.config import MarketConfig
+from territory_lib.config import MarketConfig, counted, plural
 from territory_lib.design import BalanceTarget, DesignResult, design_territories
 from territory_lib.errors import ConfigError, InfeasibleError
 from territory_lib.geo import equal_area_crs
@@ -136,7 +136,11 @@ def current_balance(metrics: pd.DataFrame, targets: list[BalanceTarget]) -> dict
 
 
 def plan_findings(
-    plan: DesignResult, targets: list[BalanceTarget], anchored: bool, current: dict[str, float] | None = None
+    plan: DesignResult,
+    targets: list[BalanceTarget],
+    anchored: bool,
+    current: dict[str, float] | None = None,
+    unit_label: str = "unit",
 ) -> list[str]:
     """What a stakeholder needs to know about a plan, in sentences."""
     summary = plan.summary
@@ -158,7 +162,8 @@ def plan_findings(
     notes.append(f"Mean Polsby-Popper compactness {summary['mean_polsby_popper']:.2f} (1 is a circle).")
     if "units_moved" in summary:
         notes.append(
-            f"{summary['units_moved']} unit(s) change territory ({summary['share_moved']:.0%} of all units)."
+            f"{counted(summary['units_moved'], unit_label)} change territory "
+            f"({summary['share_moved']:.0%} of all {plural(unit_label)})."
         )
     if anchored:
         notes.append("Each territory grows from one rep's home.")

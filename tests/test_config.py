@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from territory_lib.config import available_markets, load_config, market_params_path, plural
+from territory_lib.config import available_markets, counted, load_config, market_params_path, plural
 from territory_lib.errors import ConfigError
 
 
@@ -80,3 +80,16 @@ def test_builtin_params_match_their_datasets() -> None:
         builtin = BUILTIN_MARKETS[config.builtin]
         assert config.territories == builtin.default_territories, "one rep per territory"
         assert config.unit_label == builtin.unit_label
+
+
+@pytest.mark.parametrize(
+    ("n", "noun", "expected"),
+    [
+        (1, "county", "1 county"),
+        (0, "county", "0 counties"),
+        (4, "unit", "4 units"),
+        (1200, "account", "1,200 accounts"),
+    ],
+)
+def test_counted_uses_the_right_number(n: int, noun: str, expected: str) -> None:
+    assert counted(n, noun) == expected
