@@ -129,7 +129,8 @@ proposal = design_territories(
     targets=shares,
     seed=ctx.config.design.seed,
 )
-moves = feedback.moves_table(proposal.moves, alignment, workload, scores)
+before = feedback.target_deviations(units, current, [t.column for t in targets], shares)
+moves = feedback.moves_table(proposal.moves, alignment, workload, scores, before)
 show_list(territories.plan_findings(proposal, targets, anchored=False, unit_label=ctx.config.unit_label))
 
 # %%

@@ -150,13 +150,38 @@ def capacity_shares(
     return [value / total for value in values]
 
 
+def target_deviations(
+    units: pd.DataFrame,
+    assignment: pd.Series,
+    columns: Sequence[str],
+    shares: Sequence[float] | None = None,
+) -> pd.DataFrame:
+    """Each territory's relative deviation from its target for each measure (0.1 is 10 % over).
+
+    ``assignment`` maps ``unit_id`` to territory; ``shares`` are the territories' target shares in
+    sorted territory order (equal shares when ``None``), as :func:`capacity_shares` gives them.
+    """
+    labels = units["unit_id"].map(assignment)
+    totals = units[list(columns)].groupby(labels.to_numpy()).sum().sort_index()
+    share = pd.Series(
+        shares if shares is not None else [1.0 / len(totals)] * len(totals), index=totals.index, dtype=float
+    )
+    expected = pd.DataFrame({c: share * float(units[c].sum()) for c in columns})
+    return (totals / expected.where(expected > 0) - 1.0).fillna(0.0)
+
+
 def moves_table(
-    plan_moves: pd.DataFrame, alignment: pd.DataFrame, workload: pd.DataFrame, scores: pd.DataFrame
+    plan_moves: pd.DataFrame,
+    alignment: pd.DataFrame,
+    workload: pd.DataFrame,
+    scores: pd.DataFrame,
+    deviations: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The proposed moves with each unit's size and why the two territories trade it.
 
     ``workload`` is the plan's :func:`territory_lib.resources.rep_workload`; ``scores`` the
-    :func:`score_summary` (may be empty).
+    :func:`score_summary` (may be empty); ``deviations`` the territories' deviations from target
+    before the moves (:func:`target_deviations`), which name the measure a move balances.
     """
     units = alignment.set_index("unit_id")
     load = workload.set_index("territory_id")
@@ -166,20 +191,32 @@ def moves_table(
     table["accounts"] = table["unit_id"].map(units["accounts"])
     table["potential"] = table["unit_id"].map(units["potential"])
     table["reason"] = [
-        _reason(source, target, load, rated)
+        _reason(source, target, load, rated, deviations)
         for source, target in zip(table["from_territory"], table["to_territory"], strict=True)
     ]
     return table[["unit_id", "name", "from_territory", "to_territory", "accounts", "potential", "reason"]]
 
 
-def _reason(source: str, target: str, load: pd.DataFrame, rated: pd.Series) -> str:
+def _reason(
+    source: str, target: str, load: pd.DataFrame, rated: pd.Series, deviations: pd.DataFrame | None
+) -> str:
+    """Why ``source`` hands a unit to ``target``: the measure they differ most on, then the reps' side."""
     parts = []
-    if source in load.index and target in load.index:
+    if deviations is not None and source in deviations.index and target in deviations.index:
+        gap = deviations.loc[source] - deviations.loc[target]
+        measure = str(gap.idxmax())
         parts.append(
-            f"{source} runs at {load.at[source, 'utilisation']:.0%} of capacity, {target} at "
-            f"{load.at[target, 'utilisation']:.0%}"
+            f"{measure}: {source} {deviations.at[source, measure]:+.0%} against its target, "
+            f"{target} {deviations.at[target, measure]:+.0%}"
         )
+    if source in load.index and target in load.index:
+        busier = load.at[source, "utilisation"] > load.at[target, "utilisation"]
+        if busier or not parts:
+            parts.append(
+                f"{source} runs at {load.at[source, 'utilisation']:.0%} of capacity, {target} at "
+                f"{load.at[target, 'utilisation']:.0%}"
+            )
         rep = load.at[source, "rep_id"]
-        if rep in rated.index and pd.notna(rated[rep]):
+        if rep in rated.index and pd.notna(rated[rep]) and rated[rep] <= CONCERN_SCORE:
             parts.append(f"{source}'s rep rates workload {rated[rep]:.1f}/5")
     return "; ".join(parts) or "restores balance"

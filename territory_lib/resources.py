@@ -210,7 +210,7 @@ def utilisation_chart(workload: pd.DataFrame, settings: ResourceSettings) -> Fig
     axis.set_ylabel("accounts / capacity")
     axis.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
     axis.set_title("Rep utilisation by territory", fontsize=11)
-    axis.legend(loc="upper right", fontsize=8)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     figure.tight_layout()
     return figure
 

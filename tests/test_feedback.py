@@ -79,3 +79,22 @@ def test_capacity_shares_follow_rep_capacity() -> None:
     assert feedback.capacity_shares(["T1", "T2"], assignment, reps) == [0.75, 0.25]
     vacant = assignment.assign(rep_id=["R1", ""])
     assert feedback.capacity_shares(["T1", "T2"], vacant, reps) is None
+
+
+def test_target_deviations_follow_capacity_shares() -> None:
+    units = pd.DataFrame({"unit_id": ["a", "b", "c"], "effort": [30.0, 30.0, 40.0]})
+    assignment = pd.Series({"a": "T1", "b": "T1", "c": "T2"})
+    equal = feedback.target_deviations(units, assignment, ["effort"])
+    assert equal["effort"].round(6).to_dict() == {"T1": 0.2, "T2": -0.2}
+    sized = feedback.target_deviations(units, assignment, ["effort"], [0.6, 0.4])
+    assert sized["effort"].round(6).to_dict() == {"T1": 0.0, "T2": 0.0}
+
+
+def test_move_reason_names_the_measure_it_balances() -> None:
+    moves = pd.DataFrame({"unit_id": ["u1"], "from_territory": ["T1"], "to_territory": ["T2"]})
+    alignment = pd.DataFrame({"unit_id": ["u1"], "name": ["Upton"], "accounts": [4], "potential": [1000.0]})
+    workload = pd.DataFrame({"territory_id": ["T1", "T2"], "rep_id": ["R1", "R2"], "utilisation": [0.7, 0.9]})
+    deviations = pd.DataFrame({"potential": [0.02, -0.01], "effort": [0.15, -0.12]}, index=["T1", "T2"])
+    table = feedback.moves_table(moves, alignment, workload, pd.DataFrame(), deviations)
+    # T1 is the less busy rep, so utilisation is no reason to give the unit away: effort is.
+    assert table.iloc[0]["reason"] == "effort: T1 +15% against its target, T2 -12%"
