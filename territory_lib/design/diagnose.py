@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import highspy
@@ -42,6 +43,37 @@ def quiet_highs(time_limit: float) -> highspy.Highs:
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("threads", 1)
     return h
+
+
+class RowBuffer:
+    """Constraint rows gathered one by one, then handed to HiGHS in a single ``addRows`` call."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.index: list[int] = []
+        self.value: list[float] = []
+        self.lower: list[float] = []
+        self.upper: list[float] = []
+
+    def add(self, cols: Sequence[int], coefs: Sequence[float], lower: float, upper: float) -> None:
+        """Append the row ``lower <= sum(coefs * x[cols]) <= upper``."""
+        self.starts.append(len(self.index))
+        self.index.extend(int(c) for c in cols)
+        self.value.extend(float(c) for c in coefs)
+        self.lower.append(lower)
+        self.upper.append(upper)
+
+    def add_to(self, h: highspy.Highs) -> None:
+        """Add every gathered row to the model ``h``."""
+        h.addRows(
+            len(self.lower),
+            np.asarray(self.lower),
+            np.asarray(self.upper),
+            len(self.index),
+            np.asarray(self.starts, dtype=np.int32),
+            np.asarray(self.index, dtype=np.int32),
+            np.asarray(self.value),
+        )
 
 
 def forced_load(graph: UnitGraph, cores: list[list[int]], share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,18 +234,8 @@ def _solve(
         cost[:n] = -sign * share[:, a]
         h.changeColsCost(nv, np.arange(nv, dtype=np.int32), cost)
     inf = highspy.kHighsInf
-    starts: list[int] = []
-    index: list[int] = []
-    value: list[float] = []
-    lo: list[float] = []
-    hi: list[float] = []
-
-    def add(cols: list[int], coefs: list[float], low: float, high: float) -> None:
-        starts.append(len(index))
-        index.extend(cols)
-        value.extend(coefs)
-        lo.append(low)
-        hi.append(high)
+    rows = RowBuffer()
+    add = rows.add
 
     for a in range(m):
         if optimise is not None and optimise[0] == a:
@@ -236,15 +258,7 @@ def _solve(
     for e, (i, j) in enumerate(arcs.tolist()):
         add([n + e, i], [1.0, -(n - 1.0)], -inf, 0.0)
         add([n + e, j], [1.0, -(n - 1.0)], -inf, 0.0)
-    h.addRows(
-        len(lo),
-        np.asarray(lo),
-        np.asarray(hi),
-        len(index),
-        np.asarray(starts, dtype=np.int32),
-        np.asarray(index, dtype=np.int32),
-        np.asarray(value),
-    )
+    rows.add_to(h)
     h.run()
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
@@ -324,18 +338,8 @@ def closest_plan(
     cost[nx + nf :] = 1.0
     h.changeColsCost(nv, np.arange(nv, dtype=np.int32), cost)
     inf = highspy.kHighsInf
-    starts: list[int] = []
-    index: list[int] = []
-    value: list[float] = []
-    lo: list[float] = []
-    hi: list[float] = []
-
-    def add(cols: list[int], coefs: list[float], low: float, high: float) -> None:
-        starts.append(len(index))
-        index.extend(cols)
-        value.extend(coefs)
-        lo.append(low)
-        hi.append(high)
+    rows = RowBuffer()
+    add = rows.add
 
     for i in range(n):
         add([i * k + t for t in range(k)], [1.0] * k, 1.0, 1.0)
@@ -361,15 +365,7 @@ def closest_plan(
         for e, (i, j) in enumerate(arcs.tolist()):
             add([nx + e * k + t, i * k + t], [1.0, -(n - 1.0)], -inf, 0.0)
             add([nx + e * k + t, j * k + t], [1.0, -(n - 1.0)], -inf, 0.0)
-    h.addRows(
-        len(lo),
-        np.asarray(lo),
-        np.asarray(hi),
-        len(index),
-        np.asarray(starts, dtype=np.int32),
-        np.asarray(index, dtype=np.int32),
-        np.asarray(value),
-    )
+    rows.add_to(h)
     hint = highspy.HighsSolution()
     x0 = np.zeros(nx)
     x0[np.arange(n) * k + start] = 1.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import highspy
 import numpy as np
 
-from territory_lib.design.diagnose import quiet_highs
+from territory_lib.design.diagnose import RowBuffer, quiet_highs
 
 #: Above this many units the n² assignment variables make the MIP impractical.
 MAX_UNITS = 150
@@ -72,14 +72,8 @@ def pmedian_bound(
     h.addVars(nv, np.zeros(nv), np.ones(nv))
     h.changeColsCost(nv, np.arange(nv, dtype=np.int32), cost)
     h.changeColsIntegrality(nv, np.arange(nv, dtype=np.int32), np.full(nv, highspy.HighsVarType.kInteger))
-    rows_lo, rows_hi, starts, index, value = [], [], [], [], []
-
-    def add(cols: np.ndarray, coefs: np.ndarray, lo: float, hi: float) -> None:
-        starts.append(len(index))
-        index.extend(cols.tolist())
-        value.extend(coefs.tolist())
-        rows_lo.append(lo)
-        rows_hi.append(hi)
+    rows = RowBuffer()
+    add = rows.add
 
     idx = np.arange(n)
     for j in range(n):  # each unit to exactly one centre
@@ -96,15 +90,7 @@ def pmedian_bound(
             centre = cols == i * n + i
             add(cols, np.where(centre, share[:, a] - lo, share[:, a]), 0.0, highspy.kHighsInf)
             add(cols, np.where(centre, share[:, a] - hi, share[:, a]), -highspy.kHighsInf, 0.0)
-    h.addRows(
-        len(rows_lo),
-        np.asarray(rows_lo),
-        np.asarray(rows_hi),
-        len(index),
-        np.asarray(starts, dtype=np.int32),
-        np.asarray(index, dtype=np.int32),
-        np.asarray(value),
-    )
+    rows.add_to(h)
     h.run()
     info = h.getInfo()
     status = h.modelStatusToString(h.getModelStatus())
