@@ -54,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="safety cap on the search time")
     parser.add_argument("--out", required=True, type=Path, metavar="FILE.csv", help="where to write the plan")
-    parser.set_defaults(func=run)
+    parser.set_defaults(handler=run)
 
 
 def parse_balance(specs: list[str]) -> list[BalanceTarget]:

@@ -1,43 +1,22 @@
-"""The ``territory design`` subcommand end to end on a GeoJSON of North Carolina counties."""
+"""The ``territory design`` subcommand end to end (through the console script's entry point)."""
 
 from __future__ import annotations
-
-import argparse
 
 import geopandas as gpd
 import pandas as pd
 import pytest
 
-from territory_lib.design.cli import add_parser, parse_balance, run
+from territory_lib.cli import main
+from territory_lib.design.cli import parse_balance
 from territory_lib.errors import ConfigError
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="territory")
-    add_parser(parser.add_subparsers(dest="command"))
-    return parser
 
 
 def test_design_command_writes_plan(nc_counties: gpd.GeoDataFrame, tmp_path, capsys) -> None:
     units = tmp_path / "nc.geojson"
     nc_counties.to_file(units)
     out = tmp_path / "plan.csv"
-    args = _parser().parse_args(
-        [
-            "design",
-            "--units",
-            str(units),
-            "--id",
-            "FIPS",
-            "--k",
-            "4",
-            "--balance",
-            "BIR79:0.05",
-            "--out",
-            str(out),
-        ]
-    )
-    assert args.func(args) == 0
+    argv = ["design", "--units", str(units), "--id", "FIPS", "--k", "4", "--balance", "BIR79:0.05"]
+    assert main([*argv, "--out", str(out)]) == 0
     plan = pd.read_csv(out, dtype=str)
     assert list(plan.columns) == ["unit_id", "territory_id"]
     assert plan["territory_id"].nunique() == 4
@@ -55,8 +34,7 @@ def test_realignment_flags(nc_counties: gpd.GeoDataFrame, tmp_path, capsys) -> N
     out = tmp_path / "plan.csv"
     argv = ["design", "--units", str(path), "--id", "FIPS", "--k", "2", "--balance", "BIR79:0.05"]
     argv += ["--current", "rep", "--max-disruption", "0.3", "--locked", str(locked), "--out", str(out)]
-    args = _parser().parse_args(argv)
-    code = run(args)
+    code = main(argv)
     plan = pd.read_csv(out, dtype=str).set_index("unit_id")["territory_id"]
     assert set(plan) == {"A", "B"}
     assert plan[str(units.FIPS.iloc[0])] == "A"
