@@ -42,7 +42,7 @@ metrics = metrics.merge(spots[["unit_id", "hot_spot", "gi_z"]], on="unit_id")
 # ## The market at a glance
 
 # %%
-show_table(market.market_headline(metrics))
+show_table(market.market_headline(metrics, ctx.config.unit_label))
 
 # %%
 show_list(market.key_findings(metrics, spots, ctx.config.unit_label), "What stands out")
@@ -121,7 +121,12 @@ show_table(
 show_table(
     model.units.sort_values("ratio").head(10),
     {"potential": MONEY, "modelled_potential": MONEY, "ratio": DECIMAL},
-    labels={"name": unit, "modelled_potential": "Expected from demographics", "ratio": "Known / expected"},
+    labels={
+        "unit_id": f"{unit} id",
+        "name": unit,
+        "modelled_potential": "Expected from demographics",
+        "ratio": "Known / expected",
+    },
     caption=f"White space: the {plural(ctx.config.unit_label)} furthest below their expected potential",
 )
 
@@ -143,6 +148,7 @@ maps.category_map(
     },
     legend_title="Potential density clusters",
     formats={"potential_per_km2": "{:,.0f}", "gi_z": "{:+.2f}"},
+    colors=market.HOT_SPOT_COLORS,
     tiles=ctx.config.maps.tiles,
 )
 

@@ -28,6 +28,7 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
 from territory_lib import maps, resources, territories
+from territory_lib.config import plural
 from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_list, show_table
 from territory_lib.steps import start_step
 
@@ -95,7 +96,7 @@ show_table(
     labels={
         "territory_id": "Territory",
         "rep_name": "Rep",
-        "n_units": "Units",
+        "n_units": plural(ctx.config.unit_label).capitalize(),
         "polsby_popper": "Polsby-Popper",
     },
 )

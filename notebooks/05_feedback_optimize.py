@@ -30,7 +30,7 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 import pandas as pd
 
 from territory_lib import feedback, maps, resources, territories
-from territory_lib.config import counted
+from territory_lib.config import counted, plural
 from territory_lib.design import BalanceTarget, design_territories
 from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_list, show_table
 from territory_lib.steps import start_step
@@ -160,7 +160,11 @@ show_table(
     {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.0f}"}
     | {t.column: MONEY for t in targets}
     | {f"{t.column}_dev": SIGNED_PERCENT for t in targets},
-    labels={"territory_id": "Territory", "n_units": "Units", "polsby_popper": "Polsby-Popper"},
+    labels={
+        "territory_id": "Territory",
+        "n_units": plural(ctx.config.unit_label).capitalize(),
+        "polsby_popper": "Polsby-Popper",
+    },
     caption="Territories after the proposed moves"
     + (" (deviations from each territory's capacity-based target)" if shares else ""),
 )

@@ -313,6 +313,7 @@ def category_map(
     points_label: str = "Points",
     category_labels: Mapping[Hashable, str] | None = None,
     formats: Mapping[str, str] | None = None,
+    colors: Mapping[Hashable, str] | None = None,
 ) -> folium.Map:
     """Map units coloured by a category, such as their territory.
 
@@ -348,16 +349,20 @@ def category_map(
         Optional display names of categories in the legend (default: the category itself).
     formats
         Optional ``{column: format pattern}`` for tooltip columns.
+    colors
+        Optional fixed colours of some categories (CSS colours); the others take the palette's.
 
     Returns
     -------
     folium.Map
     """
     _require_columns(gdf, [category_column], "the units to map")
+    fixed = dict(colors or {})
     colors = category_colors(gdf[category_column])
     if points is not None and point_category_column is not None:
         _require_columns(points, [point_category_column], "the points to map")
         colors = category_colors([*colors, *points[point_category_column]])
+    colors = {c: fixed.get(c, color) for c, color in colors.items()}
     highlighted = np.zeros(len(gdf), dtype=bool)
     if highlight:
         _require_columns(gdf, [id_column], "the units to map (needed for highlight)")

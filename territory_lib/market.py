@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from territory_lib.config import counted
+from territory_lib.config import counted, plural
 from territory_lib.geo import to_equal_area
 from territory_lib.io import Market
 
@@ -58,18 +58,19 @@ def unit_metrics(market: Market) -> gpd.GeoDataFrame:
     return metrics
 
 
-def market_headline(metrics: pd.DataFrame) -> pd.DataFrame:
+def market_headline(metrics: pd.DataFrame, unit_label: str = "unit") -> pd.DataFrame:
     """The market in a few numbers, as a two-column table for the report."""
     total_potential = metrics["potential"].sum()
+    units = plural(unit_label).capitalize()
     rows = [
-        ("Units", f"{len(metrics):,}"),
+        (units, f"{len(metrics):,}"),
         ("Accounts", f"{metrics['accounts'].sum():,}"),
         ("Customers", f"{metrics['customers'].sum():,}"),
         ("Prospects", f"{metrics['prospects'].sum():,}"),
         ("Annual potential", f"{total_potential:,.0f}"),
         ("Sales, last 12 months", f"{metrics['sales_12m'].sum():,.0f}"),
         ("Penetration of potential", f"{metrics['sales_12m'].sum() / max(total_potential, 1e-9):.1%}"),
-        ("Units without accounts", f"{int((metrics['accounts'] == 0).sum()):,}"),
+        (f"{units} without accounts", f"{int((metrics['accounts'] == 0).sum()):,}"),
     ]
     return pd.DataFrame(rows, columns=["Measure", "Value"])
 
@@ -195,6 +196,10 @@ def hot_spots(
     return pd.DataFrame(
         {"unit_id": metrics["unit_id"].to_numpy(), "gi_z": stat.Zs, "p_value": stat.p_sim, "hot_spot": label}
     )
+
+
+#: Map colours of the hot-spot classes: hot red, cold blue, the rest a quiet grey.
+HOT_SPOT_COLORS = {"hot spot": "#d7301f", "cold spot": "#2b8cbe", "not significant": "#e5e5e5"}
 
 
 def key_findings(metrics: pd.DataFrame, spots: pd.DataFrame, unit_label: str = "unit") -> list[str]:

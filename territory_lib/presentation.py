@@ -40,13 +40,16 @@ def show_table(
         Headings by column name; other columns are headed by :func:`humanize`.
     caption
         A line shown above the table.
+    index
+        Show the index too (a named index as the first column).
     max_rows
         Longer tables show their first rows and say so.
     """
+    if index and frame.index.name is not None:
+        # A named index becomes the first column, so its name heads it on the same header row.
+        frame, index = frame.reset_index(), False
     labels = {column: humanize(column) for column in frame.columns} | dict(labels or {})
     shown = frame.head(max_rows).rename(columns=labels)
-    if index and shown.index.name:
-        shown.index.name = humanize(shown.index.name)
     for column, spec in (formats or {}).items():
         if column in frame.columns:
             shown[labels[column]] = shown[labels[column]].map(_formatter(spec))

@@ -146,6 +146,18 @@ def test_one_feature_per_unit_and_highlight() -> None:
     assert [s["fillColor"] for s in styles] == [colors[t] for t in units["territory_id"]]
 
 
+def test_fixed_colours_override_the_palette_for_their_categories() -> None:
+    units = grid_units()
+    m = maps.category_map(
+        units, "territory_id", tooltip_columns=["name"], legend_title="T", colors={"T2": "#123456"}
+    )
+    (layer,) = geojson_layers(m)
+    fills = [layer.style_function(f)["fillColor"] for f in layer.data["features"]]
+    palette = maps.category_colors(units["territory_id"])
+    assert fills == ["#123456" if t == "T2" else palette[t] for t in units["territory_id"]]
+    assert '<span class="territory-legend-swatch" style="background:#123456">' in m.get_root().render()
+
+
 def test_tooltip_numbers_are_formatted_for_people() -> None:
     units = grid_units()
     m = maps.choropleth_map(

@@ -53,3 +53,5 @@ def test_key_findings_speak_of_the_unit_label(georgia) -> None:
     metrics = market.unit_metrics(georgia)
     notes = market.key_findings(metrics, market.hot_spots(metrics), "county")
     assert any("counties by potential" in note for note in notes)
+    headline = market.market_headline(metrics, "county").set_index("Measure")["Value"]
+    assert headline["Counties"] == "159" and "Counties without accounts" in headline

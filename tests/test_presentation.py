@@ -29,6 +29,13 @@ def test_labels_override_headings() -> None:
     assert "<th>Territory</th>" in page
 
 
+def test_named_index_heads_its_column_on_the_header_row() -> None:
+    frame = pd.DataFrame({"accounts": [3]}, index=pd.Index(["SMB"], name="segment"))
+    page = show_table(frame, index=True).data
+    assert page.count("<tr") == 2  # one header row, one body row
+    assert "<th>Segment</th>" in page and "<td>SMB</td>" in page
+
+
 def test_lists_and_figures() -> None:
     assert show_list(["a < b"], "Title & more").data == (
         "<p><strong>Title &amp; more</strong></p><ul><li>a &lt; b</li></ul>"
