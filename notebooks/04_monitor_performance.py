@@ -96,8 +96,8 @@ show_table(
     },
     labels={
         "annual_growth": "Trend growth a year",
-        "growth_low_95": "low 95%",
-        "growth_high_95": "high 95%",
+        "growth_low_95": "Low 95%",
+        "growth_high_95": "High 95%",
         "r_squared": "R²",
         "anomalous_months": "Outlier months",
         "next_month_forecast": "Forecast, next month",

@@ -91,8 +91,11 @@ def theme_examples(
     ]
 
 
-def findings(scores: pd.DataFrame, comparison: pd.DataFrame, low_score: float = 2.5) -> list[str]:
+def findings(scores: pd.DataFrame, comparison: pd.DataFrame, low_score: float = CONCERN_SCORE) -> list[str]:
     """Plain-language findings: each unhappy rep, what the data say today, and what the plan changes.
+
+    A rep is unhappy about a question whose mean score is ``low_score`` or less (the same bar that
+    makes a comment's theme a concern).
 
     ``comparison`` is :func:`territory_lib.resources.workload_before_after`.
     """
@@ -107,7 +110,7 @@ def findings(scores: pd.DataFrame, comparison: pd.DataFrame, low_score: float = 
         low = {
             name: value
             for name, value in record.items()
-            if name in _score_names(scores) and value < low_score
+            if name in _score_names(scores) and value <= low_score
         }
         for name, value in low.items():
             line = f"{record['rep_name']} ({row.rep_id}) rates {name} {value:.1f}/5"
@@ -117,7 +120,7 @@ def findings(scores: pd.DataFrame, comparison: pd.DataFrame, low_score: float = 
                 if pd.notna(today) and pd.notna(plan):
                     line += f": today {pattern.format(today)}, in the plan {pattern.format(plan)}"
             notes.append(line + ".")
-    return notes or [f"No rep scores any question below {low_score:g} out of 5."]
+    return notes or [f"No rep scores any question at {low_score:g} out of 5 or below."]
 
 
 def _score_names(scores: pd.DataFrame) -> set[str]:

@@ -54,6 +54,13 @@ def test_findings_set_complaints_beside_today_and_the_plan() -> None:
     travel = "Bo (R2) rates travel 2.0/5: today 52,000 km of driving a year, in the plan 31,000 km"
     assert f"{travel} of driving a year." in notes
     assert len(notes) == 2
+    # The bar is the one that makes a comment a concern: a mean of exactly 2.5 counts.
+    borderline = scores.assign(
+        travel=scores["travel"].where(scores["rep_id"] != "R9", feedback.CONCERN_SCORE)
+    )
+    assert any(
+        note.startswith("Cy (R9) rates travel 2.5/5") for note in feedback.findings(borderline, comparison)
+    )
 
 
 def test_unit_effort_counts_planned_visits() -> None:
