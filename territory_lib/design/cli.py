@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
-import pandas as pd
-
-from territory_lib.design.engine import BalanceTarget, design_territories
 from territory_lib.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+
+    from territory_lib.design.engine import BalanceTarget
 
 #: Exit code when a plan is written but some band, lock or cap does not hold.
 EXIT_INFEASIBLE = 2
@@ -59,6 +62,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_balance(specs: list[str]) -> list[BalanceTarget]:
     """Turn ``COL[:TOL]`` strings into balance targets (tolerance as a share, e.g. ``sales:0.03``)."""
+    from territory_lib.design.engine import BalanceTarget
+
     out = []
     for spec in specs:
         column, _, tol = spec.rpartition(":") if ":" in spec else (spec, "", "")
@@ -77,6 +82,8 @@ def parse_balance(specs: list[str]) -> list[BalanceTarget]:
 
 def read_units(path: Path) -> gpd.GeoDataFrame:
     """Read a units file (GeoParquet by suffix, anything GDAL reads otherwise)."""
+    import geopandas as gpd
+
     if not path.exists():
         raise DataError(f"--units {path}: no such file.")
     try:
@@ -88,6 +95,8 @@ def read_units(path: Path) -> gpd.GeoDataFrame:
 
 
 def _read_table(path: Path, flag: str) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.exists():
         raise DataError(f"{flag} {path}: no such file.")
     try:
@@ -98,6 +107,11 @@ def _read_table(path: Path, flag: str) -> pd.DataFrame:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``territory design``; print the metrics table and notes; return the exit code."""
+    # Imported here, not at the top, so that the other subcommands start without the engine.
+    import pandas as pd
+
+    from territory_lib.design.engine import design_territories
+
     units = read_units(args.units)
     if args.id_column not in units.columns:
         raise ConfigError(
