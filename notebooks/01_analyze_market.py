@@ -26,8 +26,11 @@ output_dir: str = ""  # folder for this run's results; empty: reports/_scratch/<
 run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
+from IPython.display import display
+
 from territory_lib import maps, market
 from territory_lib.config import plural
+from territory_lib.geometry import repair_table
 from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, show_list, show_table
 from territory_lib.steps import start_step
 
@@ -161,6 +164,28 @@ maps.category_map(
 profile = metrics[ctx.market.unit_attributes].describe().T[["mean", "std", "min", "50%", "max"]]
 profile = profile.rename(columns={"50%": "median"})
 show_table(profile, dict.fromkeys(profile.columns, "{:,.2f}"), index=True)
+
+# %% [markdown]
+# ## Data notes
+#
+# What was noticed in the data files and repaired before they were used: the same notes
+# `territory check` prints. Unit shapes are repaired as published maps need it: invalid outlines
+# are fixed, slivers dropped, and overlaps or small gaps between neighbours resolved so that
+# neighbours share their border exactly (the tolerance is set by `geometry: snap:` in the params).
+
+# %%
+show_list(ctx.market.warnings or ["The data files needed no repair and raised no note."])
+
+# %%
+if ctx.market.repairs:
+    display(
+        show_table(
+            repair_table(ctx.market.repairs, metrics.set_index("unit_id")["name"]),
+            labels={"unit_id": f"{unit} id", "name": unit, "repair": "Repair", "detail": "Detail"},
+            caption=f"Every repair, {unit.lower()} by {unit.lower()}",
+            max_rows=40,
+        )
+    )
 
 # %% tags=["remove-cell"]
 ctx.workspace.write("unit_metrics", metrics)

@@ -128,6 +128,7 @@ proposal = design_territories(
     max_disruption=ctx.config.design.max_disruption,
     targets=shares,
     seed=ctx.config.design.seed,
+    snap=ctx.config.geometry.snap,
 )
 before = feedback.target_deviations(units, current, [t.column for t in targets], shares)
 moves = feedback.moves_table(proposal.moves, alignment, workload, scores, before)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from territory_lib.config import available_markets, load_config
 from territory_lib.errors import TerritoryError
+
+if TYPE_CHECKING:
+    from territory_lib.io import Market
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,9 +136,23 @@ def _check(args: argparse.Namespace) -> int:
             f"{len(market.reps):,} reps, {len(market.sales):,} sales rows over {months} months, "
             f"{0 if market.feedback is None else len(market.feedback):,} feedback rows"
         )
-        for note in market.warnings:
+        for note in market.warnings + adjacency_notes(market):
             print(f"  note: {note}")
     return 0
+
+
+def adjacency_notes(market: Market) -> list[str]:
+    """Build the unit adjacency exactly as step 2 will, so a map that passes ``check`` passes step 2.
+
+    Returns the graph's own notes (islands joined to the mainland, units lying on others).
+    """
+    from territory_lib.design.graph import build_unit_graph
+    from territory_lib.geo import to_equal_area
+
+    graph = build_unit_graph(
+        to_equal_area(market.units), market.units["unit_id"].to_numpy(), market.config.geometry.snap
+    )
+    return [note for note in graph.notes if not note.startswith("Map repair")]
 
 
 def _markets(args: argparse.Namespace) -> int:

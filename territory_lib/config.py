@@ -76,6 +76,12 @@ class ResourceSettings(_Strict):
     under_capacity: Annotated[float, Field(gt=0)] = 0.80
 
 
+class GeometrySettings(_Strict):
+    """How unit polygons are repaired: gaps and overlaps between neighbours up to ``snap`` are closed."""
+
+    snap: Annotated[float, Field(ge=0, le=10_000)] | None = None  # metres; None: 0.2 % of a unit's size
+
+
 class MapSettings(_Strict):
     """Maps draw offline by default; name a tile layer only for readers who are online."""
 
@@ -100,6 +106,7 @@ class MarketConfig(_Strict):
     resources: ResourceSettings = Field(default_factory=ResourceSettings)
     forecast_months: Annotated[int, Field(ge=1, le=36)] = 6
     maps: MapSettings = Field(default_factory=MapSettings)
+    geometry: GeometrySettings = Field(default_factory=GeometrySettings)
     source: Path = Path()
 
     @field_validator("market")

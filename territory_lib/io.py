@@ -20,6 +20,7 @@ from pyproj.exceptions import CRSError
 
 from territory_lib.config import MarketConfig
 from territory_lib.errors import DataError
+from territory_lib.geometry import Repair, repair_notes, repair_units
 
 Kind = Literal["id", "text", "number", "date"]
 
@@ -91,6 +92,7 @@ class Market:
     sales: pd.DataFrame
     feedback: pd.DataFrame | None
     warnings: list[str] = field(default_factory=list)
+    repairs: list[Repair] = field(default_factory=list)
 
     @property
     def unit_attributes(self) -> list[str]:
@@ -122,7 +124,8 @@ def load_market(config: MarketConfig, progress: Callable[[str], None] | None = N
     """
     prepare_builtin_data(config, progress)
     notes: list[str] = []
-    units = load_units(config)
+    repairs: list[Repair] = []
+    units = load_units(config, notes, repairs)
     accounts = load_table(config, "accounts")
     reps = load_table(config, "reps")
     sales = load_table(config, "sales")
@@ -135,7 +138,7 @@ def load_market(config: MarketConfig, progress: Callable[[str], None] | None = N
         _check_links(config.data.accounts, owned, "rep_id", reps, "reps")
     if feedback is not None:
         _check_links(config.data.feedback, feedback, "rep_id", reps, "reps")
-    return Market(config, units, accounts, reps, sales, feedback, notes)
+    return Market(config, units, accounts, reps, sales, feedback, notes, repairs)
 
 
 def prepare_builtin_data(config: MarketConfig, progress: Callable[[str], None] | None = None) -> bool:
@@ -189,8 +192,16 @@ def load_table(config: MarketConfig, table: str) -> pd.DataFrame:
     return validate_table(frame, path, table)
 
 
-def load_units(config: MarketConfig) -> gpd.GeoDataFrame:
-    """Read and validate the units: polygons with a CRS, unique ids, numeric attributes."""
+def load_units(
+    config: MarketConfig, notes: list[str] | None = None, repairs: list[Repair] | None = None
+) -> gpd.GeoDataFrame:
+    """Read and validate the units: polygons with a CRS, unique ids, numeric attributes.
+
+    Shapes are repaired as real files need it (:func:`territory_lib.geometry.repair_units`):
+    invalid rings, non-polygonal parts, slivers, overlaps and gaps up to ``geometry.snap``. Rows
+    repeated exactly are dropped. What was done is appended to ``notes`` (plain language) and
+    ``repairs`` (one record per unit).
+    """
     path = Path(config.data.units)
     if path.suffix.lower() not in GEO_SUFFIXES:
         raise DataError(
@@ -210,22 +221,49 @@ def load_units(config: MarketConfig) -> gpd.GeoDataFrame:
             frame = frame.set_crs(CRS.from_user_input(config.units_crs))
         except CRSError as exc:
             raise DataError(f"params 'units_crs: {config.units_crs}' is not a known CRS ({exc}).") from None
+    frame = frame.reset_index(drop=True)
     geometry = frame.geometry
     empty = geometry.is_empty | geometry.isna()
     if empty.any():
         raise DataError(f"{path}: {_rows(empty, geo=True)} have no geometry; give every unit its polygon.")
-    kinds = set(geometry.geom_type)
-    if not kinds <= {"Polygon", "MultiPolygon"}:
-        raise DataError(f"{path}: units must be polygons, found {', '.join(sorted(kinds))}.")
-    if not geometry.is_valid.all():
-        frame = frame.set_geometry(geometry.make_valid())
+    polygonal = geometry.geom_type.isin(["Polygon", "MultiPolygon", "GeometryCollection"])
+    if not polygonal.all():
+        kinds = ", ".join(sorted(set(geometry.geom_type[~polygonal])))
+        raise DataError(f"{path}: units must be polygons; {_rows(~polygonal, geo=True)} are {kinds}.")
+    frame = _drop_repeated_rows(frame, path, notes)
     validated = validate_table(pd.DataFrame(frame.drop(columns=frame.geometry.name)), path, "units", geo=True)
     for name in validated.columns:
         if name not in {"unit_id", "name", "territory_id"} and validated[name].dtype == object:
             numbers = pd.to_numeric(validated[name], errors="coerce")
             if numbers.notna().all():
                 validated[name] = numbers
-    return gpd.GeoDataFrame(validated, geometry=frame.geometry.values, crs=frame.crs)
+    try:
+        repaired = repair_units(
+            frame.geometry, validated["unit_id"].to_numpy(), config.geometry.snap, label=config.unit_label
+        )
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    if notes is not None:
+        notes.extend(repair_notes(repaired.repairs, config.unit_label))
+    if repairs is not None:
+        repairs.extend(repaired.repairs)
+    return gpd.GeoDataFrame(validated, geometry=repaired.geometry.values, crs=frame.crs)
+
+
+def _drop_repeated_rows(frame: gpd.GeoDataFrame, path: Path, notes: list[str] | None) -> gpd.GeoDataFrame:
+    """Drop rows that repeat an earlier row exactly (same attributes, same shape), as exports do."""
+    key = pd.DataFrame(frame.drop(columns=frame.geometry.name)).astype(str)
+    key["__shape"] = frame.geometry.to_wkb()
+    repeated = key.duplicated(keep="first")
+    if not repeated.any():
+        return frame
+    if notes is not None:
+        ids = ", ".join(key.loc[repeated, "unit_id"].head(5)) if "unit_id" in key else ""
+        notes.append(
+            f"{path.name}: {_rows(repeated, geo=True)} repeat an earlier row exactly (unit {ids}); "
+            "the copies were dropped."
+        )
+    return frame[~repeated].reset_index(drop=True)
 
 
 def _rename(frame: pd.DataFrame, path: Path, table: str, mapping: dict[str, str]) -> pd.DataFrame:

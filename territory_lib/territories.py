@@ -65,7 +65,12 @@ def design_plan(config: MarketConfig, metrics: gpd.GeoDataFrame, reps: pd.DataFr
     if seeds is not None:
         try:
             anchored = design_territories(
-                metrics, config.territories, targets, seeds=seeds, seed=config.design.seed
+                metrics,
+                config.territories,
+                targets,
+                seeds=seeds,
+                seed=config.design.seed,
+                snap=config.geometry.snap,
             )
         except (ConfigError, InfeasibleError) as exc:  # e.g. two reps living in the same unit
             why = f"anchoring each territory at a rep's home is impossible ({exc})"
@@ -74,7 +79,9 @@ def design_plan(config: MarketConfig, metrics: gpd.GeoDataFrame, reps: pd.DataFr
                 return TerritoryPlan(anchored, anchored=True, notes=[])
             worst = ", ".join(f"{t.column} {anchored.summary[f'max_dev_{t.column}']:.1%}" for t in targets)
             why = f"territories anchored at the reps' homes would miss a balance band ({worst})"
-    free = design_territories(metrics, config.territories, targets, seed=config.design.seed)
+    free = design_territories(
+        metrics, config.territories, targets, seed=config.design.seed, snap=config.geometry.snap
+    )
     if anchored is not None and not free.feasible:
         return TerritoryPlan(anchored, anchored=True, notes=[])
     notes = (

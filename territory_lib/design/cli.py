@@ -56,6 +56,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--targets", metavar="S1,S2,…", help="k target shares summing to 1 (default equal)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="safety cap on the search time")
+    parser.add_argument(
+        "--snap",
+        type=float,
+        metavar="METRES",
+        help="close gaps and overlaps between neighbouring polygons up to this width "
+        "(default: 0.2%% of the median unit's size)",
+    )
     parser.add_argument("--out", required=True, type=Path, metavar="FILE.csv", help="where to write the plan")
     parser.set_defaults(handler=run)
 
@@ -160,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         targets=targets,
         seed=args.seed,
         time_limit=args.time_limit,
+        snap=args.snap,
     )
     result.to_csv(args.out)
     print(result.metrics_text())

@@ -541,6 +541,7 @@ def design_territories(
     targets: Sequence[float] | None = None,
     seed: int = 0,
     time_limit: float | None = None,
+    snap: float | None = None,
 ) -> DesignResult:
     """Partition units into ``k`` contiguous, balanced, compact territories.
 
@@ -572,6 +573,9 @@ def design_territories(
         Random seed: the same inputs and seed give the same plan.
     time_limit : float, optional
         Safety cap in seconds on the search (a plan cut short by it may vary between machines).
+    snap : float, optional
+        Polygon maps: gaps and overlaps between neighbours up to this many metres are closed
+        before adjacency is built (:mod:`territory_lib.geometry`); default derived from the map.
 
     Returns
     -------
@@ -640,7 +644,7 @@ def design_territories(
         raise ConfigError("max_disruption needs a current plan; pass current= (or --current).")
 
     projected = to_equal_area(units)
-    graph = build_unit_graph(projected, ids)
+    graph = build_unit_graph(projected, ids, snap)
     notes = list(graph.notes)
     lookup = {uid: i for i, uid in enumerate(ids)}
 

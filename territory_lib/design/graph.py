@@ -1,5 +1,7 @@
 """Unit adjacency graph for territory design: queen contiguity for polygons, Delaunay for points.
 
+Polygons are first made a clean coverage (:func:`territory_lib.geometry.clean_coverage`), so maps
+with overlapping neighbours or small gaps between them give the adjacency a reader sees on the map.
 Disconnected pieces (islands, exclaves, isolated points) are joined to their nearest unit so that
 every plan can be contiguous; each join is recorded as a human-readable note.
 """
@@ -18,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay, QhullError, cKDTree
 
 from territory_lib.errors import DataError
+from territory_lib.geometry import clean_coverage, default_snap, repair_notes, repair_shapes, stacked_edges
 
 
 @dataclass
@@ -79,15 +82,25 @@ class UnitGraph:
         return [ind[ptr[i] : ptr[i + 1]] for i in range(self.n)]
 
 
-def _polygon_edges(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Queen contiguity with shared boundary lengths (libpysal), self-loops of isolates dropped."""
-    g = Graph.build_contiguity(geoms.reset_index(drop=True), rook=False, by_perimeter=True)
+def _polygon_edges(geoms: np.ndarray, stacked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Queen contiguity with shared boundary lengths (libpysal) on a clean coverage.
+
+    Stacked units (lying on others) are left out of libpysal's planar computation and joined to
+    every unit they intersect, with no shared length. Self-loops of isolates are dropped.
+    """
+    planar = np.flatnonzero(~stacked)
+    g = Graph.build_contiguity(gpd.GeoSeries(geoms[planar]), rook=False, by_perimeter=True)
     adj = g.adjacency.reset_index()
-    focal = adj["focal"].to_numpy(dtype=np.int64)
-    neigh = adj["neighbor"].to_numpy(dtype=np.int64)
+    focal = planar[adj["focal"].to_numpy(dtype=np.int64)]
+    neigh = planar[adj["neighbor"].to_numpy(dtype=np.int64)]
     weight = adj["weight"].to_numpy(dtype=float)
     keep = focal != neigh
-    return focal[keep], neigh[keep], weight[keep]
+    extra_focal, extra_neigh = stacked_edges(geoms, stacked)
+    return (
+        np.concatenate([focal[keep], extra_focal]),
+        np.concatenate([neigh[keep], extra_neigh]),
+        np.concatenate([weight[keep], np.zeros(len(extra_focal))]),
+    )
 
 
 def _point_edges(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +158,7 @@ def _join_components(
         c = np.concatenate([c, np.asarray(new_c, dtype=np.int64)])
 
 
-def build_unit_graph(units: gpd.GeoDataFrame, ids: np.ndarray) -> UnitGraph:
+def build_unit_graph(units: gpd.GeoDataFrame, ids: np.ndarray, snap: float | None = None) -> UnitGraph:
     """Build the adjacency graph of ``units`` (already in an equal-area projection).
 
     Parameters
@@ -154,6 +167,9 @@ def build_unit_graph(units: gpd.GeoDataFrame, ids: np.ndarray) -> UnitGraph:
         One row per unit, polygons or points, projected in metres.
     ids : numpy.ndarray
         Unit ids in row order (used in notes).
+    snap : float, optional
+        Polygons: gaps and overlaps up to this many metres count as a shared border; ``None``
+        derives it from the map (:func:`territory_lib.geometry.default_snap`).
 
     Returns
     -------
@@ -167,25 +183,40 @@ def build_unit_graph(units: gpd.GeoDataFrame, ids: np.ndarray) -> UnitGraph:
             f"units {list(bad)} have an empty or missing geometry; drop them or fix their shapes."
         )
     kinds = set(shapely.get_type_id(geoms.to_numpy()).tolist())
-    polygons = kinds <= {3, 6}
+    # Collections (3 = polygon, 6 = multipolygon, 7 = collection) come from repaired shapes.
+    polygons = bool(kinds & {3, 6}) and kinds <= {3, 6, 7}
     if not polygons and not kinds <= {0}:
         raise DataError(
             "units mix geometry types; give either all polygons (areas) or all points "
             "(e.g. account locations)."
         )
     n = len(units)
+    notes: list[str] = []
     if polygons:
-        xy = shapely.get_coordinates(geoms.centroid.to_numpy())
-        focal, neigh, shared = _polygon_edges(geoms)
-        perimeter = geoms.length.to_numpy(dtype=float)
-        area = geoms.area.to_numpy(dtype=float)
+        names = np.asarray(ids).astype(str)
+        shapes = geoms.to_numpy()
+        tolerance = default_snap(shapes) if snap is None else snap
+        shapes, repairs, unusable = repair_shapes(shapes, names, shapes, tolerance)
+        if unusable:
+            raise DataError(
+                f"units {unusable[:5]} have no area (their shapes collapse to lines or points); "
+                "redraw them as polygons or drop them."
+            )
+        coverage = clean_coverage(shapes, names, tolerance)
+        shapes = coverage.geometry
+        notes += repair_notes(repairs + coverage.repairs)
+        xy = shapely.get_coordinates(shapely.centroid(shapes))
+        focal, neigh, shared = _polygon_edges(shapes, coverage.stacked)
+        perimeter = shapely.length(shapes).astype(float)
+        area = shapely.area(shapes).astype(float)
     else:
         xy = shapely.get_coordinates(geoms.to_numpy())
         focal, neigh = _point_edges(xy)
         shared = np.zeros(len(focal))
         perimeter = np.zeros(n)
         area = np.zeros(n)
-    joins, notes = _join_components(n, focal, neigh, xy, ids)
+    joins, join_notes = _join_components(n, focal, neigh, xy, ids)
+    notes += join_notes
     if joins:
         jr = np.array([[i, j] for i, j, _ in joins] + [[j, i] for i, j, _ in joins], dtype=np.int64)
         focal = np.concatenate([focal, jr[:, 0]])
