@@ -197,7 +197,8 @@ def clean_coverage(projected: np.ndarray, ids: np.ndarray, snap: float) -> Cover
             detail = f"{-delta:,.0f} m² ({_share(change[i])}) given to a neighbour"
             repairs.append(Repair(ids[i], "overlap removed", detail))
         elif change[i] > AREA_EPSILON:
-            repairs.append(Repair(ids[i], "gap closed", f"{delta:,.0f} m² ({_share(change[i])}) of gap joined"))
+            detail = f"{delta:,.0f} m² ({_share(change[i])}) of gap joined"
+            repairs.append(Repair(ids[i], "gap closed", detail))
         else:
             repairs.append(Repair(ids[i], "border snapped", f"vertices within {snap:.0f} m of a neighbour's"))
     return Coverage(cleaned, stacked, snap, repairs)
