@@ -109,8 +109,10 @@ def repair_shapes(
         reason = _plain_reason(shapely.is_valid_reason(out[i]))
         out[i] = shapely.make_valid(out[i], method="structure", keep_collapsed=False)
         repairs.append(Repair(ids[i], "invalid shape repaired", reason))
+    empty = shapely.is_empty(out)
+    unusable += [str(ids[i]) for i in np.flatnonzero(empty)]
     types = shapely.get_type_id(out)
-    for i in np.flatnonzero(~np.isin(types, [3, 6])):
+    for i in np.flatnonzero(~np.isin(types, [3, 6]) & ~empty):
         parts = shapely.get_parts(out[i])
         polygonal = parts[np.isin(shapely.get_type_id(parts), [3, 6])]
         if len(polygonal) == 0:
@@ -119,6 +121,8 @@ def repair_shapes(
         dropped = sorted({part.geom_type for part in parts} - {"Polygon", "MultiPolygon"})
         out[i] = shapely.union_all(polygonal)
         repairs.append(Repair(ids[i], "non-polygonal parts dropped", ", ".join(dropped) or "empty parts"))
+    if unusable:
+        return out, repairs, unusable
     multi = np.flatnonzero(shapely.get_type_id(out) == 6)
     if len(multi):
         source_parts, part_index = shapely.get_parts(out[multi], return_index=True)
