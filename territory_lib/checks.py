@@ -64,8 +64,13 @@ def check_market(market: Market, run_date: str | dt.date | None = None) -> list[
 
 
 def check_sales_dates(market: Market, run_date: dt.date) -> None:
-    """Sales dated after the run date would count as "the last twelve months": an error."""
+    """Sales dated after the run date would count as "the last twelve months": an error (as is no sales)."""
     sales = market.sales
+    if sales.empty:
+        raise DataError(
+            f"{market.config.data.sales}: has no sales rows; steps 1 and 4 measure sales, so add the "
+            "sales history (date, account_id, amount)."
+        )
     late = sales["date"] > pd.Timestamp(run_date)
     if late.any():
         raise DataError(

@@ -253,3 +253,8 @@ def test_labels_and_currency_with_dollars_print_literally_in_charts() -> None:
     chart.canvas.draw()
     assert matplotlib.rcParams["text.parse_math"]  # the default: escaping is what keeps it literal
     assert [literal(label) for label in chart.axes[0].get_xticklabels()] == ["$a$b", "T2"]
+
+
+def test_a_sales_file_without_rows_is_an_error(make_market, capsys) -> None:
+    path = make_market(edit_csv("sales.csv", lambda frame: frame.iloc[0:0]))
+    assert "sales.csv: has no sales rows" in check_error(path, capsys)
