@@ -49,7 +49,8 @@ show_list(resources.resource_recommendations(workload, spare))
 # ## Workload against capacity
 #
 # Capacity is the number of accounts a rep can cover well. Utilisation between
-# the params' under- and over-capacity thresholds is healthy.
+# the params' under- and over-capacity thresholds is healthy. A rep whose capacity is 0 in the
+# reps file shows as "no capacity": their utilisation cannot be measured.
 
 # %%
 show_figure(resources.utilisation_chart(workload, ctx.config.resources))

@@ -26,6 +26,8 @@ output_dir: str = ""  # folder for this run's results; empty: reports/_scratch/<
 run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
+from IPython.display import display
+
 from territory_lib import performance
 from territory_lib.presentation import (
     COUNT,
@@ -45,6 +47,10 @@ assignment = ctx.workspace.read("account_assignment")
 kpis = performance.monthly_kpis(ctx.market.sales, assignment, ctx.market.accounts)
 fits = performance.fit_trends(kpis, ctx.config.forecast_months)
 first, last = kpis["month"].min(), kpis["month"].max()
+notes = performance.data_notes(ctx.market.sales, ctx.config.currency)
+
+# %%
+show_list(notes, "About the sales data") if notes else None
 
 # %% [markdown]
 # ## Scorecard: the last twelve months
@@ -79,9 +85,13 @@ show_table(
 # trend and the month of the year separates growth from seasonality. Growth is the trend over
 # twelve months with its 95 % confidence interval; the shaded band is the 95 % prediction
 # interval of the forecast. Months the model flags as outliers (Bonferroni-corrected) are marked.
+# A trend needs at least twelve months of sales, and seasonality twenty-four.
 
 # %%
-show_figure(performance.forecast_chart(fits, ctx.config.currency))
+if fits:
+    display(show_figure(performance.forecast_chart(fits, ctx.config.currency)))
+else:
+    display(show_list(["Not enough history for a trend: no trend, growth rate or forecast is shown."]))
 
 # %%
 show_table(
@@ -102,27 +112,27 @@ show_table(
         "anomalous_months": "Outlier months",
         "next_month_forecast": "Forecast, next month",
     },
-)
+) if fits else None
 
 # %%
 outliers = performance.anomalies(fits)
-(
-    show_table(
-        outliers,
-        {"sales": MONEY, "expected": MONEY, "month": "{:%B %Y}"},
-        caption="Months far from the trend: worth a look",
+if len(outliers):
+    display(
+        show_table(
+            outliers,
+            {"sales": MONEY, "expected": MONEY, "month": "{:%B %Y}"},
+            caption="Months far from the trend: worth a look",
+        )
     )
-    if len(outliers)
-    else show_list(["No month lies far enough from its trend to flag."])
-)
+elif fits:
+    display(show_list(["No month lies far enough from its trend to flag."]))
 
 # %%
-total = fits[0].forecast
 show_table(
-    total,
+    fits[0].forecast,
     {"month": "{:%B %Y}", "forecast": MONEY, "low": MONEY, "high": MONEY},
     caption=f"Forecast for all territories, next {ctx.config.forecast_months} months",
-)
+) if fits else None
 
 # %% tags=["remove-cell"]
 ctx.workspace.write("kpis", kpis)

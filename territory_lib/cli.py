@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate params and data files without running anything")
     check.add_argument("markets", nargs="*", metavar="MARKET", help="markets to check (default: all)")
+    check.add_argument("--run-date", help="date of the run to check against, YYYY-MM-DD (default: today)")
     check.set_defaults(handler=_check)
 
     markets = commands.add_parser("markets", help="list the markets in params/")
@@ -126,10 +127,12 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from territory_lib.checks import parse_run_date
     from territory_lib.io import load_market
 
+    run_date = parse_run_date(args.run_date, "--run-date")
     for name in args.markets or available_markets():
-        market = load_market(load_config(name), progress=print)
+        market = load_market(load_config(name), progress=print, run_date=run_date)
         months = market.sales["date"].dt.to_period("M").nunique()
         print(
             f"{market.config.market}: OK: {len(market.units):,} units, {len(market.accounts):,} accounts, "

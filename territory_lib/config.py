@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from territory_lib.errors import ConfigError
 from territory_lib.paths import PARAMS_DIR
 
-SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 TABLES = ("units", "accounts", "reps", "sales", "feedback")
 
 
@@ -112,7 +112,7 @@ class MarketConfig(_Strict):
     @field_validator("market")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not SLUG_PATTERN.match(value):
+        if not SLUG_PATTERN.fullmatch(value):
             raise ValueError(
                 "must be a slug: lowercase letters, digits, '-' and '_', starting with a letter or digit"
             )

@@ -7,6 +7,7 @@ allowed values, unique ids and the links between tables.
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,16 +113,32 @@ class Market:
         return [name for name in self.feedback.columns if name.startswith(SCORE_PREFIX)]
 
 
-def load_market(config: MarketConfig, progress: Callable[[str], None] | None = None) -> Market:
+def load_market(
+    config: MarketConfig,
+    progress: Callable[[str], None] | None = None,
+    run_date: str | dt.date | None = None,
+) -> Market:
     """Read every data file of ``config`` and validate it into a :class:`Market`.
 
     Built-in markets whose files are missing are generated first (see ``territory_lib.datasets``).
+    The checks of :mod:`territory_lib.checks` run too, so every step and ``territory check``
+    agree; their notes go into ``Market.warnings``.
+
+    Parameters
+    ----------
+    run_date
+        The date of the run (``YYYY-MM-DD``); sales after it are an error. Empty for today.
 
     Raises
     ------
     DataError
         Naming the file, column and rows at fault and how to fix them.
+    ConfigError
+        When the params ask what the data cannot give (e.g. more territories than units).
     """
+    # checks imports this module for its tables and row descriptions.
+    from territory_lib.checks import check_market
+
     prepare_builtin_data(config, progress)
     notes: list[str] = []
     repairs: list[Repair] = []
@@ -138,7 +155,9 @@ def load_market(config: MarketConfig, progress: Callable[[str], None] | None = N
         _check_links(config.data.accounts, owned, "rep_id", reps, "reps")
     if feedback is not None:
         _check_links(config.data.feedback, feedback, "rep_id", reps, "reps")
-    return Market(config, units, accounts, reps, sales, feedback, notes, repairs)
+    market = Market(config, units, accounts, reps, sales, feedback, notes, repairs)
+    notes.extend(check_market(market, run_date))
+    return market
 
 
 def prepare_builtin_data(config: MarketConfig, progress: Callable[[str], None] | None = None) -> bool:
@@ -230,6 +249,11 @@ def load_units(
     if not polygonal.all():
         kinds = ", ".join(sorted(set(geometry.geom_type[~polygonal])))
         raise DataError(f"{path}: units must be polygons; {_rows(~polygonal, geo=True)} are {kinds}.")
+    # Metres declared as degrees would make the repair's reprojection meaningless: stop first.
+    # (checks imports this module for its tables and row descriptions, hence the late import.)
+    from territory_lib.checks import check_units_crs
+
+    check_units_crs(config, frame)
     frame = _drop_repeated_rows(frame, path, notes)
     validated = validate_table(pd.DataFrame(frame.drop(columns=frame.geometry.name)), path, "units", geo=True)
     for name in validated.columns:
@@ -392,6 +416,8 @@ def _place_accounts(
     config: MarketConfig, accounts: pd.DataFrame, units: gpd.GeoDataFrame, notes: list[str]
 ) -> pd.DataFrame:
     """Give every account its unit: check given ``unit_id`` values, locate the rest by lat/lon."""
+    from territory_lib.checks import outside_units_note
+
     path = Path(config.data.accounts)
     accounts = accounts.copy()
     if "unit_id" not in accounts:
@@ -404,27 +430,29 @@ def _place_accounts(
             f"{_rows(unknown, False)} (e.g. {accounts.loc[unknown, 'unit_id'].iloc[0]!r}); correct them or "
             "leave them empty to locate the accounts by lat/lon."
         )
+    # Every account's coordinates are checked, not only those to locate: swapped lat/lon or a wrong
+    # units CRS put most accounts outside every unit, and would corrupt travel distances unseen.
+    points = gpd.GeoDataFrame(
+        index=accounts.index, geometry=gpd.points_from_xy(accounts["lon"], accounts["lat"]), crs=4326
+    ).to_crs(units.crs)
+    inside = gpd.sjoin(points, units[["unit_id", "geometry"]], how="left", predicate="within")
+    inside = inside[~inside.index.duplicated()]
+    found = inside["unit_id"].fillna("").reindex(accounts.index)
+    outside = found == ""
+    note = outside_units_note(config, accounts, outside)
     todo = ~given
-    if todo.any():
-        points = gpd.GeoDataFrame(
-            index=accounts.index[todo],
-            geometry=gpd.points_from_xy(accounts.loc[todo, "lon"], accounts.loc[todo, "lat"]),
-            crs=4326,
-        ).to_crs(units.crs)
-        inside = gpd.sjoin(points, units[["unit_id", "geometry"]], how="left", predicate="within")
-        inside = inside[~inside.index.duplicated()]
-        accounts.loc[inside.index, "unit_id"] = inside["unit_id"].fillna("").to_numpy()
-        outside = accounts.index[todo & (accounts["unit_id"] == "")]
-        if len(outside):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                nearest = gpd.sjoin_nearest(points.loc[outside], units[["unit_id", "geometry"]], how="left")
-            nearest = nearest[~nearest.index.duplicated()]
-            accounts.loc[nearest.index, "unit_id"] = nearest["unit_id"].to_numpy()
-            notes.append(
-                f"{len(outside)} account(s) lie outside every unit and were given the nearest unit "
-                f"(e.g. account {accounts.loc[outside[0], 'account_id']})."
+    accounts.loc[todo, "unit_id"] = found[todo]
+    nearest_needed = accounts.index[todo & outside]
+    if len(nearest_needed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            nearest = gpd.sjoin_nearest(
+                points.loc[nearest_needed], units[["unit_id", "geometry"]], how="left"
             )
+        nearest = nearest[~nearest.index.duplicated()]
+        accounts.loc[nearest.index, "unit_id"] = nearest["unit_id"].to_numpy()
+    if note:
+        notes.append(note)
     return accounts
 
 

@@ -11,6 +11,10 @@ import statsmodels.formula.api as smf
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from territory_lib.checks import MIN_SEASONAL_MONTHS, MIN_TREND_MONTHS, history_months, returns_summary
+from territory_lib.config import counted
+from territory_lib.presentation import chart_text
+
 TOTAL = "All territories"
 
 
@@ -107,13 +111,19 @@ def fit_trend(name: str, monthly: pd.Series, horizon: int) -> TrendFit:
     """Fit ``log(1 + sales) ~ t + C(month of year)`` and forecast ``horizon`` months ahead.
 
     ``monthly`` is indexed by month start dates. With fewer than 24 months the seasonal terms
-    are left out (they would leave too few degrees of freedom).
+    are left out (they would leave too few degrees of freedom); :func:`fit_trends` fits nothing
+    below 12 months.
     """
     months = pd.DatetimeIndex(monthly.index)
+    # Returns can leave a month's net sales below zero, where the log is undefined: model those as 0.
     data = pd.DataFrame(
-        {"y": np.log1p(monthly.to_numpy(dtype=float)), "t": np.arange(len(months)), "moy": months.month}
+        {
+            "y": np.log1p(monthly.to_numpy(dtype=float).clip(min=0)),
+            "t": np.arange(len(months)),
+            "moy": months.month,
+        }
     )
-    seasonal = len(months) >= 24
+    seasonal = len(months) >= MIN_SEASONAL_MONTHS
     fit = smf.ols("y ~ t + C(moy)" if seasonal else "y ~ t", data=data).fit()
     slope_low, slope_high = fit.conf_int().loc["t"]
     future_months = pd.date_range(months[-1] + pd.DateOffset(months=1), periods=horizon, freq="MS")
@@ -148,7 +158,13 @@ def fit_trend(name: str, monthly: pd.Series, horizon: int) -> TrendFit:
 
 
 def fit_trends(kpis: pd.DataFrame, horizon: int) -> list[TrendFit]:
-    """A :class:`TrendFit` for all territories together, then one per territory."""
+    """A :class:`TrendFit` for all territories together, then one per territory.
+
+    Empty when the history is shorter than ``MIN_TREND_MONTHS``: a line through a few months
+    extrapolates their noise into an annual growth rate that means nothing.
+    """
+    if kpis["month"].nunique() < MIN_TREND_MONTHS:
+        return []
     total = kpis.groupby("month")["sales"].sum()
     fits = [fit_trend(TOTAL, total, horizon)]
     for territory, part in kpis.groupby("territory_id"):
@@ -177,8 +193,36 @@ def anomalies(fits: list[TrendFit]) -> pd.DataFrame:
         fit.history.loc[fit.history["anomaly"], ["month", "sales", "fitted"]].assign(territory=fit.name)
         for fit in fits
     ]
-    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-    return table[["territory", "month", "sales", "fitted"]].rename(columns={"fitted": "expected"})
+    columns = ["territory", "month", "sales", "fitted"]
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
+    return table[columns].rename(columns={"fitted": "expected"})
+
+
+def data_notes(sales: pd.DataFrame, currency: str = "USD") -> list[str]:
+    """What the reader of step 4 should know about the sales history: its length, and returns.
+
+    Says when the history is too short for a trend (no trend or forecast is shown) or for
+    seasonality, and how many returns and credit notes (negative amounts) the sales are net of.
+    """
+    notes = []
+    months = history_months(sales)
+    if months < MIN_TREND_MONTHS:
+        notes.append(
+            f"Only {counted(months, 'month')} of sales: not enough history for a trend "
+            f"({MIN_TREND_MONTHS} months needed), so this report shows no trend, growth rate or forecast."
+        )
+    elif months < MIN_SEASONAL_MONTHS:
+        notes.append(
+            f"{counted(months, 'month')} of sales: the trends leave out seasonality "
+            f"({MIN_SEASONAL_MONTHS} months needed to tell it from growth)."
+        )
+    count, total = returns_summary(sales)
+    if count:
+        notes.append(
+            f"Sales are net of {count:,} returns/credit notes (negative amounts) totalling "
+            f"{total:,.0f} {currency}."
+        )
+    return notes
 
 
 def forecast_chart(fits: list[TrendFit], currency: str = "USD", columns: int = 3) -> Figure:
@@ -195,13 +239,13 @@ def forecast_chart(fits: list[TrendFit], currency: str = "USD", columns: int = 3
         axis.plot(fit.forecast["month"], fit.forecast["forecast"], color="#bf616a", lw=1.6, label="forecast")
         flagged = fit.history[fit.history["anomaly"]]
         axis.scatter(flagged["month"], flagged["sales"], color="#d08770", zorder=3, s=18, label="anomaly")
-        axis.set_title(f"{fit.name}: {fit.annual_growth:+.1%} a year", fontsize=9)
+        axis.set_title(f"{chart_text(fit.name)}: {fit.annual_growth:+.1%} a year", fontsize=9)
         axis.tick_params(labelsize=7)
         axis.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
     for axis in list(axes.flat)[len(fits) :]:
         axis.set_visible(False)
     axes.flat[0].legend(fontsize=7, loc="upper left")
-    figure.suptitle(f"Monthly sales ({currency}), trend and forecast", fontsize=11)
+    figure.suptitle(f"Monthly sales ({chart_text(currency)}), trend and forecast", fontsize=11)
     figure.autofmt_xdate()
     figure.tight_layout()
     return figure

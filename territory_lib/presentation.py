@@ -85,6 +85,15 @@ def _formatter(spec: Formatter) -> Callable[[object], str]:
     return apply
 
 
+def chart_text(value: object) -> str:
+    """A label for a matplotlib chart that prints literally: ``$`` would otherwise start mathtext.
+
+    Territory ids, rep names, segments or a currency such as ``US$`` come from the user's files;
+    an escaped ``\\$`` prints as ``$`` (matplotlib's ``text.parse_math`` rule).
+    """
+    return str(value).replace("$", r"\$")
+
+
 def show_figure(figure: Figure, dpi: int = 110) -> Image:
     """A matplotlib figure as an embedded PNG (no file, no network)."""
     buffer = io.BytesIO()

@@ -11,6 +11,7 @@ from scipy.optimize import linear_sum_assignment
 from territory_lib.config import ResourceSettings, counted
 from territory_lib.geo import haversine_km
 from territory_lib.io import split_segments
+from territory_lib.presentation import chart_text
 
 #: Road distance is longer than the great circle; 1.3 is the usual detour index for road networks.
 ROAD_DETOUR_FACTOR = 1.3
@@ -137,15 +138,20 @@ def rep_workload(
     table["capacity"] = table["rep_id"].map(homes["capacity"])
     table["utilisation"] = table["accounts"] / table["capacity"].where(table["capacity"] > 0)
     table["status"] = [
-        _status(rep, utilisation, settings)
-        for rep, utilisation in zip(table["rep_id"], table["utilisation"], strict=True)
+        _status(rep, capacity, utilisation, settings)
+        for rep, capacity, utilisation in zip(
+            table["rep_id"], table["capacity"], table["utilisation"], strict=True
+        )
     ]
     return table.reset_index()
 
 
-def _status(rep_id: str, utilisation: float, settings: ResourceSettings) -> str:
+def _status(rep_id: str, capacity: float, utilisation: float, settings: ResourceSettings) -> str:
     if not rep_id:
         return "vacant"
+    # Utilisation is undefined without capacity: never call such a rep balanced.
+    if not capacity > 0:
+        return "no capacity"
     if utilisation > settings.over_capacity:
         return "over capacity"
     if utilisation < settings.under_capacity:
@@ -165,6 +171,12 @@ def resource_recommendations(workload: pd.DataFrame, spare_reps: pd.DataFrame) -
         if row.status == "vacant":
             advice.append(
                 f"Territory {row.territory_id} has no rep: hire, or assign it to a neighbour's rep."
+            )
+        elif row.status == "no capacity":
+            advice.append(
+                f"{row.rep_name} ({row.rep_id}, {row.territory_id}) has no capacity (0 in the reps file) "
+                f"but {counted(row.accounts, 'account')}: set the rep's capacity, or give the territory to "
+                "another rep."
             )
         elif row.status == "over capacity":
             advice.append(
@@ -197,12 +209,28 @@ def utilisation_chart(workload: pd.DataFrame, settings: ResourceSettings) -> Fig
         "under-used": "#ebcb8b",
         "balanced": "#a3be8c",
         "vacant": "#b0b0b0",
+        "no capacity": "#5e81ac",
     }
+    positions = np.arange(len(order))
     axis.bar(
-        order["territory_id"],
+        positions,
         order["utilisation"].fillna(0),
         color=[colours[status] for status in order["status"]],
     )
+    axis.set_xticks(positions, [chart_text(territory) for territory in order["territory_id"]])
+    # Bars without a utilisation (vacant, no capacity) have no height: say why on the axis.
+    for position, status in zip(positions, order["status"], strict=True):
+        if status in {"vacant", "no capacity"}:
+            axis.text(
+                position,
+                0.02,
+                status,
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                transform=axis.get_xaxis_transform(),
+            )
     axis.axhspan(
         settings.under_capacity, settings.over_capacity, color="#a3be8c", alpha=0.15, label="healthy band"
     )

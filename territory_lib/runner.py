@@ -283,8 +283,10 @@ def headline_figures(workspace: Workspace) -> list[dict[str, str]]:
                 {"label": f"Largest {measure} deviation", "value": f"{table[column].abs().max():.1%}"}
             )
     if artifacts["trends"].is_file():
-        trend = workspace.read("trends").iloc[0]
-        figures.append({"label": "Sales trend", "value": f"{trend['annual_growth']:+.1%} a year"})
+        trends = workspace.read("trends")
+        # Step 4 fits no trend on a short sales history; its table is then empty.
+        value = f"{trends['annual_growth'].iloc[0]:+.1%} a year" if len(trends) else "too little history"
+        figures.append({"label": "Sales trend", "value": value})
     return figures
 
 

@@ -7,7 +7,6 @@ step to the next.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import tempfile
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from territory_lib.checks import parse_run_date
 from territory_lib.config import MarketConfig, load_config
 from territory_lib.errors import ConfigError, StepOrderError
 from territory_lib.io import Market, load_market
@@ -156,8 +156,8 @@ def start_step(
         raise ConfigError(f"step must be 1 to {len(STEPS)}, got {number}.")
     step = STEPS[number - 1]
     config = load_config(params_path)
-    run_date = _check_date(run_date)
-    market = load_market(config, progress=progress)
+    run_date = parse_run_date(run_date).isoformat()
+    market = load_market(config, progress=progress, run_date=run_date)
     workspace = Workspace(resolve_output_dir(output_dir, config.market))
     if show_header:
         from IPython.display import display
@@ -182,12 +182,3 @@ def provenance(config: MarketConfig) -> str:
     return (
         f"Data supplied by the owner of the '{config.market}' market (files named in {config.source.name})."
     )
-
-
-def _check_date(run_date: str) -> str:
-    if not run_date:
-        return dt.date.today().isoformat()
-    try:
-        return dt.date.fromisoformat(str(run_date)).isoformat()
-    except ValueError:
-        raise ConfigError(f"run_date parameter {run_date!r} is not a date; write it as YYYY-MM-DD.") from None
