@@ -213,3 +213,23 @@ def test_params_snap_zero_keeps_gaps_open(make_market) -> None:
     assert any(r.kind == "gap closed" for r in closed.repairs)
     kept = load_market(load_config(make_market(damage, geometry={"snap": 0})))
     assert not any(r.kind == "gap closed" for r in kept.repairs)
+
+
+def test_enclaves_neighbour_the_unit_around_them_and_multipolygons_keep_working() -> None:
+    """Virginia's independent cities sit inside counties: each must neighbour its host county."""
+    virginia = gpd.read_file(examples.get_path("vautm17n.shp"))
+    ids = virginia["FIPS"].astype(str).to_numpy()
+    filled = shapely.polygons(shapely.get_exterior_ring(shapely.get_parts(virginia.geometry.to_numpy())))
+    owner = shapely.get_parts(virginia.geometry.to_numpy(), return_index=True)[1]
+    hosts = {}
+    for part, unit in zip(filled, owner, strict=True):
+        for other in np.flatnonzero(shapely.contains(part, virginia.geometry.to_numpy())):
+            if other != unit:
+                hosts[ids[other]] = ids[unit]
+    assert len(hosts) >= 10
+    graph = build_unit_graph(to_equal_area(virginia), ids)
+    edges = _edges(graph)
+    for enclave, host in hosts.items():
+        assert (enclave, host) in edges or (host, enclave) in edges, enclave
+    result = design_territories(virginia.assign(w=1.0), 8, {"w": 0.05}, id_column="FIPS", seed=1)
+    assert result.feasible and result.summary["all_contiguous"]
