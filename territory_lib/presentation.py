@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from IPython.display import HTML, Image
@@ -106,3 +109,61 @@ def show_list(items: Iterable[str], title: str | None = None) -> HTML:
     lines = "".join(f"<li>{html.escape(item)}</li>" for item in items)
     heading = f"<p><strong>{html.escape(title)}</strong></p>" if title else ""
     return HTML(f"{heading}<ul>{lines}</ul>")
+
+
+def notebook_header(step_title: str, market_title: str, run_date: str, provenance: str | None = None) -> HTML:
+    """Return the box that opens every report: step, market, run date and where the data come from.
+
+    Parameters
+    ----------
+    step_title
+        The management step, e.g. ``"Analyze the market"``.
+    market_title
+        The market's display name, e.g. ``"Georgia, USA"``.
+    run_date
+        When the run happened; an ISO 8601 date or timestamp is shown in words
+        (``"27 November 2026, 08:00 UTC"``), anything else as given.
+    provenance
+        A plain sentence or two on which data are real and which are synthetic; omitted if ``None``.
+
+    Returns
+    -------
+    IPython.display.HTML
+        Display it as the first output of the notebook. All text is escaped.
+    """
+    rows = [
+        ("Market", market_title),
+        ("Run", human_time(run_date)),
+    ]
+    if provenance:
+        rows.append(("Data", provenance))
+    body = "".join(
+        f'<div style="margin:2px 0"><span style="display:inline-block;min-width:4.5em;color:#57606a">'
+        f"{html.escape(label)}</span>{html.escape(str(value))}</div>"
+        for label, value in rows
+    )
+    box = (
+        '<div class="territory-run-header" style="border:1px solid #d0d7de;border-left:4px solid #1f3a5f;'
+        "border-radius:4px;background:#f6f8fa;padding:10px 14px;margin:4px 0 8px;"
+        "font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1f2328\">"
+        f'<div style="font-weight:600;font-size:15px;margin-bottom:4px">{html.escape(step_title)}</div>'
+        f"{body}</div>"
+    )
+    return HTML(box)
+
+
+def human_time(value: Any) -> str:
+    """ISO 8601 → '27 November 2026, 08:00 UTC'; other text unchanged; None → ''."""
+    if value is None:
+        return ""
+    text = str(value)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return f"{moment.day} {moment:%B %Y}"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+        return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
+    return f"{moment.day} {moment:%B %Y, %H:%M}"

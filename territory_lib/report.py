@@ -4,12 +4,10 @@
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -17,13 +15,13 @@ from urllib.parse import quote
 
 import jinja2
 import nbformat
-from IPython.display import HTML
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 from traitlets.config import Config
 
 from territory_lib.errors import TerritoryError
 from territory_lib.paths import write_text_atomically
+from territory_lib.presentation import human_time
 
 __all__ = [
     "REMOVE_CELL_TAGS",
@@ -32,7 +30,6 @@ __all__ = [
     "StakeholderOutputs",
     "export_html",
     "external_resources",
-    "notebook_header",
     "write_index",
 ]
 
@@ -47,47 +44,6 @@ REMOVE_OUTPUT_TAGS = frozenset({"remove-output"})
 REMOVE_INPUT_TAGS = frozenset({"remove-input"})
 
 INDEX_TITLE = "Territory reports"
-
-
-def notebook_header(step_title: str, market_title: str, run_date: str, provenance: str | None = None) -> HTML:
-    """Return the box that opens every report: step, market, run date and where the data come from.
-
-    Parameters
-    ----------
-    step_title
-        The management step, e.g. ``"Analyze the market"``.
-    market_title
-        The market's display name, e.g. ``"Georgia, USA"``.
-    run_date
-        When the run happened; an ISO 8601 date or timestamp is shown in words
-        (``"27 November 2026, 08:00 UTC"``), anything else as given.
-    provenance
-        A plain sentence or two on which data are real and which are synthetic; omitted if ``None``.
-
-    Returns
-    -------
-    IPython.display.HTML
-        Display it as the first output of the notebook. All text is escaped.
-    """
-    rows = [
-        ("Market", market_title),
-        ("Run", _human_time(run_date)),
-    ]
-    if provenance:
-        rows.append(("Data", provenance))
-    body = "".join(
-        f'<div style="margin:2px 0"><span style="display:inline-block;min-width:4.5em;color:#57606a">'
-        f"{html.escape(label)}</span>{html.escape(str(value))}</div>"
-        for label, value in rows
-    )
-    box = (
-        '<div class="territory-run-header" style="border:1px solid #d0d7de;border-left:4px solid #1f3a5f;'
-        "border-radius:4px;background:#f6f8fa;padding:10px 14px;margin:4px 0 8px;"
-        "font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1f2328\">"
-        f'<div style="font-weight:600;font-size:15px;margin-bottom:4px">{html.escape(step_title)}</div>'
-        f"{body}</div>"
-    )
-    return HTML(box)
 
 
 class StakeholderOutputs(Preprocessor):
@@ -300,7 +256,7 @@ def _market_entry(root: Path, folder: Path) -> dict[str, Any]:
         "title": str(manifest.get("title") or manifest.get("market") or folder.name),
         "status_label": {"ok": "Up to date", "failed": "Last run failed"}.get(status, status.capitalize()),
         "status_class": status if status in {"ok", "failed"} else "other",
-        "run_time": _human_time(manifest.get("run_finished") or manifest.get("run_started")),
+        "run_time": human_time(manifest.get("run_finished") or manifest.get("run_started")),
         "failure": (
             _failure_message(failure, manifest.get("steps") or [], steps)
             if isinstance(failure, Mapping)
@@ -329,7 +285,7 @@ def _failure_message(
     titles = {s.get("step"): s.get("title") for s in manifest_steps if isinstance(s, Mapping)}
     if titles.get(step) or failure.get("notebook"):
         where += f", {titles.get(step) or failure['notebook']}"
-    when = _human_time(failure.get("time"))
+    when = human_time(failure.get("time"))
     # A message is one line by contract; keep only its first line in case a traceback slipped in.
     reason = str(failure.get("message") or "").strip().splitlines()[:1]
     text = f"The last run{f' on {when}' if when else ''} stopped at {where}"
@@ -341,23 +297,6 @@ def _failure_message(
     else:
         text += " No reports are available yet."
     return text
-
-
-def _human_time(value: Any) -> str:
-    """ISO 8601 → '27 November 2026, 08:00 UTC'; other text unchanged; None → ''."""
-    if value is None:
-        return ""
-    text = str(value)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return f"{moment.day} {moment:%B %Y}"
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-        return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
-    return f"{moment.day} {moment:%B %Y, %H:%M}"
 
 
 def _jinja() -> jinja2.Environment:

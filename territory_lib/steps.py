@@ -162,7 +162,7 @@ def start_step(
     if show_header:
         from IPython.display import display
 
-        from territory_lib.report import notebook_header
+        from territory_lib.presentation import notebook_header
 
         display(
             notebook_header(f"Step {step.number}: {step.title}", config.title, run_date, provenance(config))

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from territory_lib import report
+from territory_lib import presentation, report
 from territory_lib.errors import TerritoryError
 from territory_lib.paths import PROJECT_ROOT
 
@@ -36,7 +36,7 @@ def executed_notebook(tmp_path_factory: pytest.TempPathFactory) -> Path:
         code("market = 'georgia'\nsecret_parameter = 42", "parameters"),
         code("market = 'georgia'  # injected", "injected-parameters"),
         code(
-            "from territory_lib.report import notebook_header\n"
+            "from territory_lib.presentation import notebook_header\n"
             f"notebook_header('Analyze the market', 'Georgia, USA {HOSTILE}', "
             "'2026-11-27T08:00:00+00:00', 'Counties are real (1990 census); accounts are synthetic.')"
         ),
@@ -158,11 +158,11 @@ def test_external_resources_looks_inside_iframes() -> None:
 
 
 def test_notebook_header_escapes_everything() -> None:
-    box = report.notebook_header(HOSTILE, HOSTILE, "not a date <b>", provenance=HOSTILE).data
+    box = presentation.notebook_header(HOSTILE, HOSTILE, "not a date <b>", provenance=HOSTILE).data
     assert "<script>" not in box and "<b>" not in box
     assert box.count(html.escape(HOSTILE)) == 3 and "not a date &lt;b&gt;" in box
-    assert "Data" not in report.notebook_header("Step", "Market", "2026-11-27").data
-    assert "27 November 2026" in report.notebook_header("Step", "Market", "2026-11-27").data
+    assert "Data" not in presentation.notebook_header("Step", "Market", "2026-11-27").data
+    assert "27 November 2026" in presentation.notebook_header("Step", "Market", "2026-11-27").data
 
 
 STEPS = [

@@ -48,3 +48,28 @@ def test_start_step_validates_its_inputs(georgia_config) -> None:
         start_step(1, "georgia", "", "tomorrow", show_header=False, progress=None)
     with pytest.raises(ConfigError, match="step must be 1 to 5"):
         start_step(6, "georgia", show_header=False)
+
+
+@pytest.mark.parametrize("step", STEPS, ids=lambda step: step.notebook)
+def test_a_step_kernel_imports_no_report_machinery(step) -> None:
+    """A step's imports and start, in a fresh interpreter, load neither nbconvert nor jsonschema.
+
+    Importing them (for the report header) cost every kernel 1.3 s.
+    """
+    import ast
+    import subprocess
+    import sys
+
+    tree = ast.parse(step.path.with_suffix(".py").read_text(encoding="utf-8"))
+    imports = [ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    probe = "\n".join(
+        [
+            *imports,
+            "import sys",
+            "from territory_lib.steps import start_step",
+            f"start_step({step.number}, 'georgia', '', '2026-11-27', progress=None)",
+            "print(sorted({m.split('.')[0] for m in sys.modules}))",
+        ]
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "'nbconvert'" not in loaded and "'jsonschema'" not in loaded
