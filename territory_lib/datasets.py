@@ -951,7 +951,7 @@ def _check_replaceable(out_dir: Path, new: dict[str, str] | None) -> None:
                 f"{path} was not written by the built-in data generator, or was changed since "
                 f"(its content is not the one recorded in {out_dir / GENERATED_FILE}), so it is "
                 f"not replaced. Move it out of {out_dir} (to use your own data, name it in a "
-                "market's params without 'builtin:'), then prepare the data again."
+                "market's params without 'builtin:') or delete it, then prepare the data again."
             )
 
 
