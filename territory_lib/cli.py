@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from territory_lib.config import available_markets, load_config
+from territory_lib.config import available_markets, check_unique_markets, load_config
 from territory_lib.errors import TerritoryError
 
 if TYPE_CHECKING:
@@ -80,11 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from territory_lib.runner import parse_steps, run_markets
+    from territory_lib.paths import reports_dir
+    from territory_lib.safety import check_can_run
 
     markets = args.markets or available_markets()
     if args.jobs < 1:
         raise TerritoryError("--jobs must be at least 1.")
+    # Checked before the notebook machinery loads (seconds), so a refused run fails at once.
+    check_can_run([load_config(market) for market in markets], reports_dir())
+    from territory_lib.runner import parse_steps, run_markets
+
     runs = run_markets(
         markets,
         steps=parse_steps(args.steps),
@@ -92,8 +97,6 @@ def _run(args: argparse.Namespace) -> int:
         run_date=args.run_date,
         scheduler=args.scheduler,
     )
-    from territory_lib.paths import reports_dir
-
     print()
     for run in runs:
         state = "ok" if run.ok else f"FAILED ({run.failure})"
@@ -105,24 +108,20 @@ def _run(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from territory_lib.datasets import prepare_builtin
+    from territory_lib.io import prepare_builtin_data
 
     configs = [load_config(name) for name in (args.markets or available_markets())]
-    builtin = [config for config in configs if config.builtin]
+    check_unique_markets(configs)
     for config in configs:
+        folder = Path(config.data.units).parent
         if not config.builtin:
             print(
                 f"{config.market}: not a built-in market (its params name no 'builtin:'); nothing to prepare."
             )
-    for config in builtin:
-        folder = Path(config.data.units).parent
-        if not args.force and all(
-            path is None or Path(path).exists() for path in config.data.model_dump().values()
-        ):
+        elif prepare_builtin_data(config, print, force=args.force):
+            print(f"{config.market}: wrote the data files to {folder}")
+        else:
             print(f"{config.market}: data already in {folder} (use --force to regenerate)")
-            continue
-        paths = prepare_builtin(config.builtin, folder, seed=config.design.seed, progress=print)
-        print(f"{config.market}: wrote {', '.join(path.name for path in paths.values())} to {folder}")
     return 0
 
 
@@ -131,8 +130,10 @@ def _check(args: argparse.Namespace) -> int:
     from territory_lib.io import load_market
 
     run_date = parse_run_date(args.run_date, "--run-date")
-    for name in args.markets or available_markets():
-        market = load_market(load_config(name), progress=print, run_date=run_date)
+    configs = [load_config(name) for name in args.markets or available_markets()]
+    check_unique_markets(configs)
+    for config in configs:
+        market = load_market(config, progress=print, run_date=run_date)
         months = market.sales["date"].dt.to_period("M").nunique()
         print(
             f"{market.config.market}: OK: {len(market.units):,} units, {len(market.accounts):,} accounts, "

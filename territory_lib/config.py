@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -167,6 +168,24 @@ def market_params_path(name_or_path: str | Path) -> Path:
 def available_markets() -> list[str]:
     """Names of the markets in ``params/`` (one YAML each), sorted."""
     return sorted(path.stem for path in PARAMS_DIR.glob("*.yaml"))
+
+
+def check_unique_markets(configs: Sequence[MarketConfig]) -> None:
+    """Refuse two params files that declare the same ``market:``: their reports would overwrite each other.
+
+    Raises
+    ------
+    ConfigError
+        Naming both files and the market.
+    """
+    first: dict[str, MarketConfig] = {}
+    for config in configs:
+        other = first.setdefault(config.market, config)
+        if other is not config and other.source != config.source:
+            raise ConfigError(
+                f"{other.source} and {config.source} both declare 'market: {config.market}', so they would "
+                f"overwrite each other's reports/{config.market}/. Give one of them another market name."
+            )
 
 
 def load_config(name_or_path: str | Path) -> MarketConfig:

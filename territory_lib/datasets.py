@@ -35,6 +35,8 @@ from __future__ import annotations
 import calendar
 import contextlib
 import functools
+import hashlib
+import json
 import shutil
 import tempfile
 import zlib
@@ -64,6 +66,8 @@ TABLE_FILES: dict[str, str] = {
     "feedback": "feedback.csv",
 }
 PROVENANCE_FILE = "provenance.md"
+#: What generation wrote, with SHA-256 hashes: the proof a file may be replaced by a new dataset.
+GENERATED_FILE = "generated.json"
 UNITS_LAYER = "units"
 SEGMENTS = ("Enterprise", "Mid-Market", "SMB")
 FIRST_MONTH = pd.Timestamp("2023-01-01")
@@ -886,7 +890,7 @@ def _check_out_dir(out_dir: Path) -> None:
         return
     if not out_dir.is_dir():
         raise ConfigError(f"{out_dir} is a file; give prepare_builtin the path of a folder.")
-    ours = {*TABLE_FILES.values(), PROVENANCE_FILE}
+    ours = {*TABLE_FILES.values(), PROVENANCE_FILE, GENERATED_FILE}
     foreign = sorted(path.name for path in out_dir.iterdir() if path.name not in ours)
     if foreign:
         raise ConfigError(
@@ -908,7 +912,10 @@ def _write_dataset(
         for table, frame in tables.items():
             frame.to_csv(staging / TABLE_FILES[table], index=False, lineterminator="\n")
         (staging / PROVENANCE_FILE).write_text(provenance, encoding="utf-8")
+        written = {path.name: _sha256(path) for path in sorted(staging.iterdir())}
+        (staging / GENERATED_FILE).write_text(json.dumps({"files": written}, indent=2), encoding="utf-8")
         if out_dir.exists():
+            _check_replaceable(out_dir, written)
             retired = staging.with_suffix(".old")
             out_dir.rename(retired)
             staging.rename(out_dir)
@@ -919,6 +926,41 @@ def _write_dataset(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return {table: out_dir / file for table, file in TABLE_FILES.items()}
+
+
+def _check_replaceable(out_dir: Path, new: dict[str, str] | None) -> None:
+    """Refuse to replace a file that generation did not write, or that was changed since.
+
+    A file may go when its content is the one ``generated.json`` recorded when it was written.
+    A dataset written before that record existed has none: its files may go only when they are
+    identical to the ``new`` ones about to replace them (skipped while ``new`` is not known yet).
+    """
+    try:
+        recorded = json.loads((out_dir / GENERATED_FILE).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = None
+    reference = recorded if isinstance(recorded, dict) else new
+    if reference is None or not out_dir.is_dir():
+        return
+    for path in sorted(out_dir.iterdir()):
+        if path.name == GENERATED_FILE:
+            continue
+        digest = _sha256(path) if path.is_file() and not path.is_symlink() else None
+        if digest is None or digest != reference.get(path.name):
+            raise DataError(
+                f"{path} was not written by the built-in data generator, or was changed since "
+                f"(its content is not the one recorded in {out_dir / GENERATED_FILE}), so it is "
+                f"not replaced. Move it out of {out_dir} (to use your own data, name it in a "
+                "market's params without 'builtin:') or delete it, then prepare the data again."
+            )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _provenance(
@@ -952,7 +994,9 @@ def prepare_builtin(
     name
         A key of :data:`BUILTIN_MARKETS` (``georgia``, ``north_carolina``, ``us_states``).
     out_dir
-        Folder to create or replace. It may hold only a previous built-in dataset.
+        Folder to create or replace. It may hold only a previous built-in dataset, unchanged
+        since it was written (``generated.json`` records each file's hash): a file generation did
+        not write is never replaced.
     seed
         Seed of the synthetic generator; the same seed gives byte-identical files.
     progress
@@ -962,13 +1006,16 @@ def prepare_builtin(
     -------
     dict[str, Path]
         The written file of each table: ``units`` (GeoPackage, layer ``units``), ``accounts``,
-        ``reps``, ``sales``, ``feedback`` (CSV). ``provenance.md`` sits beside them.
+        ``reps``, ``sales``, ``feedback`` (CSV). ``provenance.md`` and ``generated.json`` sit
+        beside them.
 
     Raises
     ------
     ConfigError
         For an unknown ``name`` (the message lists the known ones), a negative or non-integer
         ``seed``, or an ``out_dir`` that is a file or holds other files.
+    DataError
+        When ``out_dir`` holds a dataset file that generation did not write or that was changed.
 
     Examples
     --------
@@ -984,6 +1031,7 @@ def prepare_builtin(
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}.")
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
+    _check_replaceable(out_dir, None)
     market, recipe = BUILTIN_MARKETS[name], _RECIPES[name]
     say = progress or (lambda message: None)
     # One independent stream per stage; the market name keeps markets apart under the same seed.

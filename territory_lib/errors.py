@@ -21,3 +21,7 @@ class InfeasibleError(TerritoryError):
 
 class StepOrderError(TerritoryError):
     """A notebook step was run before the step whose results it reads."""
+
+
+class MarketBusyError(TerritoryError):
+    """Another run of the same market is in progress; the message names it."""

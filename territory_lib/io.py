@@ -8,6 +8,7 @@ allowed values, unique ids and the links between tables.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from territory_lib.config import MarketConfig
-from territory_lib.errors import DataError
+from territory_lib.errors import ConfigError, DataError
 from territory_lib.geometry import Repair, repair_notes, repair_units
 
 Kind = Literal["id", "text", "number", "date"]
@@ -160,18 +161,51 @@ def load_market(
     return market
 
 
-def prepare_builtin_data(config: MarketConfig, progress: Callable[[str], None] | None = None) -> bool:
-    """Generate a built-in market's data files when any is missing; return whether it did."""
+def prepare_builtin_data(
+    config: MarketConfig, progress: Callable[[str], None] | None = None, *, force: bool = False
+) -> bool:
+    """Generate a built-in market's data files when any is missing (or always, with ``force``).
+
+    Generation writes only into the project's ``data/<market>/`` (see :func:`builtin_data_folder`)
+    and never replaces a file it did not write (see :func:`territory_lib.datasets.prepare_builtin`).
+    Returns whether it generated.
+    """
     files = [path for path in config.data.model_dump().values() if path is not None]
-    if config.builtin is None or all(Path(path).exists() for path in files):
+    if config.builtin is None or (not force and all(Path(path).exists() for path in files)):
         return False
     from territory_lib.datasets import prepare_builtin
 
-    out_dir = Path(config.data.units).parent
+    out_dir = builtin_data_folder(config)
     if progress:
         progress(f"preparing the built-in '{config.builtin}' data in {out_dir}")
     prepare_builtin(config.builtin, out_dir, seed=config.design.seed, progress=progress)
     return True
+
+
+def builtin_data_folder(config: MarketConfig) -> Path:
+    """The only folder a built-in market's data are generated in: the project's ``data/<market>/``.
+
+    Raises
+    ------
+    ConfigError
+        When a ``data:`` path of the params names another file, so generation cannot replace a
+        user's own files by synthetic ones.
+    """
+    from territory_lib import paths
+    from territory_lib.datasets import TABLE_FILES
+
+    folder = paths.DATA_DIR / config.market
+    for table, name in TABLE_FILES.items():
+        given = getattr(config.data, table)
+        expected = folder / name
+        if given is not None and Path(given).resolve() != expected.resolve():
+            relative = os.path.relpath(expected, config.source.parent)
+            raise ConfigError(
+                f"{config.source}: 'data: {table}:' is {given}, but the built-in market "
+                f"'{config.builtin}' generates its data only in {folder}, never in a folder of yours. "
+                f"Set 'data: {table}: {relative}', or remove 'builtin:' to use your own files."
+            )
+    return folder
 
 
 def read_any(path: Path, table: str) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 
 A market's run happens in a staging folder; only when every step has succeeded does it replace
 ``reports/<market>/``. A failed run leaves the previous reports untouched, keeps the failed
-notebooks in ``reports/_failed/<market>/`` and records the failure for the index page.
+notebooks in ``reports/_failed/<market>/`` and records the failure for the index page. One run
+per market at a time: a second one fails at once, naming the first (see :mod:`territory_lib.safety`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,11 +24,21 @@ import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
-from territory_lib.config import load_config, market_params_path
+from territory_lib.config import MarketConfig, load_config, market_params_path
 from territory_lib.errors import ConfigError, TerritoryError
 from territory_lib.io import prepare_builtin_data
 from territory_lib.paths import REPORTS_ENV_VAR, reports_dir, write_text_atomically
 from territory_lib.report import export_html, write_index
+from territory_lib.safety import (
+    STAGING_DIR,
+    check_can_run,
+    ensure_writable,
+    kernel_socket_dir,
+    market_lock,
+    publish_folder,
+    remove_stale_kernel_dirs,
+    remove_stale_staging,
+)
 from territory_lib.steps import STEPS, Step, Workspace
 
 #: The kernel every notebook runs on, named explicitly: never the one saved in a notebook's metadata.
@@ -49,7 +59,8 @@ class LocalKernelManager(AsyncKernelManager):
     """Starts kernels on local IPC sockets: no TCP port, nothing readable on the network.
 
     Each kernel's sockets live in a private folder of their own (mode 0700): kernels started at
-    the same moment, by markets running in parallel, never share a socket path.
+    the same moment, by markets running in parallel, never share a socket path. The folder's
+    name carries the run's pid, so a later run can remove it if this one is killed.
     """
 
     @default("transport")
@@ -58,7 +69,7 @@ class LocalKernelManager(AsyncKernelManager):
 
     @default("ip")
     def _default_ip(self) -> str:
-        self._socket_dir = tempfile.mkdtemp(prefix="territory-kernel-")
+        self._socket_dir = kernel_socket_dir()
         return os.path.join(self._socket_dir, "ipc")
 
     def cleanup_ipc_files(self) -> None:
@@ -124,19 +135,35 @@ def run_market(
         os.environ[REPORTS_ENV_VAR] = reports_root
     started = time.perf_counter()
     config = load_config(params)
+    root = ensure_writable(reports_dir())
+    with market_lock(root, config.market):
+        remove_stale_staging(root, config.market)
+        remove_stale_kernel_dirs()
+        run = _run_locked(config, steps, run_date, progress, root)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def _run_locked(
+    config: MarketConfig,
+    steps: Sequence[int] | None,
+    run_date: str | None,
+    progress: Callable[[str], None],
+    root: Path,
+) -> MarketRun:
+    """The body of :func:`run_market`, run while holding the market's lock."""
     steps = list(steps or [step.number for step in STEPS])
     run_date = run_date or dt.date.today().isoformat()
-    root = reports_dir()
     final = root / config.market
-    staging = root / "_staging" / f"{config.market}-{uuid.uuid4().hex[:8]}"
+    staging = root / STAGING_DIR / f"{config.market}-{uuid.uuid4().hex[:8]}"
     say = _prefixed(progress, config.market)
+    prepare_builtin_data(config, say)
     if final.exists():
         shutil.copytree(final, staging)
     staging.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(final) or {"market": config.market, "steps": []}
     manifest.update(title=config.title, run_started=_now(), last_failure=None)
     run = MarketRun(config.market, config.title, ok=True, seconds=0.0, folder=final)
-    prepare_builtin_data(config, say)
     for number in steps:
         step = STEPS[number - 1]
         say(f"step {number}/{len(STEPS)} {step.title} ...")
@@ -172,11 +199,10 @@ def run_market(
             ],
         )
         _write_json(staging / "manifest.json", manifest)
-        _publish(staging, final)
+        publish_folder(staging, final)
         say(f"reports written to {final}")
     else:
         shutil.rmtree(staging, ignore_errors=True)
-    run.seconds = time.perf_counter() - started
     return run
 
 
@@ -196,9 +222,9 @@ def run_markets(
     and the same files at the same paths. Every params file is validated before anything runs,
     so a typo fails fast.
     """
-    params = [str(market_params_path(market)) for market in markets]
-    for path in params:
-        load_config(path)
+    # The same file named twice runs once; two files of one market are an error.
+    params = list(dict.fromkeys(str(market_params_path(market)) for market in markets))
+    check_can_run([load_config(path) for path in params], reports_dir())
     run_date = run_date or dt.date.today().isoformat()
     if scheduler is not None:
         runs = _run_on_dask(scheduler, params, steps, run_date, progress)
@@ -303,15 +329,6 @@ def _export(step: Step, title: str, folder: Path) -> str | None:
     except TerritoryError as exc:
         return f"the report could not be rendered: {exc}".splitlines()[0]
     return None
-
-
-def _publish(staging: Path, final: Path) -> None:
-    """Swap the staged run into place: rename, never delete good results before the new ones stand."""
-    previous = staging.with_name(staging.name + "-previous")
-    if final.exists():
-        os.replace(final, previous)
-    os.replace(staging, final)
-    shutil.rmtree(previous, ignore_errors=True)
 
 
 def _keep_failed(staging: Path, failed: Path) -> None:

@@ -101,9 +101,43 @@ class Workspace:
             return pd.read_parquet(path)
 
     def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
-        """Write a download for stakeholders and CRM uploads (``<root>/<name>``) atomically."""
+        """Write a download for stakeholders and CRM uploads (``<root>/<name>``) atomically.
+
+        Text cells that a spreadsheet would run as a formula are neutralised first
+        (:func:`neutralise_formulas`).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        return write_text_atomically(self.root / name, frame.to_csv(index=False))
+        return write_text_atomically(self.root / name, neutralise_formulas(frame).to_csv(index=False))
+
+
+#: What a spreadsheet takes for the start of a formula (CSV injection), or strips to reach one.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells and headers starting like a formula begin with ``'``.
+
+    A spreadsheet opening the CSV then shows ``'=HYPERLINK(...)`` as text instead of running it.
+    Numeric columns are left alone, so negative numbers stay numbers; a text id such as ``-12``
+    becomes ``'-12``.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_datetime64_any_dtype(out[column]):
+            continue
+        values = out[column].astype(object)
+        if values.map(_is_formula).any():
+            out[column] = values.map(_neutralise)
+    out.columns = [_neutralise(column) for column in out.columns]
+    return out
+
+
+def _is_formula(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_STARTS)
+
+
+def _neutralise(value: object) -> object:
+    return f"'{value}" if _is_formula(value) else value
 
 
 @dataclass

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from territory_lib import datasets
-from territory_lib.datasets import BUILTIN_MARKETS, PROVENANCE_FILE, TABLE_FILES, prepare_builtin
+from territory_lib.datasets import (
+    BUILTIN_MARKETS,
+    GENERATED_FILE,
+    PROVENANCE_FILE,
+    TABLE_FILES,
+    prepare_builtin,
+)
 from territory_lib.errors import ConfigError
 from territory_lib.geo import haversine_km
 
@@ -64,7 +70,9 @@ def market(request: pytest.FixtureRequest, prepared: dict[str, Path]) -> tuple[s
 
 def test_every_market_writes_its_files_and_provenance(market: tuple[str, Tables]) -> None:
     name, tables = market
-    assert sorted(p.name for p in tables.folder.iterdir()) == sorted([*TABLE_FILES.values(), PROVENANCE_FILE])
+    assert sorted(p.name for p in tables.folder.iterdir()) == sorted(
+        [*TABLE_FILES.values(), PROVENANCE_FILE, GENERATED_FILE]
+    )
     provenance = (tables.folder / PROVENANCE_FILE).read_text(encoding="utf-8")
     assert BUILTIN_MARKETS[name].real_sources in provenance
     assert BUILTIN_MARKETS[name].synthetic_parts in provenance

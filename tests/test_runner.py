@@ -22,7 +22,8 @@ def test_markets_run_in_parallel_without_sharing_kernel_sockets(tmp_path: Path, 
     for market in ("georgia", "north_carolina", "us_states"):
         assert (tmp_path / market / "01_analyze_market.html").is_file()
     assert not list((tmp_path / "_staging").iterdir())
-    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "territory-kernel-*"))) == before
+    # None left behind (a run may remove stale ones of killed runs, so fewer is fine).
+    assert not set(glob.glob(str(Path(tempfile.gettempdir()) / "territory-kernel-*"))) - before
 
 
 def test_each_kernel_manager_has_its_own_private_socket_folder() -> None:
