@@ -11,7 +11,7 @@ import papermill as pm
 import pytest
 import yaml
 
-from territory_lib.paths import PROJECT_ROOT
+from territory_lib.paths import SOURCE_ROOT
 from territory_lib.runner import NOTEBOOK_PARAMETERS
 from territory_lib.steps import STEPS
 
@@ -22,9 +22,9 @@ def requirement(spec: str) -> tuple[str, str]:
 
 
 def test_environment_yml_lists_the_same_packages_as_pyproject() -> None:
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((SOURCE_ROOT / "pyproject.toml").read_text())["project"]
     wanted = dict(map(requirement, project["dependencies"] + project["optional-dependencies"]["test"]))
-    environment = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
+    environment = yaml.safe_load((SOURCE_ROOT / "environment.yml").read_text())
     listed: dict[str, str] = {}
     for entry in environment["dependencies"]:
         items = entry["pip"] if isinstance(entry, dict) else [entry]
