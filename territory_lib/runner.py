@@ -247,13 +247,16 @@ def _run_on_dask(
     """
     try:
         from distributed import Client, as_completed
+        from distributed.comm import get_address_host_port
     except ImportError:
         raise ConfigError(
             "--scheduler needs dask.distributed; install it with: pip install 'distributed>=2026.8'."
         ) from None
     try:
+        # A malformed address is refused here: a Client that fails on it hangs on close.
+        get_address_host_port(scheduler)
         client = Client(scheduler, timeout=SCHEDULER_TIMEOUT, set_as_default=False)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TerritoryError(
             f"cannot reach the dask scheduler at {scheduler} ({reason}). Check that the scheduler is "
@@ -286,7 +289,7 @@ def _run_on_dask(
         ]
         order = {future.key: index for index, future in enumerate(futures)}
         runs: list[MarketRun | None] = [None] * len(futures)
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             index = order[future.key]
             try:
                 run = future.result()
