@@ -66,3 +66,13 @@ def test_notebook_is_in_sync_with_its_py_twin(step) -> None:
     assert [cell.metadata.get("tags", []) for cell in paired.cells] == [
         cell.metadata.get("tags", []) for cell in stored.cells
     ]
+
+
+def test_every_install_line_in_the_readme_installs_this_project() -> None:
+    readme = (SOURCE_ROOT / "README.md").read_text()
+    lines = re.findall(r"pip install ([^`\n#]+)", readme)
+    assert len(lines) >= 3
+    for line in lines:
+        target = next(word for word in line.split() if not word.startswith("-")).strip("'\"")
+        # this checkout (with extras) or its wheel: the name 'territory' on PyPI is another project
+        assert target.startswith((".", "dist/territory_planner-")), line
