@@ -85,7 +85,7 @@ class MarketRun:
     folder: Path
     steps_run: list[int] = field(default_factory=list)
     failure: str | None = None
-    #: How many times a cluster started this market (more than 1: a worker died or the run raised).
+    #: How many times a cluster started this market (more than 1: a worker died during the run).
     attempts: int = 1
 
 
@@ -242,7 +242,7 @@ def _run_on_dask(
 ) -> list[MarketRun]:
     """Run each market as a task on the cluster; show the workers' progress here; count attempts.
 
-    A task starts again when its worker dies (and once more when it raises): every start is
+    The scheduler starts a task again on another worker when its worker dies: every start is
     logged as an event, so a market that ran more than once comes back with ``attempts > 1``.
     """
     try:
@@ -277,15 +277,15 @@ def _run_on_dask(
             client.submit(
                 _run_market_on_worker,
                 run_id,
+                index,
                 path,
                 steps,
                 run_date,
                 str(reports_dir()),
                 str(project_dir()),
                 pure=False,
-                retries=1,
             )
-            for path in params
+            for index, path in enumerate(params)
         ]
         order = {future.key: index for index, future in enumerate(futures)}
         runs: list[MarketRun | None] = [None] * len(futures)
@@ -307,21 +307,29 @@ def _run_on_dask(
         ]
         client.unsubscribe_topic(PROGRESS_TOPIC)
     done = [run for run in runs if run is not None]
-    for path, run in zip(params, done, strict=True):
-        run.attempts = max(1, starts.count(path))
+    for index, run in enumerate(done):
+        run.attempts = max(1, starts.count(index))
         if run.attempts > 1:
-            progress(f"[{run.market}] retried: the cluster started it {run.attempts} times (a worker failed)")
+            progress(
+                f"[{run.market}] retried: the cluster started it {run.attempts} times (a worker died mid-run)"
+            )
     return done
 
 
 def _run_market_on_worker(
-    run_id: str, params: str, steps: Sequence[int] | None, run_date: str, reports_root: str, project: str
+    run_id: str,
+    index: int,
+    params: str,
+    steps: Sequence[int] | None,
+    run_date: str,
+    reports_root: str,
+    project: str,
 ) -> MarketRun:
     """A cluster task: log this attempt's start, run the market, send its progress lines to the client."""
     from distributed import get_worker
 
     worker = get_worker()
-    worker.log_event(PROGRESS_TOPIC, {"run": run_id, "start": params})
+    worker.log_event(PROGRESS_TOPIC, {"run": run_id, "start": index})
     return run_market(
         params,
         steps,
