@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup report test lint format lab notebooks bench clean
+.PHONY: setup report test lint format lab notebooks bench wheel clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: $(INSTALLED) ## territory design engine against METIS, GerryChain and spo
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[test,bench]"
 	$(BIN)/python benchmarks/design_benchmark.py
 
-clean: ## remove .venv, generated data and reports (keeps reports/README.md)
+wheel: $(INSTALLED) ## build dist/territory_planner-*.whl (notebooks and built-in params inside)
+	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .
+
+clean: ## remove .venv, generated data, reports (keeps reports/README.md) and built wheels
 	find reports -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
-	rm -rf $(VENV) data/ .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) data/ build/ dist/ .pytest_cache .ruff_cache .hypothesis

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from territory_lib.config import available_markets, check_unique_markets, load_config
-from territory_lib.errors import TerritoryError
+from territory_lib.errors import ConfigError, TerritoryError
+from territory_lib.paths import PROJECT_ENV_VAR, builtin_dir, params_dir
 
 if TYPE_CHECKING:
     from territory_lib.io import Market
@@ -19,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with _project(getattr(args, "project", None)):
+            return args.handler(args)
     except TerritoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -35,9 +41,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="territory", description="Open, notebook-driven sales territory management."
     )
+    # --project is accepted before or after the command; SUPPRESS keeps a subcommand's default
+    # from overwriting the value given before it.
+    project = argparse.ArgumentParser(add_help=False)
+    project.add_argument(
+        "--project",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="the project folder, with params/ (and data/, reports/, optionally notebooks/); "
+        "default: the current folder or the nearest one above it that has params/",
+    )
+    parser.add_argument("--project", metavar="DIR", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the five step notebooks and write the HTML reports")
+    init = commands.add_parser(
+        "init", help="create a project folder with the built-in markets' params, ready to run"
+    )
+    init.add_argument("folder", metavar="DIR", help="the folder to create (or an empty one)")
+    init.add_argument(
+        "--with-notebooks",
+        action="store_true",
+        help="also copy the step notebooks into DIR/notebooks/ to edit; they replace the built-in ones",
+    )
+    init.set_defaults(handler=_init)
+
+    run = commands.add_parser(
+        "run", parents=[project], help="run the five step notebooks and write the HTML reports"
+    )
     run.add_argument(
         "markets",
         nargs="*",
@@ -57,22 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
-    prepare = commands.add_parser("prepare", help="generate the data files of built-in markets")
+    prepare = commands.add_parser(
+        "prepare", parents=[project], help="generate the data files of built-in markets"
+    )
     prepare.add_argument(
         "markets", nargs="*", metavar="MARKET", help="markets to prepare (default: all built-in)"
     )
     prepare.add_argument("--force", action="store_true", help="regenerate even when the files exist")
     prepare.set_defaults(handler=_prepare)
 
-    check = commands.add_parser("check", help="validate params and data files without running anything")
+    check = commands.add_parser(
+        "check", parents=[project], help="validate params and data files without running anything"
+    )
     check.add_argument("markets", nargs="*", metavar="MARKET", help="markets to check (default: all)")
     check.add_argument("--run-date", help="date of the run to check against, YYYY-MM-DD (default: today)")
     check.set_defaults(handler=_check)
 
-    markets = commands.add_parser("markets", help="list the markets in params/")
+    markets = commands.add_parser("markets", parents=[project], help="list the markets in params/")
     markets.set_defaults(handler=_markets)
 
-    index = commands.add_parser("index", help="rebuild reports/index.html from the published reports")
+    index = commands.add_parser(
+        "index", parents=[project], help="rebuild reports/index.html from the published reports"
+    )
     index.set_defaults(handler=_index)
 
     add_design_parser(commands)
@@ -83,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     from territory_lib.paths import reports_dir
     from territory_lib.safety import check_can_run
 
-    markets = args.markets or available_markets()
+    markets = _chosen_markets(args.markets)
     if args.jobs < 1:
         raise TerritoryError("--jobs must be at least 1.")
     # Checked before the notebook machinery loads (seconds), so a refused run fails at once.
@@ -100,9 +136,90 @@ def _run(args: argparse.Namespace) -> int:
     print()
     for run in runs:
         state = "ok" if run.ok else f"FAILED ({run.failure})"
+        if run.attempts > 1:
+            state += f" (retried: ran {run.attempts} times)"
         print(f"{run.market:<20} {state:<10} {run.seconds:6.1f} s  {run.folder}")
     print(f"index: {reports_dir() / 'index.html'}")
     return 0 if all(run.ok for run in runs) else 1
+
+
+def _chosen_markets(names: Sequence[str]) -> list[str]:
+    """The markets named on the command line, else every market in the project's params/."""
+    chosen = list(names) or available_markets()
+    if not chosen:
+        raise ConfigError(
+            f"no markets: {params_dir()} has no params YAML. Run from a project folder, pass "
+            "--project DIR, or create a project with `territory init DIR`."
+        )
+    return chosen
+
+
+@contextlib.contextmanager
+def _project(folder: str | None) -> Iterator[None]:
+    """Make ``folder`` (from ``--project``) the project folder of this command and its kernels."""
+    if folder is None:
+        yield
+        return
+    path = Path(folder).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(
+            f"--project {folder}: no such folder; create a project there with `territory init {folder}`."
+        )
+    previous = os.environ.get(PROJECT_ENV_VAR)
+    os.environ[PROJECT_ENV_VAR] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(PROJECT_ENV_VAR, None)
+        else:
+            os.environ[PROJECT_ENV_VAR] = previous
+
+
+PROJECT_README = """# {name}
+
+A Territory project: sales territory reports for the markets in `params/`.
+
+- `params/`: one YAML per market (the built-in markets to start with; add your own).
+- `data/`: the markets' data files (`territory prepare` writes the built-in markets' here).
+- `reports/`: the HTML reports; open `reports/index.html` after a run.
+- `notebooks/` (optional): your own versions of the step notebooks, which replace the built-in
+  ones file by file (`territory init --with-notebooks` copies them here to start from).
+
+Run from this folder, or from anywhere with `--project {folder}`:
+
+    territory markets          # the markets in params/
+    territory run north_carolina
+    territory run              # every market
+"""
+
+
+def _init(args: argparse.Namespace) -> int:
+    folder = Path(args.folder).expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{args.folder} exists and is not a folder; choose another path for the project.")
+    sources = {folder / "params" / path.name: path for path in sorted(builtin_dir("params").glob("*.yaml"))}
+    if args.with_notebooks:
+        notebooks = sorted(builtin_dir("notebooks").glob("*.ipynb"))
+        sources.update({folder / "notebooks" / path.name: path for path in notebooks})
+    readme = folder / "README.md"
+    targets = [*sources, readme]
+    existing = [path for path in targets if path.exists()]
+    if existing:
+        raise ConfigError(
+            f"{folder} already has {', '.join(str(path.relative_to(folder)) for path in existing)}; "
+            "territory init never overwrites files: choose a new folder or move them away."
+        )
+    for target, source in sources.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    (folder / "reports").mkdir(exist_ok=True)
+    readme.write_text(PROJECT_README.format(name=folder.name, folder=folder), encoding="utf-8")
+    print(f"created the project {folder}:")
+    for target in targets:
+        print(f"  {target.relative_to(folder)}")
+    print(f"next: cd {folder} && territory run north_carolina   (or territory --project {folder} run ...)")
+    return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -110,7 +227,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
     from territory_lib.io import prepare_builtin_data
 
-    configs = [load_config(name) for name in (args.markets or available_markets())]
+    configs = [load_config(name) for name in _chosen_markets(args.markets)]
     check_unique_markets(configs)
     for config in configs:
         folder = Path(config.data.units).parent
@@ -130,7 +247,7 @@ def _check(args: argparse.Namespace) -> int:
     from territory_lib.io import load_market
 
     run_date = parse_run_date(args.run_date, "--run-date")
-    configs = [load_config(name) for name in args.markets or available_markets()]
+    configs = [load_config(name) for name in _chosen_markets(args.markets)]
     check_unique_markets(configs)
     for config in configs:
         market = load_market(config, progress=print, run_date=run_date)

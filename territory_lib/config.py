@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from territory_lib.errors import ConfigError
-from territory_lib.paths import PARAMS_DIR
+from territory_lib.paths import builtin_dir, params_dir
 
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 TABLES = ("units", "accounts", "reps", "sales", "feedback")
@@ -156,18 +156,25 @@ def market_params_path(name_or_path: str | Path) -> Path:
         if not candidate.is_file():
             raise ConfigError(f"params file {text!r} not found.")
         return candidate.resolve()
-    by_name = PARAMS_DIR / f"{text}.yaml"
+    by_name = params_dir() / f"{text}.yaml"
     if by_name.is_file():
         return by_name
     known = ", ".join(available_markets()) or "none"
+    hint = ""
+    if (builtin_dir("params") / f"{text}.yaml").is_file():
+        hint = (
+            f" '{text}' is a built-in market: create a project that has it with `territory init DIR`, "
+            "then run from DIR or pass --project DIR."
+        )
     raise ConfigError(
-        f"no market {text!r}: there is no {by_name} and no params file at that path. Known markets: {known}."
+        f"no market {text!r}: there is no {by_name} and no params file at that path. "
+        f"Known markets: {known}.{hint}"
     )
 
 
 def available_markets() -> list[str]:
-    """Names of the markets in ``params/`` (one YAML each), sorted."""
-    return sorted(path.stem for path in PARAMS_DIR.glob("*.yaml"))
+    """Names of the markets in the project's ``params/`` (one YAML each), sorted."""
+    return sorted(path.stem for path in params_dir().glob("*.yaml"))
 
 
 def check_unique_markets(configs: Sequence[MarketConfig]) -> None:

@@ -194,7 +194,7 @@ def builtin_data_folder(config: MarketConfig) -> Path:
     from territory_lib import paths
     from territory_lib.datasets import TABLE_FILES
 
-    folder = paths.DATA_DIR / config.market
+    folder = paths.data_dir() / config.market
     for table, name in TABLE_FILES.items():
         given = getattr(config.data, table)
         expected = folder / name

@@ -99,7 +99,7 @@ def leaflet_assets() -> tuple[str, str]:
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise TerritoryError(
             "Leaflet's files were not found in the Python package 'django-js-lib-leaflet'; "
-            "install it with `pip install django-js-lib-leaflet` (it is a dependency of territory)."
+            "install it with `pip install django-js-lib-leaflet` (it is a dependency of territory-planner)."
         ) from exc
 
     def inline_image(match: re.Match[str]) -> str:

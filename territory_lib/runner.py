@@ -27,7 +27,13 @@ from traitlets import default
 from territory_lib.config import MarketConfig, load_config, market_params_path
 from territory_lib.errors import ConfigError, TerritoryError
 from territory_lib.io import prepare_builtin_data
-from territory_lib.paths import REPORTS_ENV_VAR, reports_dir, write_text_atomically
+from territory_lib.paths import (
+    PROJECT_ENV_VAR,
+    REPORTS_ENV_VAR,
+    project_dir,
+    reports_dir,
+    write_text_atomically,
+)
 from territory_lib.report import export_html, write_index
 from territory_lib.safety import (
     STAGING_DIR,
@@ -90,6 +96,8 @@ class MarketRun:
     folder: Path
     steps_run: list[int] = field(default_factory=list)
     failure: str | None = None
+    #: How many times a cluster started this market (more than 1: a worker died during the run).
+    attempts: int = 1
 
 
 def parse_steps(text: str | None) -> list[int]:
@@ -114,6 +122,7 @@ def run_market(
     run_date: str | None = None,
     progress: Callable[[str], None] = print,
     reports_root: str | None = None,
+    project: str | None = None,
 ) -> MarketRun:
     """Run ``steps`` (default all five) of one market and publish its reports if all succeed.
 
@@ -127,12 +136,15 @@ def run_market(
         The date printed on the reports (``YYYY-MM-DD``); today by default.
     progress
         Called with one line per event (start, each step done, published, failed).
-    reports_root
-        The reports folder to publish into, when this process (a worker) does not know it.
+    reports_root, project
+        The reports folder to publish into and the project folder, when this process (a worker)
+        does not know them.
     """
+    # Notebook kernels inherit the environment, so they use the same folders.
     if reports_root is not None:
-        # Notebook kernels inherit the environment, so they write into the same folder.
         os.environ[REPORTS_ENV_VAR] = reports_root
+    if project is not None:
+        os.environ[PROJECT_ENV_VAR] = project
     started = time.perf_counter()
     config = load_config(params)
     root = ensure_writable(reports_dir())
@@ -225,6 +237,8 @@ def run_markets(
     # The same file named twice runs once; two files of one market are an error.
     params = list(dict.fromkeys(str(market_params_path(market)) for market in markets))
     check_can_run([load_config(path) for path in params], reports_dir())
+    for number in steps or [step.number for step in STEPS]:
+        check_notebook_parameters(STEPS[number - 1].path, NOTEBOOK_PARAMETERS)
     run_date = run_date or dt.date.today().isoformat()
     if scheduler is not None:
         runs = _run_on_dask(scheduler, params, steps, run_date, progress)
@@ -239,6 +253,12 @@ def run_markets(
     return runs
 
 
+#: How long to wait for the dask scheduler to answer before saying it cannot be reached.
+SCHEDULER_TIMEOUT = "10s"
+#: The event topic on which workers send a market's progress lines to the client.
+PROGRESS_TOPIC = "territory-progress"
+
+
 def _run_on_dask(
     scheduler: str,
     params: Sequence[str],
@@ -246,44 +266,143 @@ def _run_on_dask(
     run_date: str,
     progress: Callable[[str], None],
 ) -> list[MarketRun]:
+    """Run each market as a task on the cluster; show the workers' progress here; count attempts.
+
+    The scheduler starts a task again on another worker when its worker dies: every start is
+    logged as an event, so a market that ran more than once comes back with ``attempts > 1``.
+    """
     try:
         from distributed import Client, as_completed
+        from distributed.comm import get_address_host_port
     except ImportError:
         raise ConfigError(
-            "--scheduler needs dask.distributed; install it with: pip install 'territory[dask]'."
+            "--scheduler needs dask.distributed; install it with: pip install 'distributed>=2026.8'."
         ) from None
-    with Client(scheduler) as client:
+    try:
+        # A malformed address is refused here: a Client that fails on it hangs on close.
+        get_address_host_port(scheduler)
+        client = Client(scheduler, timeout=SCHEDULER_TIMEOUT, set_as_default=False)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TerritoryError(
+            f"cannot reach the dask scheduler at {scheduler} ({reason}). Check that the scheduler is "
+            "running (`dask scheduler`), that the address and port are right, and that this machine "
+            "can reach it."
+        ) from None
+    run_id = uuid.uuid4().hex
+    with client:
+
+        def show(event: tuple[float, dict]) -> None:
+            message = event[1]
+            if message.get("run") == run_id and "line" in message:
+                progress(message["line"])
+
+        client.subscribe_topic(PROGRESS_TOPIC, show)
         progress(f"running {len(params)} market(s) on the dask cluster at {scheduler}")
-        futures = client.map(
-            run_market,
-            params,
-            steps=steps,
-            run_date=run_date,
-            progress=_print_flush,
-            reports_root=str(reports_dir()),
-            pure=False,
-        )
+        futures = [
+            client.submit(
+                _run_market_on_worker,
+                run_id,
+                index,
+                path,
+                steps,
+                run_date,
+                str(reports_dir()),
+                str(project_dir()),
+                pure=False,
+            )
+            for index, path in enumerate(params)
+        ]
         order = {future.key: index for index, future in enumerate(futures)}
         runs: list[MarketRun | None] = [None] * len(futures)
-        for future in as_completed(futures):
-            run = future.result()
-            runs[order[future.key]] = run
+        for future in as_completed(futures, loop=client.loop):
+            index = order[future.key]
+            try:
+                run = future.result()
+            except Exception as exc:  # e.g. KilledWorker: the market's workers kept dying
+                config = load_config(params[index])
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                run = MarketRun(config.market, config.title, False, 0.0, reports_dir() / config.market)
+                run.failure = f"on the cluster: {reason}"
+            runs[index] = run
             progress(f"[{run.market}] {'done' if run.ok else 'FAILED'} on the cluster in {run.seconds:.1f} s")
-    return [run for run in runs if run is not None]
+        starts = [
+            message["start"]
+            for _, message in client.get_events(PROGRESS_TOPIC)
+            if message.get("run") == run_id and "start" in message
+        ]
+        client.unsubscribe_topic(PROGRESS_TOPIC)
+    done = [run for run in runs if run is not None]
+    for index, run in enumerate(done):
+        run.attempts = max(1, starts.count(index))
+        if run.attempts > 1:
+            progress(
+                f"[{run.market}] retried: the cluster started it {run.attempts} times (a worker died mid-run)"
+            )
+    return done
+
+
+def _run_market_on_worker(
+    run_id: str,
+    index: int,
+    params: str,
+    steps: Sequence[int] | None,
+    run_date: str,
+    reports_root: str,
+    project: str,
+) -> MarketRun:
+    """A cluster task: log this attempt's start, run the market, send its progress lines to the client."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    worker.log_event(PROGRESS_TOPIC, {"run": run_id, "start": index})
+    return run_market(
+        params,
+        steps,
+        run_date,
+        progress=lambda line: worker.log_event(PROGRESS_TOPIC, {"run": run_id, "line": line}),
+        reports_root=reports_root,
+        project=project,
+    )
+
+
+def check_notebook_parameters(notebook: Path, parameters: Sequence[str]) -> None:
+    """Refuse to pass ``parameters`` that ``notebook`` does not declare (papermill would only warn).
+
+    Raises
+    ------
+    ConfigError
+        Naming the notebook, the undeclared parameters and the ones its ``parameters`` cell declares.
+    """
+    declared = list(pm.inspect_notebook(str(notebook)))
+    unknown = [name for name in parameters if name not in declared]
+    if unknown:
+        raise ConfigError(
+            f"{notebook}: its parameters cell does not declare {', '.join(map(repr, unknown))}; it declares "
+            f"{', '.join(declared) or 'nothing'}. A step notebook needs a cell tagged 'parameters' that "
+            f"assigns {', '.join(parameters)}."
+        )
 
 
 def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str | None:
     """Execute one step notebook into ``folder``; return a one-line failure message or ``None``."""
+    parameters = dict(zip(NOTEBOOK_PARAMETERS, (str(params_path), str(folder), run_date), strict=True))
     try:
+        check_notebook_parameters(step.path, list(parameters))
         pm.execute_notebook(
             str(step.path),
             str(folder / f"{step.notebook}.ipynb"),
-            parameters=dict(zip(NOTEBOOK_PARAMETERS, (str(params_path), str(folder), run_date), strict=True)),
+            parameters=parameters,
             kernel_name=KERNEL_NAME,
             kernel_manager_class=LocalKernelManager,
             progress_bar=False,
-            cwd=str(step.path.parent),
+            # The kernel starts in the project folder: it finds the same project as this process, and
+            # never writes next to built-in notebooks (inside the installed package). Not papermill's
+            # `cwd`, which changes this whole process's directory.
+            resources={"metadata": {"path": str(project_dir())}},
         )
+    except ConfigError as exc:
+        return str(exc).splitlines()[0]
     except pm.PapermillExecutionError as exc:
         return f"{exc.ename}: {exc.evalue}".splitlines()[0] if exc.evalue else exc.ename
     except Exception as exc:  # a kernel that died or would not start: report it, keep old results

@@ -7,6 +7,7 @@ step to the next.
 
 from __future__ import annotations
 
+import ast
 import os
 import tempfile
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from territory_lib.checks import parse_run_date
 from territory_lib.config import MarketConfig, load_config
 from territory_lib.errors import ConfigError, StepOrderError
 from territory_lib.io import Market, load_market
-from territory_lib.paths import NOTEBOOKS_DIR, ensure_inside, reports_dir, write_text_atomically
+from territory_lib.paths import ensure_inside, notebook_path, reports_dir, write_text_atomically
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,8 @@ class Step:
 
     @property
     def path(self) -> Path:
-        """The step's notebook in ``notebooks/``."""
-        return NOTEBOOKS_DIR / f"{self.notebook}.ipynb"
+        """The step's notebook: the project's own ``notebooks/<notebook>.ipynb``, else the built-in one."""
+        return notebook_path(self.notebook)
 
 
 STEPS: tuple[Step, ...] = (
@@ -186,6 +187,7 @@ def start_step(
     show_header
         Display the title block (market, run date, data provenance) in the notebook.
     """
+    check_injected_parameters()
     if not 1 <= number <= len(STEPS):
         raise ConfigError(f"step must be 1 to {len(STEPS)}, got {number}.")
     step = STEPS[number - 1]
@@ -202,6 +204,71 @@ def start_step(
             notebook_header(f"Step {step.number}: {step.title}", config.title, run_date, provenance(config))
         )
     return StepContext(step, config, market, workspace, run_date)
+
+
+#: The first line of the cell papermill injects after the ``parameters`` cell (its Python translator).
+INJECTED_CELL_COMMENT = "# Parameters"
+
+
+def check_injected_parameters() -> None:
+    """Fail a papermill run that passed a parameter the notebook does not declare.
+
+    papermill only warns about an unknown parameter (``-p market north_carolina``) and runs the
+    notebook on its defaults, which would publish a report of the wrong market. In a kernel,
+    this finds the cell papermill injected (the latest input starting with ``# Parameters``) and
+    compares the names it assigns with those assigned by the cell run just before it, the
+    notebook's ``parameters`` cell. Outside IPython, or when nothing was injected, it does nothing.
+
+    Raises
+    ------
+    ConfigError
+        Naming the undeclared parameters and listing the declared ones.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    inputs = list(shell.history_manager.input_hist_raw)
+    injected_at = next(
+        (i for i in range(len(inputs) - 1, 0, -1) if inputs[i].lstrip().startswith(INJECTED_CELL_COMMENT)),
+        None,
+    )
+    if injected_at is None:
+        return
+    declared = _assigned_names(inputs[injected_at - 1])
+    if not declared:  # the cell before is not a parameters cell (cells run by hand, out of order)
+        return
+    unknown = [name for name in _assigned_names(inputs[injected_at]) if name not in declared]
+    unknown = [name for name in unknown if not name.startswith("PAPERMILL_")]  # papermill's --inject-paths
+    if unknown:
+        hint = " (to run another market, pass -p params_path NAME)" if "params_path" in declared else ""
+        raise ConfigError(
+            f"parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"{'are' if len(unknown) > 1 else 'is'} not declared by this notebook, so papermill would "
+            f"ignore {'them' if len(unknown) > 1 else 'it'}. The notebook's parameters are: "
+            f"{', '.join(declared)}{hint}."
+        )
+
+
+def _assigned_names(source: str) -> list[str]:
+    """Names a cell assigns at top level (``x = ...``, ``x: T = ...``), in order; none if not Python."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        else:
+            continue
+        names.extend(t.id for t in targets if isinstance(t, ast.Name) and t.id not in names)
+    return names
 
 
 def provenance(config: MarketConfig) -> str:

@@ -128,7 +128,7 @@ def test_built_in_generation_refuses_a_folder_of_the_users(
 def test_built_in_generation_never_replaces_a_file_it_did_not_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(paths, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(paths, "data_dir", lambda: tmp_path / "data")
     data = {table: f"../data/states/{name}" for table, name in TABLE_FILES.items()}
     config = load_config(
         write_params(tmp_path / "params" / "states.yaml", market="states", builtin="us_states", data=data)
@@ -164,7 +164,7 @@ def test_two_params_files_of_one_market_are_an_error_naming_both(
     second = write_params(tmp_path / "params" / "acme_copy.yaml", market="acme")
     with pytest.raises(ConfigError, match=rf"{re.escape(str(first))} and {re.escape(str(second))} both"):
         run_markets([str(first), str(second)])
-    monkeypatch.setattr("territory_lib.config.PARAMS_DIR", tmp_path / "params")
+    monkeypatch.setenv("TERRITORY_PROJECT", str(tmp_path))
     for command in (["run"], ["prepare"], ["check"]):
         assert main(command) == 2
         err = capsys.readouterr().err

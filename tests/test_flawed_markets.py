@@ -22,9 +22,9 @@ import yaml
 from libpysal import examples
 
 from territory_lib.cli import main
-from territory_lib.config import PARAMS_DIR, load_config
+from territory_lib.config import load_config
 from territory_lib.io import prepare_builtin_data
-from territory_lib.paths import REPORTS_ENV_VAR
+from territory_lib.paths import REPORTS_ENV_VAR, builtin_dir
 from territory_lib.steps import STEPS
 from tests.flawed_maps import FLAWS, flawed_map
 
@@ -39,7 +39,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = Path(base.data.units).parent
     root = tmp_path_factory.mktemp("flawed")
     reports = root / "reports"
-    template = yaml.safe_load((PARAMS_DIR / "north_carolina.yaml").read_text(encoding="utf-8"))
+    template = yaml.safe_load((builtin_dir("params") / "north_carolina.yaml").read_text(encoding="utf-8"))
     template.pop("builtin")
     params = []
     for name in MARKETS:

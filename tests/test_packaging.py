@@ -11,7 +11,7 @@ import papermill as pm
 import pytest
 import yaml
 
-from territory_lib.paths import PROJECT_ROOT
+from territory_lib.paths import SOURCE_ROOT
 from territory_lib.runner import NOTEBOOK_PARAMETERS
 from territory_lib.steps import STEPS
 
@@ -22,9 +22,9 @@ def requirement(spec: str) -> tuple[str, str]:
 
 
 def test_environment_yml_lists_the_same_packages_as_pyproject() -> None:
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((SOURCE_ROOT / "pyproject.toml").read_text())["project"]
     wanted = dict(map(requirement, project["dependencies"] + project["optional-dependencies"]["test"]))
-    environment = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
+    environment = yaml.safe_load((SOURCE_ROOT / "environment.yml").read_text())
     listed: dict[str, str] = {}
     for entry in environment["dependencies"]:
         items = entry["pip"] if isinstance(entry, dict) else [entry]
@@ -66,3 +66,13 @@ def test_notebook_is_in_sync_with_its_py_twin(step) -> None:
     assert [cell.metadata.get("tags", []) for cell in paired.cells] == [
         cell.metadata.get("tags", []) for cell in stored.cells
     ]
+
+
+def test_every_install_line_in_the_readme_installs_this_project() -> None:
+    readme = (SOURCE_ROOT / "README.md").read_text()
+    lines = re.findall(r"pip install ([^`\n#]+)", readme)
+    assert len(lines) >= 3
+    for line in lines:
+        target = next(word for word in line.split() if not word.startswith("-")).strip("'\"")
+        # this checkout (with extras) or its wheel: the name 'territory' on PyPI is another project
+        assert target.startswith((".", "dist/territory_planner-")), line

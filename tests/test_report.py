@@ -14,7 +14,7 @@ from nbclient import NotebookClient
 
 from territory_lib import presentation, report
 from territory_lib.errors import TerritoryError
-from territory_lib.paths import PROJECT_ROOT
+from territory_lib.paths import SOURCE_ROOT
 
 HOSTILE = "<script>alert(1)</script>"
 CODE_MARKERS = ("print('to stderr'", "choropleth_map(", "market = ", "import pandas", "secret_parameter")
@@ -53,7 +53,7 @@ def executed_notebook(tmp_path_factory: pytest.TempPathFactory) -> Path:
         code("print('hidden cell')", "remove-cell"),
         code("x = 1"),
     ]
-    NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(PROJECT_ROOT)}}).execute()
+    NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(SOURCE_ROOT)}}).execute()
     path = tmp_path_factory.mktemp("nb") / "01_analyze_market.ipynb"
     nbformat.write(nb, path)
     return path
