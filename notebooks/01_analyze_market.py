@@ -38,7 +38,7 @@ from territory_lib.steps import start_step
 ctx = start_step(1, params_path, output_dir, run_date)
 unit = ctx.config.unit_label.capitalize()
 metrics = market.unit_metrics(ctx.market)
-spots = market.hot_spots(metrics, seed=ctx.config.design.seed)
+spots = market.hot_spots(metrics, seed=ctx.config.design.seed, graph=ctx.adjacency)
 metrics = metrics.merge(spots[["unit_id", "hot_spot", "gi_z"]], on="unit_id")
 
 # %% [markdown]

@@ -38,7 +38,7 @@ unit = ctx.config.unit_label.capitalize()
 metrics = ctx.workspace.read("unit_metrics")
 accounts = ctx.workspace.read("accounts")
 targets = territories.balance_targets(ctx.config, metrics)
-design = territories.design_plan(ctx.config, metrics, ctx.market.reps)
+design = territories.design_plan(ctx.config, metrics, ctx.market.reps, graph=ctx.adjacency)
 plan = design.result
 alignment, rep_assignment, account_assignment = territories.plan_tables(
     plan.assignment, metrics, accounts, ctx.market.reps

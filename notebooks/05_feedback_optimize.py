@@ -129,6 +129,7 @@ proposal = design_territories(
     targets=shares,
     seed=ctx.config.design.seed,
     snap=ctx.config.geometry.snap,
+    graph=ctx.adjacency,
 )
 before = feedback.target_deviations(units, current, [t.column for t in targets], shares)
 moves = feedback.moves_table(proposal.moves, alignment, workload, scores, before)

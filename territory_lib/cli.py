@@ -74,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MARKET",
         help="market names in params/ or params YAML paths (default: all)",
     )
-    run.add_argument("--steps", help="steps to run, e.g. 1-5, 2,3 or 4 (default: all)")
+    run.add_argument(
+        "--steps",
+        help="steps to run whatever changed, e.g. 1-5, 2,3 or 4 (default: the steps whose inputs, "
+        "params, notebook or library changed since the published run, and the steps after them)",
+    )
+    run.add_argument("--force", action="store_true", help="rerun all five steps even if nothing changed")
     run.add_argument(
         "--jobs", type=int, default=2, help="markets run at once, each in its own process (default: 2)"
     )
@@ -128,14 +133,15 @@ def _run(args: argparse.Namespace) -> int:
 
     runs = run_markets(
         markets,
-        steps=parse_steps(args.steps),
+        steps=parse_steps(args.steps) if args.steps else None,
         jobs=args.jobs,
         run_date=args.run_date,
         scheduler=args.scheduler,
+        force=args.force,
     )
     print()
     for run in runs:
-        state = "ok" if run.ok else f"FAILED ({run.failure})"
+        state = ("ok" if run.steps_run else "up to date") if run.ok else f"FAILED ({run.failure})"
         if run.attempts > 1:
             state += f" (retried: ran {run.attempts} times)"
         print(f"{run.market:<20} {state:<10} {run.seconds:6.1f} s  {run.folder}")

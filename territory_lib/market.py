@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -13,6 +14,9 @@ import statsmodels.formula.api as smf
 from territory_lib.config import counted, plural
 from territory_lib.geo import to_equal_area
 from territory_lib.io import Market
+
+if TYPE_CHECKING:
+    from territory_lib.design.graph import UnitGraph
 
 
 def data_end(sales: pd.DataFrame) -> pd.Timestamp:
@@ -163,23 +167,34 @@ def potential_model(
 
 
 def hot_spots(
-    metrics: gpd.GeoDataFrame, column: str = "potential_per_km2", *, seed: int = 42, permutations: int = 999
+    metrics: gpd.GeoDataFrame,
+    column: str = "potential_per_km2",
+    *,
+    seed: int = 42,
+    permutations: int = 999,
+    graph: UnitGraph | None = None,
 ) -> pd.DataFrame:
-    """Getis-Ord Gi* hot and cold spots of ``column`` on queen contiguity (esda, libpysal).
+    """Getis-Ord Gi* hot and cold spots of ``column`` on the units' adjacency (esda, libpysal).
 
-    Units without a contiguous neighbour (islands) are linked to their nearest unit. A unit is a
-    hot (cold) spot when its Gi* z-score is positive (negative) with a permutation p-value < 0.05.
+    The adjacency is step 2's (:func:`territory_lib.design.graph.build_unit_graph`: queen
+    contiguity on the repaired map, islands joined to their nearest unit); pass ``graph`` when it
+    is already built for these units in this order. A unit is a hot (cold) spot when its Gi*
+    z-score is positive (negative) with a permutation p-value < 0.05.
     """
     from esda import G_Local
-    from libpysal.weights import KNN, Queen, attach_islands
+    from libpysal.weights import W
 
-    projected = to_equal_area(metrics[["unit_id", "geometry"]].reset_index(drop=True))
+    from territory_lib.design.graph import build_unit_graph
+
+    ids = metrics["unit_id"].astype(str).to_numpy()
+    if graph is None or not np.array_equal(np.asarray(graph.ids).astype(str), ids):
+        graph = build_unit_graph(to_equal_area(metrics[["unit_id", "geometry"]].reset_index(drop=True)), ids)
+    neighbours = {
+        i: [int(j) for j in graph.indices[graph.indptr[i] : graph.indptr[i + 1]]] for i in range(graph.n)
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        weights = Queen.from_dataframe(projected, use_index=False)
-        if weights.islands:
-            centroids = projected.set_geometry(projected.centroid)
-            weights = attach_islands(weights, KNN.from_dataframe(centroids, k=1, use_index=False))
+        weights = W(neighbours, id_order=list(range(graph.n)))
         stat = G_Local(
             metrics[column].to_numpy(dtype=float),
             weights,

@@ -9,6 +9,7 @@ per market at a time: a second one fails at once, naming the first (see :mod:`te
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import multiprocessing
 import os
@@ -20,7 +21,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
@@ -34,7 +34,6 @@ from territory_lib.paths import (
     reports_dir,
     write_text_atomically,
 )
-from territory_lib.report import export_html, write_index
 from territory_lib.safety import (
     STAGING_DIR,
     check_can_run,
@@ -45,7 +44,8 @@ from territory_lib.safety import (
     remove_stale_kernel_dirs,
     remove_stale_staging,
 )
-from territory_lib.steps import STEPS, Step, Workspace
+from territory_lib.snapshot import build_snapshot, file_digest, input_hashes, is_current
+from territory_lib.steps import STEPS, Step, Workspace, assigned_names, step_settings
 
 #: The kernel every notebook runs on, named explicitly: never the one saved in a notebook's metadata.
 KERNEL_NAME = "python3"
@@ -123,15 +123,20 @@ def run_market(
     progress: Callable[[str], None] = print,
     reports_root: str | None = None,
     project: str | None = None,
+    force: bool = False,
 ) -> MarketRun:
-    """Run ``steps`` (default all five) of one market and publish its reports if all succeed.
+    """Run one market's steps that need it and publish its reports if all succeed.
 
     Parameters
     ----------
     params
         A market name in ``params/`` or the path of a params YAML.
     steps
-        Step numbers to run; steps not run keep their previous results (a later step may need them).
+        Step numbers to run whatever changed; steps not run keep their previous results (a later
+        step may need them). ``None``: every step whose inputs changed since the published run
+        (see :func:`step_keys`), and every step after it.
+    force
+        With ``steps=None``, run all five steps even when nothing changed.
     run_date
         The date printed on the reports (``YYYY-MM-DD``); today by default.
     progress
@@ -151,7 +156,7 @@ def run_market(
     with market_lock(root, config.market):
         remove_stale_staging(root, config.market)
         remove_stale_kernel_dirs()
-        run = _run_locked(config, steps, run_date, progress, root)
+        run = _run_locked(config, steps, run_date, progress, root, force)
     run.seconds = time.perf_counter() - started
     return run
 
@@ -162,25 +167,39 @@ def _run_locked(
     run_date: str | None,
     progress: Callable[[str], None],
     root: Path,
+    force: bool = False,
 ) -> MarketRun:
     """The body of :func:`run_market`, run while holding the market's lock."""
-    steps = list(steps or [step.number for step in STEPS])
     run_date = run_date or dt.date.today().isoformat()
     final = root / config.market
-    staging = root / STAGING_DIR / f"{config.market}-{uuid.uuid4().hex[:8]}"
     say = _prefixed(progress, config.market)
     prepare_builtin_data(config, say)
+    keys = step_keys(config, run_date)
+    published = _read_manifest(final) or {"market": config.market, "steps": []}
+    if steps is None:
+        done = {entry["step"]: entry for entry in published.get("steps", [])}
+        steps = [
+            step.number
+            for step in STEPS
+            if force or not _up_to_date(done.get(step.number), keys[step.number], final)
+        ]
+        if not steps:
+            say("up to date: no input file, params, notebook or library change since the published run")
+            return MarketRun(config.market, config.title, ok=True, seconds=0.0, folder=final)
+    staging = root / STAGING_DIR / f"{config.market}-{uuid.uuid4().hex[:8]}"
     if final.exists():
         shutil.copytree(final, staging)
     staging.mkdir(parents=True, exist_ok=True)
-    manifest = _read_manifest(final) or {"market": config.market, "steps": []}
+    manifest = published
     manifest.update(title=config.title, run_started=_now(), last_failure=None)
     run = MarketRun(config.market, config.title, ok=True, seconds=0.0, folder=final)
+    tick = time.perf_counter()
+    failure = _take_snapshot(config, staging, run_date, say)
     for number in steps:
         step = STEPS[number - 1]
-        say(f"step {number}/{len(STEPS)} {step.title} ...")
-        tick = time.perf_counter()
-        failure = _execute(step, config.source, staging, run_date)
+        if failure is None:
+            say(f"step {number}/{len(STEPS)} {step.title} ...")
+            failure = _execute(step, config.source, staging, run_date)
         if failure is None:
             failure = _export(step, config.title, staging)
         seconds = time.perf_counter() - tick
@@ -198,13 +217,15 @@ def _run_locked(
             final.mkdir(parents=True, exist_ok=True)
             _write_json(final / "manifest.json", manifest)
             break
-        _record_step(manifest, step, seconds)
+        _record_step(manifest, step, seconds, keys[number])
         run.steps_run.append(number)
         say(f"step {number}/{len(STEPS)} {step.title} done in {seconds:.1f} s")
+        tick = time.perf_counter()
     if run.ok:
         manifest.update(
             run_finished=_now(),
             status="ok",
+            inputs=input_hashes(config),
             highlights=headline_figures(Workspace(staging)),
             downloads=[
                 {"label": label, "href": name} for name, label in DOWNLOADS if (staging / name).exists()
@@ -218,6 +239,71 @@ def _run_locked(
     return run
 
 
+def _take_snapshot(
+    config: MarketConfig, folder: Path, run_date: str, say: Callable[[str], None]
+) -> str | None:
+    """Validate the inputs once for all steps (unless the snapshot in ``folder`` is current).
+
+    Returns a one-line failure message (a data or params error, which fails the run at its first
+    step) or ``None``.
+    """
+    if is_current(folder, config, run_date):
+        return None
+    tick = time.perf_counter()
+    try:
+        build_snapshot(config, folder, run_date, "run", say)
+    except TerritoryError as exc:
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    say(f"inputs read and checked once for every step in {time.perf_counter() - tick:.1f} s")
+    return None
+
+
+def step_keys(config: MarketConfig, run_date: str) -> dict[int, str]:
+    """A key per step over everything its result depends on; a step reruns when its key changes.
+
+    A key covers the step's own params (:func:`territory_lib.steps.step_settings`), the content
+    of every data file, the run date, the step's notebook, the library's code and the key of the
+    step before, so a change reruns its step and every step after it.
+    """
+    data = {path: digest for path, digest in input_hashes(config).items() if path != str(config.source)}
+    library = library_digest()
+    keys: dict[int, str] = {}
+    upstream = ""
+    for step in STEPS:
+        payload = {
+            "params": step_settings(config, step.number),
+            "data": data,
+            "run_date": run_date,
+            "notebook": file_digest(step.path),
+            "library": library,
+            "upstream": upstream,
+        }
+        upstream = keys[step.number] = hashlib.sha256(
+            json.dumps(payload, sort_keys=True, default=str).encode()
+        ).hexdigest()
+    return keys
+
+
+def library_digest() -> str:
+    """SHA-256 over the library's code and templates, as installed."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*")):
+        if (
+            path.is_file()
+            and path.suffix in {".py", ".j2", ".css", ".html"}
+            and "__pycache__" not in path.parts
+        ):
+            digest.update(str(path.relative_to(package)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _up_to_date(entry: dict | None, key: str, final: Path) -> bool:
+    """Whether a published step was made with ``key`` and its report is still there."""
+    return entry is not None and entry.get("key") == key and (final / entry.get("html", "")).is_file()
+
+
 def run_markets(
     markets: Sequence[str],
     *,
@@ -226,6 +312,7 @@ def run_markets(
     run_date: str | None = None,
     progress: Callable[[str], None] = print,
     scheduler: str | None = None,
+    force: bool = False,
 ) -> list[MarketRun]:
     """Run several markets, then rebuild the index page.
 
@@ -241,15 +328,21 @@ def run_markets(
         check_notebook_parameters(STEPS[number - 1].path, NOTEBOOK_PARAMETERS)
     run_date = run_date or dt.date.today().isoformat()
     if scheduler is not None:
-        runs = _run_on_dask(scheduler, params, steps, run_date, progress)
+        runs = _run_on_dask(scheduler, params, steps, run_date, progress, force)
     elif jobs <= 1 or len(params) <= 1:
-        runs = [run_market(path, steps, run_date, progress) for path in params]
+        runs = [run_market(path, steps, run_date, progress, force=force) for path in params]
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(params)), mp_context=context) as pool:
-            futures = [pool.submit(run_market, path, steps, run_date, _print_flush) for path in params]
+            futures = [
+                pool.submit(run_market, path, steps, run_date, _print_flush, force=force) for path in params
+            ]
             runs = [future.result() for future in futures]
-    write_index(reports_dir())
+    index = reports_dir() / "index.html"
+    if any(run.steps_run or not run.ok for run in runs) or not index.is_file():
+        from territory_lib.report import write_index
+
+        write_index(reports_dir())
     return runs
 
 
@@ -265,6 +358,7 @@ def _run_on_dask(
     steps: Sequence[int] | None,
     run_date: str,
     progress: Callable[[str], None],
+    force: bool = False,
 ) -> list[MarketRun]:
     """Run each market as a task on the cluster; show the workers' progress here; count attempts.
 
@@ -309,6 +403,7 @@ def _run_on_dask(
                 run_date,
                 str(reports_dir()),
                 str(project_dir()),
+                force,
                 pure=False,
             )
             for index, path in enumerate(params)
@@ -350,6 +445,7 @@ def _run_market_on_worker(
     run_date: str,
     reports_root: str,
     project: str,
+    force: bool = False,
 ) -> MarketRun:
     """A cluster task: log this attempt's start, run the market, send its progress lines to the client."""
     from distributed import get_worker
@@ -363,7 +459,18 @@ def _run_market_on_worker(
         progress=lambda line: worker.log_event(PROGRESS_TOPIC, {"run": run_id, "line": line}),
         reports_root=reports_root,
         project=project,
+        force=force,
     )
+
+
+def notebook_parameters(notebook: Path) -> list[str]:
+    """The names the notebook's cell tagged ``parameters`` assigns (read without a kernel)."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
+    for cell in cells:
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell.get("source", "")
+            return assigned_names(source if isinstance(source, str) else "".join(source))
+    return []
 
 
 def check_notebook_parameters(notebook: Path, parameters: Sequence[str]) -> None:
@@ -374,7 +481,7 @@ def check_notebook_parameters(notebook: Path, parameters: Sequence[str]) -> None
     ConfigError
         Naming the notebook, the undeclared parameters and the ones its ``parameters`` cell declares.
     """
-    declared = list(pm.inspect_notebook(str(notebook)))
+    declared = notebook_parameters(notebook)
     unknown = [name for name in parameters if name not in declared]
     if unknown:
         raise ConfigError(
@@ -386,6 +493,8 @@ def check_notebook_parameters(notebook: Path, parameters: Sequence[str]) -> None
 
 def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str | None:
     """Execute one step notebook into ``folder``; return a one-line failure message or ``None``."""
+    import papermill as pm
+
     parameters = dict(zip(NOTEBOOK_PARAMETERS, (str(params_path), str(folder), run_date), strict=True))
     try:
         check_notebook_parameters(step.path, list(parameters))
@@ -438,6 +547,8 @@ def headline_figures(workspace: Workspace) -> list[dict[str, str]]:
 def _export(step: Step, title: str, folder: Path) -> str | None:
     """Render an executed step as stakeholder HTML; return a one-line failure message or ``None``."""
     try:
+        from territory_lib.report import export_html
+
         export_html(
             folder / f"{step.notebook}.ipynb",
             folder / f"{step.notebook}.html",
@@ -456,9 +567,10 @@ def _keep_failed(staging: Path, failed: Path) -> None:
     shutil.copytree(staging, failed, ignore=shutil.ignore_patterns("artifacts"))
 
 
-def _record_step(manifest: dict, step: Step, seconds: float) -> None:
+def _record_step(manifest: dict, step: Step, seconds: float, key: str) -> None:
     entry = {
         "step": step.number,
+        "key": key,
         "notebook": step.notebook,
         "title": step.title,
         "html": f"{step.notebook}.html",

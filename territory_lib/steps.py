@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
@@ -20,8 +21,11 @@ import pandas as pd
 from territory_lib.checks import parse_run_date
 from territory_lib.config import MarketConfig, load_config
 from territory_lib.errors import ConfigError, StepOrderError
-from territory_lib.io import Market, load_market
+from territory_lib.io import Market
 from territory_lib.paths import ensure_inside, notebook_path, reports_dir, write_text_atomically
+
+if TYPE_CHECKING:
+    from territory_lib.design.graph import UnitGraph
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,34 @@ STEPS: tuple[Step, ...] = (
     Step(4, "04_monitor_performance", "Monitor performance"),
     Step(5, "05_feedback_optimize", "Gather feedback and re-optimize"),
 )
+
+#: The params each step reads beyond those every report shows (title, labels, currency, maps):
+#: a change to them reruns that step and the ones after it. Design settings not listed here
+#: count as step 2's; other top-level settings count for every step.
+STEP_SETTINGS: dict[int, tuple[str, ...]] = {
+    1: ("data", "columns", "units_crs", "geometry", "builtin"),
+    2: ("territories", "design"),
+    3: ("resources",),
+    4: ("forecast_months",),
+    5: ("design.max_disruption", "design.effort_tolerance", "design.capacity_targets"),
+}
+
+
+def step_settings(config: MarketConfig, number: int) -> dict[str, object]:
+    """The params that step ``number``'s result depends on (see :data:`STEP_SETTINGS`)."""
+    dump = config.model_dump(mode="json", exclude={"source"})
+    later = {path.split(".", 1)[1] for path in STEP_SETTINGS[5] if path.startswith("design.")}
+    dump["design"] = {
+        "": {key: value for key, value in dump["design"].items() if key not in later},
+        **{key: dump["design"][key] for key in later},
+    }
+    claimed = {path.split(".")[0] for paths in STEP_SETTINGS.values() for path in paths}
+    settings: dict[str, object] = {key: value for key, value in dump.items() if key not in claimed}
+    for path in STEP_SETTINGS[number]:
+        top, _, sub = path.partition(".")
+        settings[path] = dump[top][sub] if sub else (dump[top][""] if top == "design" else dump[top])
+    return settings
+
 
 #: Which step writes each artifact, so a missing one can be explained.
 ARTIFACT_PRODUCERS = {
@@ -150,6 +182,25 @@ class StepContext:
     market: Market
     workspace: Workspace
     run_date: str
+    adjacency: UnitGraph
+
+
+def step_inputs(
+    config: MarketConfig, folder: Path, run_date: str, number: int, progress: Callable[[str], None] | None
+) -> tuple[Market, UnitGraph]:
+    """The validated market and its unit adjacency for a step, read once per run.
+
+    A run of ``territory run`` snapshots its inputs before step 1 and every step reads that
+    snapshot, even if a file changed since. Run from a notebook, step 1 reads the files afresh and
+    writes the snapshot; later steps read it while the files are unchanged.
+    """
+    from territory_lib import snapshot
+
+    info = snapshot.snapshot_info(folder)
+    made_by_run = info is not None and info.get("origin") == "run" and info.get("run_date") == run_date
+    if made_by_run or (number > 1 and snapshot.is_current(folder, config, run_date)):
+        return snapshot.read_snapshot(config, folder)
+    return snapshot.build_snapshot(config, folder, run_date, "interactive", progress)
 
 
 def resolve_output_dir(output_dir: str | Path, market: str) -> Path:
@@ -193,8 +244,8 @@ def start_step(
     step = STEPS[number - 1]
     config = load_config(params_path)
     run_date = parse_run_date(run_date).isoformat()
-    market = load_market(config, progress=progress, run_date=run_date)
     workspace = Workspace(resolve_output_dir(output_dir, config.market))
+    market, adjacency = step_inputs(config, workspace.root, run_date, number, progress)
     if show_header:
         from IPython.display import display
 
@@ -203,7 +254,7 @@ def start_step(
         display(
             notebook_header(f"Step {step.number}: {step.title}", config.title, run_date, provenance(config))
         )
-    return StepContext(step, config, market, workspace, run_date)
+    return StepContext(step, config, market, workspace, run_date, adjacency)
 
 
 #: The first line of the cell papermill injects after the ``parameters`` cell (its Python translator).
@@ -238,10 +289,10 @@ def check_injected_parameters() -> None:
     )
     if injected_at is None:
         return
-    declared = _assigned_names(inputs[injected_at - 1])
+    declared = assigned_names(inputs[injected_at - 1])
     if not declared:  # the cell before is not a parameters cell (cells run by hand, out of order)
         return
-    unknown = [name for name in _assigned_names(inputs[injected_at]) if name not in declared]
+    unknown = [name for name in assigned_names(inputs[injected_at]) if name not in declared]
     unknown = [name for name in unknown if not name.startswith("PAPERMILL_")]  # papermill's --inject-paths
     if unknown:
         hint = " (to run another market, pass -p params_path NAME)" if "params_path" in declared else ""
@@ -253,7 +304,7 @@ def check_injected_parameters() -> None:
         )
 
 
-def _assigned_names(source: str) -> list[str]:
+def assigned_names(source: str) -> list[str]:
     """Names a cell assigns at top level (``x = ...``, ``x: T = ...``), in order; none if not Python."""
     try:
         tree = ast.parse(source)

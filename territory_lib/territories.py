@@ -9,6 +9,7 @@ import pandas as pd
 
 from territory_lib.config import MarketConfig, counted, plural
 from territory_lib.design import BalanceTarget, DesignResult, design_territories
+from territory_lib.design.graph import UnitGraph
 from territory_lib.errors import ConfigError, InfeasibleError
 from territory_lib.geo import equal_area_crs
 from territory_lib.resources import account_assignment, assign_reps, territory_centres
@@ -52,7 +53,9 @@ class TerritoryPlan:
     notes: list[str]
 
 
-def design_plan(config: MarketConfig, metrics: gpd.GeoDataFrame, reps: pd.DataFrame) -> TerritoryPlan:
+def design_plan(
+    config: MarketConfig, metrics: gpd.GeoDataFrame, reps: pd.DataFrame, graph: UnitGraph | None = None
+) -> TerritoryPlan:
     """Draw the territories of the params: anchored at rep homes when that keeps every band.
 
     Anchoring costs balance when reps live close together (two reps in one metro area), and is
@@ -71,6 +74,7 @@ def design_plan(config: MarketConfig, metrics: gpd.GeoDataFrame, reps: pd.DataFr
                 seeds=seeds,
                 seed=config.design.seed,
                 snap=config.geometry.snap,
+                graph=graph,
             )
         except (ConfigError, InfeasibleError) as exc:  # e.g. two reps living in the same unit
             why = f"anchoring each territory at a rep's home is impossible ({exc})"
@@ -80,7 +84,7 @@ def design_plan(config: MarketConfig, metrics: gpd.GeoDataFrame, reps: pd.DataFr
             worst = ", ".join(f"{t.column} {anchored.summary[f'max_dev_{t.column}']:.1%}" for t in targets)
             why = f"territories anchored at the reps' homes would miss a balance band ({worst})"
     free = design_territories(
-        metrics, config.territories, targets, seed=config.design.seed, snap=config.geometry.snap
+        metrics, config.territories, targets, seed=config.design.seed, snap=config.geometry.snap, graph=graph
     )
     if anchored is not None and not free.feasible:
         return TerritoryPlan(anchored, anchored=True, notes=[])

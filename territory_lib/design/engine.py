@@ -542,6 +542,7 @@ def design_territories(
     seed: int = 0,
     time_limit: float | None = None,
     snap: float | None = None,
+    graph: UnitGraph | None = None,
 ) -> DesignResult:
     """Partition units into ``k`` contiguous, balanced, compact territories.
 
@@ -576,6 +577,9 @@ def design_territories(
     snap : float, optional
         Polygon maps: gaps and overlaps between neighbours up to this many metres are closed
         before adjacency is built (:mod:`territory_lib.geometry`); default derived from the map.
+    graph : UnitGraph, optional
+        The units' adjacency, already built (a run builds it once for all steps); used when its
+        ids are ``units``' ids in the same order, otherwise built afresh.
 
     Returns
     -------
@@ -644,7 +648,8 @@ def design_territories(
         raise ConfigError("max_disruption needs a current plan; pass current= (or --current).")
 
     projected = to_equal_area(units)
-    graph = build_unit_graph(projected, ids, snap)
+    if graph is None or len(graph.ids) != n or not np.array_equal(np.asarray(graph.ids).astype(str), ids):
+        graph = build_unit_graph(projected, ids, snap)
     notes = list(graph.notes)
     lookup = {uid: i for i, uid in enumerate(ids)}
 
