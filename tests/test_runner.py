@@ -15,15 +15,22 @@ pytestmark = pytest.mark.slow
 
 
 def test_markets_run_in_parallel_without_sharing_kernel_sockets(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv(REPORTS_ENV_VAR, str(tmp_path))
-    before = set(glob.glob(str(Path(tempfile.gettempdir()) / "territory-kernel-*")))
+    monkeypatch.setenv(REPORTS_ENV_VAR, str(tmp_path / "reports"))
+    # A temporary folder of this test's own (the worker processes read TMPDIR), so kernels of
+    # other programs running on the machine cannot come or go in it.
+    sockets = tmp_path / "tmp"
+    sockets.mkdir()
+    monkeypatch.setenv("TMPDIR", str(sockets))
+    monkeypatch.setattr(tempfile, "tempdir", str(sockets))
+    tmp_path = tmp_path / "reports"
+    before = set(glob.glob(str(sockets / "territory-kernel-*")))
     runs = run_markets(["georgia", "north_carolina", "us_states"], steps=[1], jobs=3, run_date="2026-11-27")
     assert [run.ok for run in runs] == [True, True, True], [run.failure for run in runs]
     for market in ("georgia", "north_carolina", "us_states"):
         assert (tmp_path / market / "01_analyze_market.html").is_file()
     assert not list((tmp_path / "_staging").iterdir())
     # None left behind (a run may remove stale ones of killed runs, so fewer is fine).
-    assert not set(glob.glob(str(Path(tempfile.gettempdir()) / "territory-kernel-*"))) - before
+    assert not set(glob.glob(str(sockets / "territory-kernel-*"))) - before
 
 
 def test_each_kernel_manager_has_its_own_private_socket_folder() -> None:
