@@ -29,6 +29,8 @@ Kind = Literal["id", "text", "number", "date"]
 GEO_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".parquet"}
 TABLE_SUFFIXES = {".csv", ".parquet", ".gpkg", ".geojson", ".json", ".shp"}
 SEGMENT_SEPARATOR = ";"
+#: An id a spreadsheet turned into a float (``01`` -> ``1.0``): the digits before ``.0`` are kept.
+INTEGRAL_FLOAT = r"^(-*\d+)\.0$"
 
 
 @dataclass(frozen=True)
@@ -385,7 +387,7 @@ def _typed(values: pd.Series, column: Column, path: Path, geo: bool) -> pd.Serie
         cleaned = text.fillna("").astype(object)
         if column.kind == "id":
             # Spreadsheets turn ids like 01 into 1.0: keep integral floats as integers.
-            cleaned = cleaned.map(_plain_id)
+            cleaned = cleaned.str.replace(INTEGRAL_FLOAT, r"\1", regex=True)
         if column.choices:
             cleaned = cleaned.str.lower()
             bad = ~cleaned.isin(column.choices)
@@ -429,12 +431,6 @@ def _typed(values: pd.Series, column: Column, path: Path, geo: bool) -> pd.Serie
             f"(e.g. {numbers[outside].iloc[0]:g})."
         )
     return numbers.astype(float)
-
-
-def _plain_id(value: str) -> str:
-    if value.endswith(".0") and value[:-2].lstrip("-").isdigit():
-        return value[:-2]
-    return value
 
 
 def _rows(mask: pd.Series, geo: bool) -> str:
