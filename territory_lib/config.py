@@ -63,6 +63,9 @@ class DesignSettings(_Strict):
     effort_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.10
     capacity_targets: bool = True
     seed: int = 42
+    # Step 2's search effort in work units (candidate moves scored), shared by the anchored and the
+    # free attempt; None: the engine's default for the map's size. Not seconds: same plan anywhere.
+    work_budget: Annotated[int, Field(gt=0)] | None = None
 
 
 class ResourceSettings(_Strict):
