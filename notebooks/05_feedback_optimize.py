@@ -128,6 +128,7 @@ proposal = design_territories(
     max_disruption=ctx.config.design.max_disruption,
     targets=shares,
     seed=ctx.config.design.seed,
+    work_budget=ctx.config.design.work_budget,
     snap=ctx.config.geometry.snap,
     graph=ctx.adjacency,
 )

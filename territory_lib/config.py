@@ -64,6 +64,10 @@ class DesignSettings(_Strict):
     effort_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.10
     capacity_targets: bool = True
     seed: int = 42
+    # Search effort of steps 2 and 5 in work units (candidate moves scored; step 2's anchored and
+    # free attempts share it); None: the engine's default for the map's size. Not seconds, so the
+    # same data and params give the same plan on any machine.
+    work_budget: Annotated[int, Field(gt=0)] | None = None
 
 
 class ResourceSettings(_Strict):

@@ -9,6 +9,7 @@ import pandas as pd
 
 from territory_lib.config import MarketConfig, counted, plural
 from territory_lib.design import BalanceTarget, DesignResult, design_territories
+from territory_lib.design.budget import default_work_budget
 from territory_lib.design.graph import UnitGraph
 from territory_lib.errors import ConfigError, InfeasibleError
 from territory_lib.geo import equal_area_crs
@@ -61,9 +62,15 @@ def design_plan(
     Anchoring costs balance when reps live close together (two reps in one metro area), and is
     impossible when two live in the same unit: then, if a free plan holds every band, the free plan
     is taken, step 3 matches the reps to it by distance, and a note says why.
+
+    Both attempts share one work budget (``design.work_budget``, default by the map's size): the
+    anchored attempt may spend half of it, the free attempt gets the rest. No clock is involved, so
+    the same data and params give the same plan on any machine.
     """
     targets = balance_targets(config, metrics)
     seeds = rep_home_seeds(config, reps)
+    budget = config.design.work_budget or default_work_budget(len(metrics))
+    spent = 0
     anchored: DesignResult | None = None
     if seeds is not None:
         try:
@@ -73,6 +80,7 @@ def design_plan(
                 targets,
                 seeds=seeds,
                 seed=config.design.seed,
+                work_budget=max(budget // 2, 1),
                 snap=config.geometry.snap,
                 graph=graph,
             )
@@ -81,10 +89,17 @@ def design_plan(
         else:
             if anchored.feasible:
                 return TerritoryPlan(anchored, anchored=True, notes=[])
+            spent = anchored.work
             worst = ", ".join(f"{t.column} {anchored.summary[f'max_dev_{t.column}']:.1%}" for t in targets)
             why = f"territories anchored at the reps' homes would miss a balance band ({worst})"
     free = design_territories(
-        metrics, config.territories, targets, seed=config.design.seed, snap=config.geometry.snap, graph=graph
+        metrics,
+        config.territories,
+        targets,
+        seed=config.design.seed,
+        work_budget=max(budget - spent, 1),
+        snap=config.geometry.snap,
+        graph=graph,
     )
     if anchored is not None and not free.feasible:
         return TerritoryPlan(anchored, anchored=True, notes=[])

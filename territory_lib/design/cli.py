@@ -55,7 +55,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--targets", metavar="S1,S2,…", help="k target shares summing to 1 (default equal)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="safety cap on the search time")
+    parser.add_argument(
+        "--work-budget",
+        type=int,
+        metavar="N",
+        help="search effort in work units (candidate moves scored); the same N gives the same plan "
+        "on any machine (default: grows with the number of units)",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="safety cap on the search time; a plan it cuts short depends on the machine (default: none)",
+    )
     parser.add_argument(
         "--snap",
         type=float,
@@ -119,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
 
     from territory_lib.design.engine import design_territories
 
+    if args.work_budget is not None and args.work_budget < 1:
+        raise ConfigError(f"--work-budget {args.work_budget}: give a positive number of work units.")
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise ConfigError(f"--time-limit {args.time_limit:g}: give a positive number of seconds, or omit it.")
     units = read_units(args.units)
     if args.id_column not in units.columns:
         raise ConfigError(
@@ -166,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         seeds=seeds,
         targets=targets,
         seed=args.seed,
+        work_budget=args.work_budget,
         time_limit=args.time_limit,
         snap=args.snap,
     )

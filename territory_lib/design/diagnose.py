@@ -4,6 +4,10 @@ Both explain an out-of-band plan in terms of units the user knows. :func:`forced
 cheap: units that can reach no territory's required units (seeds, locks) except one must join that
 territory. :func:`territory_reach` asks a small MIP (HiGHS) whether any connected territory holding
 a given unit can meet every band at once, and if not, how close each measure can come.
+
+The MIPs stop after a number of branch-and-bound nodes that shrinks as the model grows (a budget of
+node work: nodes × model columns), which gives the same answer on every machine; their wall-clock
+limit is only a safety cap, and the results say when it was hit.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import highspy
 import numpy as np
@@ -22,11 +27,26 @@ from territory_lib.design.graph import UnitGraph
 
 #: Largest map on which :func:`territory_reach` runs (its model has a flow per directed edge).
 REACH_MAX_UNITS = 600
+#: Fewest branch-and-bound nodes a node-work budget allows, however large the model.
+MIN_NODES = 10
 
 
-def quiet_highs(time_limit: float) -> highspy.Highs:
-    """A single-threaded HiGHS instance with a time limit that prints nothing.
+def node_limit(node_work: int | None, columns: int) -> int | None:
+    """Branch-and-bound nodes a model of ``columns`` columns gets from ``node_work`` (None: no limit).
 
+    A node costs roughly in proportion to the model's size, so one budget of node work stops small
+    and large models after similar effort.
+    """
+    if node_work is None:
+        return None
+    return max(MIN_NODES, int(node_work) // max(int(columns), 1))
+
+
+def quiet_highs(time_limit: float, max_nodes: int | None = None) -> highspy.Highs:
+    """A single-threaded HiGHS instance that prints nothing, with a node limit and a time limit.
+
+    Single-threaded and stopped by ``max_nodes`` (branch-and-bound nodes), HiGHS ends at the same
+    point on every machine; ``time_limit`` (seconds) is a safety cap whose stop depends on the machine.
     HiGHS prints a banner to the process's standard output (file descriptor 1, under Python's
     own ``sys.stdout``) when its first instance is built; it is silenced while building.
     """
@@ -42,7 +62,14 @@ def quiet_highs(time_limit: float) -> highspy.Highs:
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("threads", 1)
+    if max_nodes is not None:
+        h.setOptionValue("mip_max_nodes", int(max_nodes))
     return h
+
+
+def hit_time_limit(h: highspy.Highs) -> bool:
+    """Whether the last solve of ``h`` stopped at its wall-clock limit (not a deterministic stop)."""
+    return h.getModelStatus() == highspy.HighsModelStatus.kTimeLimit
 
 
 class RowBuffer:
@@ -133,17 +160,24 @@ class Reach:
     ----------
     feasible : bool or None
         Whether some connected territory holding the unit meets every band (None: not decided
-        in the time limit).
+        within the node limit or the time cap).
     low, high : numpy.ndarray
         Per measure, the lowest and highest total (as a share of the target) such a territory can
         have while every other measure stays within its band; NaN where not needed (the lowest is
         above the band: the highest is not computed), not decided, or when the other bands cannot
         hold at all.
+    timed_out : bool
+        Whether some solve stopped at its wall-clock safety cap (an answer that can differ
+        between machines) rather than by its node limit or an answer.
+    node_work : int
+        Node work the solves used: branch-and-bound nodes × model columns, summed.
     """
 
     feasible: bool | None
     low: np.ndarray
     high: np.ndarray
+    timed_out: bool = False
+    node_work: int = 0
 
 
 def territory_reach(
@@ -153,7 +187,8 @@ def territory_reach(
     target: np.ndarray,
     tolerance: np.ndarray,
     forbidden: np.ndarray,
-    time_limit: float = 5.0,
+    time_limit: float = 60.0,
+    node_work: int | None = 150_000,
 ) -> Reach:
     """Whether any connected territory holding ``unit`` (and no ``forbidden`` unit) meets every band.
 
@@ -176,7 +211,10 @@ def territory_reach(
     forbidden : numpy.ndarray
         Units the territory may not hold (other territories' seeds and locked units).
     time_limit : float
-        Seconds for each MIP solve.
+        Wall-clock safety cap in seconds for each MIP solve.
+    node_work : int, optional
+        Effort of each MIP solve in branch-and-bound nodes × model columns (see
+        :func:`node_limit`; None: no limit). This limit, not the clock, decides where a solve stops.
 
     Returns
     -------
@@ -184,22 +222,30 @@ def territory_reach(
         Feasibility, and when infeasible the range each measure can reach.
     """
     m = share.shape[1]
-    feasible = _solve(graph, unit, share, target, tolerance, forbidden, None, time_limit)[0]
-    low = np.full(m, np.nan)
-    high = np.full(m, np.nan)
-    if feasible is False:
+    reach = Reach(None, np.full(m, np.nan), np.full(m, np.nan))
+
+    def solve(optimise: tuple[int, float] | None) -> tuple[bool | None, float | None]:
+        status, value, cut, work = _solve(
+            graph, unit, share, target, tolerance, forbidden, optimise, time_limit, node_work
+        )
+        reach.timed_out |= cut
+        reach.node_work += work
+        return status, value
+
+    reach.feasible = solve(None)[0]
+    if reach.feasible is False:
         for a in range(m):
             # Only the side that misses the band explains anything: the least reachable total when
             # it is above the band, else the most when that is below it.
-            status, value = _solve(graph, unit, share, target, tolerance, forbidden, (a, -1.0), time_limit)
+            status, value = solve((a, -1.0))
             if status and value is not None:
-                low[a] = value / target[a]
-                if low[a] > 1 + tolerance[a]:
+                reach.low[a] = value / target[a]
+                if reach.low[a] > 1 + tolerance[a]:
                     continue
-            status, value = _solve(graph, unit, share, target, tolerance, forbidden, (a, 1.0), time_limit)
+            status, value = solve((a, 1.0))
             if status and value is not None:
-                high[a] = value / target[a]
-    return Reach(feasible, low, high)
+                reach.high[a] = value / target[a]
+    return reach
 
 
 def _solve(
@@ -211,15 +257,17 @@ def _solve(
     forbidden: np.ndarray,
     optimise: tuple[int, float] | None,
     time_limit: float,
-) -> tuple[bool | None, float | None]:
+    node_work: int | None,
+) -> tuple[bool | None, float | None, bool, int]:
     """Solve the one-territory model; optionally maximise (sign 1) or minimise (-1) measure ``a``
-    with the band of ``a`` dropped. Returns (feasible or None if undecided, optimum of ``a``)."""
+    with the band of ``a`` dropped. Returns (feasible or None if undecided, optimum of ``a``,
+    whether the time cap stopped it, node work used)."""
     n, m = share.shape
     edges = graph.edges()
     arcs = np.vstack([edges, edges[:, ::-1]])
     na = len(arcs)
     nv = n + na
-    h = quiet_highs(time_limit)
+    h = quiet_highs(time_limit, node_limit(node_work, nv))
     upper = np.concatenate([np.ones(n), np.full(na, float(n - 1))])
     lower = np.zeros(nv)
     lower[root] = 1.0
@@ -261,16 +309,38 @@ def _solve(
     rows.add_to(h)
     h.run()
     status = h.getModelStatus()
+    work = max(int(h.getInfo().mip_node_count), 1) * nv
     if status == highspy.HighsModelStatus.kInfeasible:
-        return False, None
+        return False, None, False, work
     if status == highspy.HighsModelStatus.kOptimal:
         x = np.asarray(h.getSolution().col_value[:n]) > 0.5
-        return True, float(share[x, optimise[0]].sum()) if optimise is not None else None
-    return None, None
+        return True, float(share[x, optimise[0]].sum()) if optimise is not None else None, False, work
+    return None, None, hit_time_limit(h), work
 
 
 #: Largest anchored map on which :func:`closest_plan` runs: one binary per unit and territory.
 EXACT_MAX_UNITS = 60
+
+
+class ClosestPlan(NamedTuple):
+    """What :func:`closest_plan` found.
+
+    Attributes
+    ----------
+    proved : bool
+        Whether the plan is proved the closest possible to the bands.
+    labels : numpy.ndarray or None
+        The best plan found (territory index per unit), None if none.
+    excess : float
+        Its total relative deviation beyond the bands.
+    timed_out : bool
+        Whether the wall-clock safety cap, not the node limit, stopped the solve.
+    """
+
+    proved: bool
+    labels: np.ndarray | None
+    excess: float
+    timed_out: bool
 
 
 def closest_plan(
@@ -280,8 +350,9 @@ def closest_plan(
     tolerance: np.ndarray,
     cores: list[list[int]],
     start: np.ndarray,
-    time_limit: float = 10.0,
-) -> tuple[bool, np.ndarray | None, float]:
+    time_limit: float = 60.0,
+    node_work: int | None = 2_000_000,
+) -> ClosestPlan:
     """The contiguous plan with the least total excess beyond the bands, every territory anchored.
 
     A MIP (HiGHS): unit ``i`` joins territory ``t`` (binary), each territory is connected by a
@@ -304,13 +375,15 @@ def closest_plan(
     start : numpy.ndarray
         A plan to start from (territory index per unit).
     time_limit : float
-        Seconds for HiGHS.
+        Wall-clock safety cap in seconds for HiGHS.
+    node_work : int, optional
+        Effort in branch-and-bound nodes × model columns (see :func:`node_limit`; None: no
+        limit). This limit, not the clock, decides where the solve stops.
 
     Returns
     -------
-    tuple
-        ``(proved, labels, excess)``: whether the optimum was proved, the best plan found (None if
-        none) and its total excess.
+    ClosestPlan
+        Whether the optimum was proved, the best plan found and its total excess.
     """
     n, m = share.shape
     k = len(cores)
@@ -319,7 +392,7 @@ def closest_plan(
     na = len(arcs)
     nx, nf, nz = n * k, na * k, k * m
     nv = nx + nf + nz
-    h = quiet_highs(time_limit)
+    h = quiet_highs(time_limit, node_limit(node_work, nv))
     lower = np.zeros(nv)
     upper = np.concatenate([np.ones(nx), np.full(nf, float(n - 1)), np.full(nz, np.inf)])
     roots = [core[0] for core in cores]
@@ -374,10 +447,11 @@ def closest_plan(
     h.setSolution(hint)
     h.run()
     proved = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    timed_out = hit_time_limit(h)
     if h.getInfo().primal_solution_status != 2:
-        return False, None, float("inf")
+        return ClosestPlan(False, None, float("inf"), timed_out)
     labels = np.asarray(h.getSolution().col_value[:nx]).reshape(n, k).argmax(axis=1)
     load = np.zeros((k, m))
     np.add.at(load, labels, share)
     excess = float(np.clip(np.abs(load / target - 1.0) - tolerance, 0, None).sum())
-    return proved, labels, excess
+    return ClosestPlan(proved, labels, excess, timed_out)

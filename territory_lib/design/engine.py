@@ -20,6 +20,7 @@ from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components, dijkstra
 
+from territory_lib.design.budget import WorkBudget, default_work_budget
 from territory_lib.design.construct import bisect_plan, edge_lengths, grow_balanced
 from territory_lib.design.diagnose import (
     EXACT_MAX_UNITS,
@@ -45,11 +46,16 @@ ANCHORED_STARTS = 6
 #: Matchings of a free plan to the seeds tried per anchored start.
 ANCHOR_MATCHINGS = 6
 SHAPE_ROUNDS = 2
-#: Time for the exact checks that explain an out-of-band plan: per MIP solve, and in all.
-REACH_SOLVE_SECONDS = 3.0
-REACH_SECONDS = 8.0
-#: Time for the exact model that looks for a plan closer to the bands on small anchored maps.
-EXACT_SECONDS = 10.0
+#: Effort of the exact checks that explain an out-of-band plan (per MIP solve, and the total after
+#: which no further territory is checked) and of the exact model that looks for a plan closer to
+#: the bands on small anchored maps, in node work (branch-and-bound nodes × model columns, see
+#: :func:`~territory_lib.design.diagnose.node_limit`): limits that stop HiGHS at the same point on
+#: every machine. On a 500-unit map a reach solve gets about 40 nodes (a few seconds).
+REACH_NODE_WORK = 150_000
+REACH_TOTAL_NODE_WORK = 300_000
+EXACT_NODE_WORK = 2_000_000
+#: Wall-clock safety cap per exact solve; the node limits normally stop them long before.
+MIP_SAFETY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,10 @@ class DesignResult:
         Plain-language notes: joins made to the graph, diagnostics, what blocks balance.
     feasible : bool
         Whether every balance band, contiguity, every lock and the disruption cap hold.
+    work : int
+        Work units the search spent (candidate moves scored; see :mod:`territory_lib.design.budget`).
+    work_budget : int
+        Work units it was allowed.
     """
 
     assignment: pd.Series
@@ -105,6 +115,8 @@ class DesignResult:
     moves: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     feasible: bool = True
+    work: int = 0
+    work_budget: int = 0
 
     def to_csv(self, path: str | Path) -> Path:
         """Write ``unit_id,territory_id`` rows to ``path`` and return the path."""
@@ -130,6 +142,7 @@ class DesignResult:
                 shown = str(value)
             lines.append(f"{key}: {shown}")
         lines.append(f"feasible: {self.feasible}")
+        lines.append(f"work: {self.work:,} of {self.work_budget:,} work units (candidate moves scored)")
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -345,7 +358,7 @@ class _Search:
     current: np.ndarray | None
     disruption_weight: np.ndarray | None
     disruption_cap: float | None
-    deadline: float
+    budget: WorkBudget
 
     def new_state(self, labels: np.ndarray) -> LocalSearch:
         return LocalSearch(
@@ -360,6 +373,18 @@ class _Search:
             disruption_cap=self.disruption_cap,
             inertia_weight=self.inertia_weight,
         )
+
+
+def _recombine_pairs(
+    ls: LocalSearch, pairs: list[tuple[int, int]], rng: np.random.Generator, budget: WorkBudget
+) -> None:
+    """Recombine each pair of territories in turn, charging the budget with the splits scored."""
+    for a, b in pairs:
+        if budget.exhausted():
+            return
+        before = ls.evaluations
+        recombine(ls, a, b, rng)
+        budget.spend(ls.evaluations - before)
 
 
 def _phase_weights(polygons: bool, realign: bool, k: int, coarse: bool) -> tuple[Weights, Weights]:
@@ -396,36 +421,34 @@ def _optimise(search: _Search, start: np.ndarray, rng: np.random.Generator, real
     balance_w, shape_w = _phase_weights(search.graph.polygons, realign, ls.k, coarse)
     if search.graph.n <= LARGE_INSTANCE:
         tabu = TabuSearch(ls, search.graph)
-        tabu.run(balance_w, rng, search.deadline, max_iter=4000, patience=1000, feasible_patience=100)
+        tabu.run(balance_w, rng, search.budget, max_iter=4000, patience=1000, feasible_patience=100)
         ls.weights = shape_w
         best = (_plan_key(ls), ls.labels_array())
         for _ in range(SHAPE_ROUNDS):
-            if time.perf_counter() > search.deadline:
+            if search.budget.exhausted():
                 break
             # The shape phase prices band violation low so that it can cross infeasible plans to
             # rounder ones; a short balance phase then lands back in the bands, and the best plan
             # of all rounds (balance first) is kept.
             ls.weights = shape_w
-            for a, b in _pairs(ls):
-                recombine(ls, a, b, rng)
-            tabu.run(shape_w, rng, search.deadline, max_iter=3000, patience=300)
+            _recombine_pairs(ls, _pairs(ls), rng, search.budget)
+            tabu.run(shape_w, rng, search.budget, max_iter=3000, patience=300)
             if ls.violation() > 0:
-                tabu.run(balance_w, rng, search.deadline, max_iter=1000, patience=200, feasible_patience=50)
+                tabu.run(balance_w, rng, search.budget, max_iter=1000, patience=200, feasible_patience=50)
             ls.weights = shape_w
             key = _plan_key(ls)
             if key < best[0]:
                 best = (key, ls.labels_array())
         _restore(ls, best[1])
     else:
-        ls.run(balance_w, rng, search.deadline)
+        ls.run(balance_w, rng, search.budget)
         for _ in range(10):
-            if ls.violation() <= 0 or time.perf_counter() > search.deadline:
+            if ls.violation() <= 0 or search.budget.exhausted():
                 break
             ls.weights = balance_w
-            for a, b in _violating_pairs(ls):
-                recombine(ls, a, b, rng)
-            ls.run(balance_w, rng, search.deadline)
-        ls.run(Weights(**{**shape_w.__dict__, "hard_band": True}), rng, search.deadline)
+            _recombine_pairs(ls, _violating_pairs(ls), rng, search.budget)
+            ls.run(balance_w, rng, search.budget)
+        ls.run(Weights(**{**shape_w.__dict__, "hard_band": True}), rng, search.budget)
     return ls
 
 
@@ -477,7 +500,7 @@ def _anchor_free_plan(
             labels[unit] = s
         start = _repair_contiguity(graph, labels, k, search.share, search.cores)
         ls = search.new_state(start)
-        TabuSearch(ls, graph).run(balance_w, rng, search.deadline, max_iter=600, patience=150)
+        TabuSearch(ls, graph).run(balance_w, rng, search.budget, max_iter=600, patience=150)
         if best is None or ls.violation() < best[0]:
             best = (ls.violation(), ls.labels_array())
     assert best is not None
@@ -493,15 +516,22 @@ def _closest(
     """
     ls = search.new_state(labels)
     before = ls.violation()
-    proved, exact, excess = closest_plan(
-        search.graph, search.share, search.target, search.tolerance, search.cores, labels, EXACT_SECONDS
+    proved, exact, excess, timed_out = closest_plan(
+        search.graph,
+        search.share,
+        search.target,
+        search.tolerance,
+        search.cores,
+        labels,
+        MIP_SAFETY_SECONDS,
+        EXACT_NODE_WORK,
     )
     if exact is not None and excess < before - 1e-9:
         # The model only breaks ties by spread: round the shapes without giving up any balance.
         ls = search.new_state(exact)
         _, shape_w = _phase_weights(search.graph.polygons, False, ls.k, coarse=True)
         TabuSearch(ls, search.graph).run(
-            Weights(**{**shape_w.__dict__, "hard_band": True}), rng, search.deadline, max_iter=2000
+            Weights(**{**shape_w.__dict__, "hard_band": True}), rng, search.budget, max_iter=2000
         )
         labels = ls.labels_array()
     if proved:
@@ -511,10 +541,19 @@ def _closest(
         )
     elif exact is not None and excess < before - 1e-9:
         notes.append(
-            f"an exact model improved the searched plan within {EXACT_SECONDS:g} s, without proving it the "
+            "an exact model improved the searched plan within its node limit, without proving it the "
             "closest possible."
         )
+    if timed_out:
+        notes.append(_mip_timeout_note("the exact model looking for a plan closer to the bands"))
     return labels, proved
+
+
+def _mip_timeout_note(what: str) -> str:
+    return (
+        f"{what} stopped at its safety time limit ({MIP_SAFETY_SECONDS:g} s) before its node limit, so "
+        "its answer depends on the machine's speed and load."
+    )
 
 
 def _restore(ls: LocalSearch, labels: np.ndarray) -> None:
@@ -540,6 +579,7 @@ def design_territories(
     seeds: Sequence[str] | pd.DataFrame | None = None,
     targets: Sequence[float] | None = None,
     seed: int = 0,
+    work_budget: int | None = None,
     time_limit: float | None = None,
     snap: float | None = None,
     graph: UnitGraph | None = None,
@@ -571,9 +611,14 @@ def design_territories(
         Target share of each territory (sums to 1), in label order: with ``current``, its labels
         sorted; otherwise T01..Tk. Default equal shares.
     seed : int
-        Random seed: the same inputs and seed give the same plan.
+        Random seed: the same inputs, seed and work budget give the same plan on any machine.
+    work_budget : int, optional
+        Work units the search may spend (candidate moves scored, see
+        :mod:`territory_lib.design.budget`); default :func:`~territory_lib.design.budget.default_work_budget`
+        of the number of units. Every start and phase stops by this count, never by the clock.
     time_limit : float, optional
-        Safety cap in seconds on the search (a plan cut short by it may vary between machines).
+        Wall-clock safety cap in seconds (default none). A plan it cuts short depends on the
+        machine's speed and load, and its notes say so.
     snap : float, optional
         Polygon maps: gaps and overlaps between neighbours up to this many metres are closed
         before adjacency is built (:mod:`territory_lib.geometry`); default derived from the map.
@@ -646,6 +691,15 @@ def design_territories(
         raise ConfigError(f"max_disruption must be a share in [0, 1], got {max_disruption!r}.")
     if max_disruption is not None and current is None:
         raise ConfigError("max_disruption needs a current plan; pass current= (or --current).")
+    if work_budget is not None and (
+        isinstance(work_budget, bool) or not isinstance(work_budget, int | np.integer) or work_budget < 1
+    ):
+        raise ConfigError(
+            f"work_budget must be a positive whole number of work units, got {work_budget!r}; "
+            f"e.g. {default_work_budget(n)} (the default for {n} units)."
+        )
+    if time_limit is not None and not (isinstance(time_limit, int | float) and time_limit > 0):
+        raise ConfigError(f"time_limit must be a positive number of seconds, got {time_limit!r}.")
 
     projected = to_equal_area(units)
     if graph is None or len(graph.ids) != n or not np.array_equal(np.asarray(graph.ids).astype(str), ids):
@@ -739,7 +793,10 @@ def design_territories(
         else:
             disruption_weight = np.full(n, 1.0 / n)
         cap = max_disruption
-    budget = time_limit if time_limit is not None else max(30.0, 10.0 + n / 500)
+    budget = WorkBudget(
+        limit=int(work_budget) if work_budget is not None else default_work_budget(n),
+        deadline=None if time_limit is None else started + float(time_limit),
+    )
     search = _Search(
         graph=graph,
         share=share,
@@ -751,7 +808,7 @@ def design_territories(
         current=current_idx,
         disruption_weight=disruption_weight,
         disruption_cap=cap,
-        deadline=started + budget,
+        budget=budget,
     )
 
     if k == 1:
@@ -782,7 +839,7 @@ def design_territories(
             starts = ANCHORED_STARTS
         free_best: LocalSearch | None = None
         for attempt in range(starts):
-            if best is not None and time.perf_counter() > search.deadline:
+            if best is not None and search.budget.exhausted():
                 break
             rng = np.random.default_rng([seed, attempt])
             if anchors and attempt % 2 == 1:
@@ -879,8 +936,9 @@ def _explain_balance(
             "move that seed or lock, or widen the tolerance."
         )
     if graph.n <= REACH_MAX_UNITS:
-        stop = time.perf_counter() + REACH_SECONDS
         checked: set[int] = set()
+        timed_out = False
+        node_work = 0
         worst = np.argsort(-excess.max(axis=1), kind="stable")
         for t in [int(t) for t in worst if excess[t].max() > 1e-12][:3]:
             if any((t, name) in reasons for name in measures):
@@ -889,13 +947,17 @@ def _explain_balance(
             unit = (
                 anchors[t] if anchors else int(members[np.argmax((share[members] / target[t]).max(axis=1))])
             )
-            if unit in checked or time.perf_counter() > stop:
+            if unit in checked or node_work >= REACH_TOTAL_NODE_WORK:
                 continue
             checked.add(unit)
             forbidden = np.array(
                 [u for s, core in enumerate(search.cores) if s != t for u in core], dtype=np.int64
             )
-            reach = territory_reach(graph, unit, share, target[t], tol, forbidden, REACH_SOLVE_SECONDS)
+            reach = territory_reach(
+                graph, unit, share, target[t], tol, forbidden, MIP_SAFETY_SECONDS, REACH_NODE_WORK
+            )
+            timed_out |= reach.timed_out
+            node_work += reach.node_work
             if reach.feasible is not False:
                 continue
             ranges = []
@@ -905,7 +967,7 @@ def _explain_balance(
                 elif reach.high[a] < 1 - tol[a]:
                     ranges.append(f"{name} at most {reach.high[a]:.0%} of target")
             if not ranges:
-                ranges.append("the bound on each measure was not settled in the time allowed")
+                ranges.append("the bound on each measure was not settled within the node limit")
             role = "its seed" if anchors else "its heaviest unit"
             text = (
                 f"no connected territory holding {role} {ids[unit]} meets every band (exact check); with "
@@ -913,7 +975,11 @@ def _explain_balance(
             )
             if len(forbidden):
                 nothing = np.empty(0, dtype=np.int64)
-                alone = territory_reach(graph, unit, share, target[t], tol, nothing, REACH_SOLVE_SECONDS)
+                alone = territory_reach(
+                    graph, unit, share, target[t], tol, nothing, MIP_SAFETY_SECONDS, REACH_NODE_WORK
+                )
+                timed_out |= alone.timed_out
+                node_work += alone.node_work
                 if alone.feasible is False:
                     text += ", whatever the seeds and locks of other territories"
                 elif alone.feasible:
@@ -921,6 +987,8 @@ def _explain_balance(
             for a, name in enumerate(measures):
                 if excess[t, a] > 1e-12:
                     reasons[(t, name)] = text + "; widen a tolerance or split that unit."
+        if timed_out:
+            general.append(_mip_timeout_note("an exact check of what a territory can reach"))
     if anchors and free_plan is not None:
         free_load = np.asarray(free_plan.load)
         free_dev = np.abs(free_load / target - 1.0)
@@ -1077,9 +1145,18 @@ def _result(
             search, name, names, bt, max_disruption, summary
         )
         notes.append(f"{name} is {dev:+.1%} off its {bt.column} target (band ±{bt.tolerance:.0%}): {reason}")
-    if time_limit is not None and seconds >= time_limit:
+    budget = search.budget
+    if budget.timed_out:
         notes.append(
-            f"the search stopped at the time limit ({time_limit:g} s); the plan is the best found by then."
+            f"the search stopped at its safety time limit ({time_limit:g} s) before spending its work "
+            "budget; the plan is the best found by then and depends on the machine's speed and load — "
+            "run without the time limit for a plan that is the same on every machine."
+        )
+    elif budget.used_up:
+        notes.append(
+            f"the search spent its whole work budget ({budget.limit:,} work units); the plan is the best "
+            "found within it — a larger work budget (design.work_budget, --work-budget) may find a "
+            "better one."
         )
     return DesignResult(
         assignment=pd.Series(
@@ -1093,6 +1170,8 @@ def _result(
         moves=moves.reset_index(drop=True),
         notes=notes,
         feasible=feasible,
+        work=budget.spent,
+        work_budget=budget.limit,
     )
 
 
@@ -1114,8 +1193,12 @@ def _blocking_reason(
         )
     heavy = search.share.max(axis=1).max() / search.target.min()
     if heavy > bt.tolerance * 2:
-        return "units are coarse relative to the band; widen the tolerance, lower k, or allow more time."
-    return "the search found no balanced plan in its budget; allow more time or widen the tolerance."
+        return (
+            "units are coarse relative to the band; widen the tolerance, lower k, or raise the work budget."
+        )
+    return (
+        "the search found no balanced plan in its work budget; raise the work budget or widen the tolerance."
+    )
 
 
 __all__ = ["BalanceTarget", "DesignResult", "design_territories"]

@@ -35,6 +35,7 @@ def pmedian_bound(
     tolerance: np.ndarray,
     k: int,
     time_limit: float = 60.0,
+    node_limit: int | None = 100_000,
 ) -> tuple[float, float | None, str]:
     """Lower bound on p-median compactness of any plan within the balance bands.
 
@@ -53,7 +54,11 @@ def pmedian_bound(
     k : int
         Number of territories.
     time_limit : float
-        Seconds for HiGHS.
+        Wall-clock safety cap in seconds for HiGHS (a bound it cuts short depends on the machine;
+        the status then says "Time limit reached").
+    node_limit : int, optional
+        Branch-and-bound nodes for HiGHS, the limit that stops it the same way on every machine
+        (None: no limit).
 
     Returns
     -------
@@ -67,7 +72,7 @@ def pmedian_bound(
     d2 = ((xy_km[:, None, :] - xy_km[None, :, :]) ** 2).sum(axis=2)
     # Variable x[i, j] = unit j assigned to centre i, at column i * n + j; x[i, i] opens centre i.
     cost = (d2 * weight[None, :]).ravel()
-    h = quiet_highs(time_limit)
+    h = quiet_highs(time_limit, node_limit)
     nv = n * n
     h.addVars(nv, np.zeros(nv), np.ones(nv))
     h.changeColsCost(nv, np.arange(nv, dtype=np.int32), cost)

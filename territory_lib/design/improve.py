@@ -9,12 +9,12 @@ quadratic pull toward the targets, Polsby-Popper and moment of inertia, each upd
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
+from territory_lib.design.budget import WorkBudget
 from territory_lib.design.graph import UnitGraph
 
 FOUR_PI = 4.0 * math.pi
@@ -141,6 +141,9 @@ class LocalSearch:
             )
         self.weights = Weights()
         self.moves = 0
+        #: Candidates scored by :meth:`sweep` and by recombination (work units, see
+        #: :mod:`territory_lib.design.budget`).
+        self.evaluations = 0
 
     # ----- objective pieces -------------------------------------------------------------------
     def _inertia(self, t: int, dw: float = 0.0, dx: float = 0.0, dy: float = 0.0, dq: float = 0.0) -> float:
@@ -307,6 +310,7 @@ class LocalSearch:
             if self.size[a] <= 1:
                 continue
             shared_a = acc.get(a, 0.0)
+            self.evaluations += len(acc) - (a in acc)
             best_b, best_d = -1, -eps
             for b, shared_b in acc.items():
                 if b == a:
@@ -330,15 +334,23 @@ class LocalSearch:
         labels = self.labels
         return [j for j in range(self.n) if any(labels[v] != labels[j] for v in self.nbrs[j])]
 
-    def run(self, weights: Weights, rng: np.random.Generator, deadline: float, max_sweeps: int = 200) -> None:
-        """Sweep boundary units in random order until no move improves or the deadline passes."""
+    def run(
+        self, weights: Weights, rng: np.random.Generator, budget: WorkBudget, max_sweeps: int = 200
+    ) -> None:
+        """Sweep boundary units in random order until no move improves or the work budget is spent.
+
+        The budget is checked between sweeps and charged with every candidate move scored.
+        """
         self.weights = weights
         for _ in range(max_sweeps):
-            if time.perf_counter() > deadline:
+            if budget.exhausted():
                 return
             order = self.boundary_units()
             rng.shuffle(order)
-            if self.sweep(order) == 0:
+            before = self.evaluations
+            applied = self.sweep(order)
+            budget.spend(self.evaluations - before)
+            if applied == 0:
                 return
 
     def labels_array(self) -> np.ndarray:

@@ -6,7 +6,8 @@ cell of ``c1`` in a shortest-path growth where ``c1`` starts ahead). So each cen
 ``|union| - 1`` contiguous, Voronoi-like splits, scored all at once with cumulative sums of load,
 perimeter and inertia. Many centre pairs (and perturbed edge lengths) give a rich choice; the best
 split replaces the pair when it lowers the objective. This large move reaches plans that single-unit
-moves cannot when units are coarse.
+moves cannot when units are coarse. Each split scored counts as one work unit in ``ls.evaluations``
+(see :mod:`territory_lib.design.budget`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
             # Several sources (locked units) can each hold a separate piece of a side.
             safe[:] = False
         scores = ctx.score_prefixes(order, rank)
+        ls.evaluations += nu - 1
         # Prefix p (first p+1 units go to a) must hold every unit fixed in a and none fixed in b.
         p = np.arange(nu - 1)
         lo = rank[fix_a].max() if fix_a.any() else 0

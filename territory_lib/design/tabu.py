@@ -10,10 +10,10 @@ units trap a greedy search; the best plan seen is kept.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
+from territory_lib.design.budget import WorkBudget
 from territory_lib.design.graph import UnitGraph
 from territory_lib.design.improve import LocalSearch, Weights, move_unit
 
@@ -122,13 +122,13 @@ class TabuSearch:
         self,
         weights: Weights,
         rng: np.random.Generator,
-        deadline: float,
+        budget: WorkBudget,
         max_iter: int = 2000,
         patience: int = 300,
         tenure: tuple[int, int] = (5, 15),
         feasible_patience: int | None = None,
     ) -> None:
-        """Tabu search until ``patience`` iterations pass without a better plan, or the deadline.
+        """Tabu search until ``patience`` iterations pass without a better plan, or the budget is spent.
 
         Parameters
         ----------
@@ -136,8 +136,9 @@ class TabuSearch:
             Objective weights of this phase.
         rng : numpy.random.Generator
             Random source (tie-breaking noise and tabu tenures).
-        deadline : float
-            ``time.perf_counter()`` value at which to stop.
+        budget : WorkBudget
+            Work budget, charged with every candidate move scored (all boundary moves, each
+            iteration).
         max_iter : int
             Iteration cap.
         patience : int
@@ -162,11 +163,12 @@ class TabuSearch:
         since_best = 0
         for it in range(max_iter):
             limit = patience if feasible_patience is None or best[0] > 0 else feasible_patience
-            if since_best >= limit or time.perf_counter() > deadline:
+            if since_best >= limit or budget.exhausted():
                 break
             j, a, b, sa, sb = self._moves()
             if len(j) == 0:
                 break
+            budget.spend(len(j))
             with np.errstate(all="ignore"):
                 delta, dviol, ddis = self._deltas(j, a, b, sa, sb)
             size = np.asarray(ls.size)

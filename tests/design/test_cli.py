@@ -50,3 +50,23 @@ def test_parse_balance_accepts_percent_and_default() -> None:
 def test_bad_tolerance_is_named() -> None:
     with pytest.raises(ConfigError, match="sales:abc"):
         parse_balance(["sales:abc"])
+
+
+def test_work_budget_flag_bounds_the_search(nc_counties: gpd.GeoDataFrame, tmp_path, capsys) -> None:
+    units = tmp_path / "nc.geojson"
+    nc_counties.to_file(units)
+    argv = ["design", "--units", str(units), "--id", "FIPS", "--k", "4", "--balance", "BIR79:0.05"]
+    plans = []
+    for run in range(2):
+        out = tmp_path / f"plan{run}.csv"
+        main([*argv, "--work-budget", "5000", "--time-limit", "3600", "--out", str(out)])
+        plans.append(pd.read_csv(out, dtype=str))
+        printed = capsys.readouterr().out
+        assert "of 5,000 work units" in printed and "whole work budget (5,000 work units)" in printed
+    pd.testing.assert_frame_equal(plans[0], plans[1])
+
+
+def test_work_budget_flag_must_be_positive(tmp_path, capsys) -> None:
+    argv = ["design", "--units", str(tmp_path / "x.gpkg"), "--id", "FIPS", "--k", "4", "--balance", "BIR79"]
+    assert main([*argv, "--work-budget", "0", "--out", str(tmp_path / "plan.csv")]) != 0
+    assert "--work-budget 0: give a positive number of work units" in capsys.readouterr().err
