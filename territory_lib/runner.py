@@ -124,6 +124,7 @@ def run_market(
     reports_root: str | None = None,
     project: str | None = None,
     force: bool = False,
+    lock_wait: float = 0.0,
 ) -> MarketRun:
     """Run one market's steps that need it and publish its reports if all succeed.
 
@@ -137,6 +138,9 @@ def run_market(
         (see :func:`step_keys`), and every step after it.
     force
         With ``steps=None``, run all five steps even when nothing changed.
+    lock_wait
+        Seconds to wait for another run of the market to end (a cluster retry waits for the
+        worker it replaces); by default a second run fails at once.
     run_date
         The date printed on the reports (``YYYY-MM-DD``); today by default.
     progress
@@ -153,10 +157,10 @@ def run_market(
     started = time.perf_counter()
     config = load_config(params)
     root = ensure_writable(reports_dir())
-    with market_lock(root, config.market):
+    with market_lock(root, config.market, wait=lock_wait):
         remove_stale_staging(root, config.market)
         remove_stale_kernel_dirs()
-        run = _run_locked(config, steps, run_date, progress, root, force)
+        run = _run_locked(config, steps, run_date, progress, root, force=force)
     run.seconds = time.perf_counter() - started
     return run
 
@@ -348,6 +352,8 @@ def run_markets(
 
 #: How long to wait for the dask scheduler to answer before saying it cannot be reached.
 SCHEDULER_TIMEOUT = "10s"
+#: Seconds a market started again on a cluster waits for the worker it replaces to let go.
+RETRY_LOCK_WAIT = 120.0
 #: The event topic on which workers send a market's progress lines to the client.
 PROGRESS_TOPIC = "territory-progress"
 
@@ -460,6 +466,7 @@ def _run_market_on_worker(
         reports_root=reports_root,
         project=project,
         force=force,
+        lock_wait=RETRY_LOCK_WAIT,
     )
 
 

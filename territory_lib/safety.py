@@ -68,12 +68,14 @@ def lock_path(reports_root: Path, market: str) -> Path:
 
 
 @contextmanager
-def market_lock(reports_root: Path, market: str) -> Iterator[Path]:
-    """Hold ``market``'s run lock for the ``with`` block; fail at once if another run holds it.
+def market_lock(reports_root: Path, market: str, wait: float = 0.0) -> Iterator[Path]:
+    """Hold ``market``'s run lock for the ``with`` block; fail if another run holds it.
 
     The lock is an ``flock`` on ``<reports>/_locks/<market>.lock``: the system releases it when
     the holder exits or is killed, so a crashed run never blocks the next one. The file records
-    the holder (pid, host, start time, command) for the message of a refused run.
+    the holder (pid, host, start time, command) for the message of a refused run. ``wait``
+    seconds are given to a holder that is going away (a cluster worker being restarted while
+    the scheduler already runs its market again); a run started by hand fails at once.
 
     Raises
     ------
@@ -83,15 +85,20 @@ def market_lock(reports_root: Path, market: str) -> Iterator[Path]:
     path = lock_path(reports_root, market)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise MarketBusyError(
-                f"market '{market}' is already being run by {_describe_holder(path)}. Wait for that run "
-                f"to finish (or stop it), then run again; two runs of one market would overwrite "
-                f"each other's reports. Lock file: {path}"
-            ) from None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise MarketBusyError(
+                        f"market '{market}' is already being run by {_describe_holder(path)}. Wait for "
+                        f"that run to finish (or stop it), then run again; two runs of one market would "
+                        f"overwrite each other's reports. Lock file: {path}"
+                    ) from None
+                time.sleep(0.5)
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),

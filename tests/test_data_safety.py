@@ -90,7 +90,7 @@ def test_a_second_run_of_a_market_fails_at_once_naming_the_first(
 def test_the_lock_is_held_for_the_whole_run(reports: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
 
-    def body(config, steps, run_date, progress, root) -> MarketRun:
+    def body(config, steps, run_date, progress, root, force=False) -> MarketRun:
         with pytest.raises(MarketBusyError, match=f"process {os.getpid()}"):
             ensure_not_running(root, config.market)
         seen.append(config.market)
@@ -217,7 +217,7 @@ def test_a_run_removes_leftovers_of_killed_runs_but_not_of_live_ones(
     os.utime(old_unnamed, (two_days_ago, two_days_ago))
     found: list[set[str]] = []
 
-    def body(config, steps, run_date, progress, root) -> MarketRun:
+    def body(config, steps, run_date, progress, root, force=False) -> MarketRun:
         found.append({path.name for path in staging.iterdir()})
         return MarketRun(config.market, config.title, True, 0.0, root / config.market)
 
