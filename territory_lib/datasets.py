@@ -701,7 +701,7 @@ def _sales_table(accounts: pd.DataFrame, history: _History) -> pd.DataFrame:
     """One row per purchase, by month then account row.
 
     Dates and account ids are categoricals: at 300,000 accounts the table has about 3.7 million
-    rows, which as Python strings would take gigabytes; the CSV they write is the same.
+    rows, whose dates and ids as Python strings would take about 500 MB; the CSV is the same.
     """
     # Month-major order of the transposed array is the (month, account) order of the rows.
     month, account = np.nonzero(history.amount.T > 0)
