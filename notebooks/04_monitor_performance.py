@@ -56,8 +56,9 @@ show_list(notes, "About the sales data") if notes else None
 # ## Scorecard: the last twelve months
 
 # %%
+scorecard = performance.kpi_scorecard(kpis)
 show_table(
-    performance.kpi_scorecard(kpis),
+    scorecard,
     {
         "sales_12m": MONEY,
         "sales_prior_12m": MONEY,
@@ -76,27 +77,34 @@ show_table(
         "penetration_12m": "Penetration of potential",
     },
     caption=f"Sales data from {first:%B %Y} to {last:%B %Y}",
+    max_rows=len(scorecard),
 )
 
 # %% [markdown]
 # ## Trends and forecast
 #
-# For each territory, an ordinary least squares model of monthly sales (log scale) on a linear
-# trend and the month of the year separates growth from seasonality. Growth is the trend over
-# twelve months with its 95 % confidence interval; the shaded band is the 95 % prediction
-# interval of the forecast. Months the model flags as outliers (Bonferroni-corrected) are marked.
-# A trend needs at least twelve months of sales, and seasonality twenty-four.
+# For all territories together and for each territory, an ordinary least squares model of
+# monthly sales (log scale) on a linear trend and the month of the year separates growth from
+# seasonality. Growth is the trend over twelve months with its 95 % confidence interval; the
+# shaded band is the 95 % prediction interval of the forecast. Months the model flags as outliers
+# (Bonferroni-corrected) are marked. A trend needs at least twelve months of sales, and
+# seasonality twenty-four. The charts show the market total and the territories with the most
+# sales in the last twelve months (their number is a setting of the market); the table after
+# them lists every territory.
 
 # %%
 if fits:
-    display(show_figure(performance.forecast_chart(fits, ctx.config.currency)))
+    chart = performance.forecast_chart(fits, ctx.config.currency, ctx.config.monitor.chart_territories)
+    display(show_figure(chart))
 else:
     display(show_list(["Not enough history for a trend: no trend, growth rate or forecast is shown."]))
 
 # %%
+trends = performance.trend_table(fits)
 show_table(
-    performance.trend_table(fits),
+    trends,
     {
+        "sales_12m": MONEY,
         "annual_growth": SIGNED_PERCENT,
         "growth_low_95": SIGNED_PERCENT,
         "growth_high_95": SIGNED_PERCENT,
@@ -105,6 +113,8 @@ show_table(
         "next_month_forecast": MONEY,
     },
     labels={
+        "territory": "Territory",
+        "sales_12m": "Sales, last 12 months",
         "annual_growth": "Trend growth a year",
         "growth_low_95": "Low 95%",
         "growth_high_95": "High 95%",
@@ -112,6 +122,7 @@ show_table(
         "anomalous_months": "Outlier months",
         "next_month_forecast": "Forecast, next month",
     },
+    max_rows=len(trends),
 ) if fits else None
 
 # %%
@@ -136,4 +147,4 @@ show_table(
 
 # %% tags=["remove-cell"]
 ctx.workspace.write("kpis", kpis)
-ctx.workspace.write("trends", performance.trend_table(fits))
+ctx.workspace.write("trends", trends)

@@ -81,6 +81,16 @@ class ResourceSettings(_Strict):
     under_capacity: Annotated[float, Field(gt=0)] = 0.80
 
 
+class MonitorSettings(_Strict):
+    """Step 4: how many territories get a chart of their own (the largest by sales).
+
+    The market total is always charted and a table lists every territory, so a market of hundreds
+    of territories keeps a readable report of bounded size.
+    """
+
+    chart_territories: Annotated[int, Field(ge=0, le=30)] = 12
+
+
 class GeometrySettings(_Strict):
     """How unit polygons are repaired: gaps and overlaps between neighbours up to ``snap`` are closed."""
 
@@ -110,6 +120,7 @@ class MarketConfig(_Strict):
     design: DesignSettings = Field(default_factory=DesignSettings)
     resources: ResourceSettings = Field(default_factory=ResourceSettings)
     forecast_months: Annotated[int, Field(ge=1, le=36)] = 6
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     maps: MapSettings = Field(default_factory=MapSettings)
     geometry: GeometrySettings = Field(default_factory=GeometrySettings)
     source: Path = Path()

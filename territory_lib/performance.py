@@ -16,6 +16,8 @@ from territory_lib.config import counted
 from territory_lib.presentation import chart_text
 
 TOTAL = "All territories"
+#: Territories charted by default besides the market total (params: ``monitor.chart_territories``).
+CHART_TERRITORIES = 12
 
 
 def monthly_kpis(sales: pd.DataFrame, assignment: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
@@ -172,11 +174,18 @@ def fit_trends(kpis: pd.DataFrame, horizon: int) -> list[TrendFit]:
     return fits
 
 
+def recent_sales(fit: TrendFit) -> float:
+    """Sales of the last twelve months of a fit's history (all of it when shorter)."""
+    return float(fit.history["sales"].iloc[-12:].sum())
+
+
 def trend_table(fits: list[TrendFit]) -> pd.DataFrame:
-    """One row per fit: growth with its interval, fit quality, anomalies, next-month forecast."""
+    """One row per fit, in order: sales of the last twelve months, growth with its interval, fit
+    quality, anomalies, next-month forecast. Every territory has its row, charted or not."""
     return pd.DataFrame(
         {
             "territory": [fit.name for fit in fits],
+            "sales_12m": [recent_sales(fit) for fit in fits],
             "annual_growth": [fit.annual_growth for fit in fits],
             "growth_low_95": [fit.growth_low for fit in fits],
             "growth_high_95": [fit.growth_high for fit in fits],
@@ -225,8 +234,31 @@ def data_notes(sales: pd.DataFrame, currency: str = "USD") -> list[str]:
     return notes
 
 
-def forecast_chart(fits: list[TrendFit], currency: str = "USD", columns: int = 3) -> Figure:
-    """Small multiples: actual sales, the fitted trend, and the forecast with its 95 % band."""
+def largest_fits(fits: list[TrendFit], territories: int = CHART_TERRITORIES) -> list[TrendFit]:
+    """The market total and the ``territories`` territories with the most recent sales, in order.
+
+    Territories are ranked by :func:`recent_sales` (ties by name, so the choice is deterministic);
+    the chosen fits keep their order in ``fits``, the order of the report's tables.
+    """
+    ranked = sorted(
+        (fit for fit in fits if fit.name != TOTAL), key=lambda fit: (-recent_sales(fit), fit.name)
+    )
+    chosen = {id(fit) for fit in ranked[:territories]}
+    return [fit for fit in fits if fit.name == TOTAL or id(fit) in chosen]
+
+
+def forecast_chart(
+    fits: list[TrendFit], currency: str = "USD", territories: int = CHART_TERRITORIES, columns: int = 3
+) -> Figure:
+    """Small multiples: actual sales, the fitted trend, and the forecast with its 95 % band.
+
+    Only the market total and the ``territories`` largest territories (:func:`largest_fits`) get
+    a panel, so the figure's size is bounded however many territories the market has; the title
+    says when some are left out (:func:`trend_table` lists them all).
+    """
+    territory_count = sum(fit.name != TOTAL for fit in fits)
+    fits = largest_fits(fits, territories)
+    charted = sum(fit.name != TOTAL for fit in fits)
     rows = math.ceil(len(fits) / columns)
     figure = Figure(figsize=(4.2 * columns, 2.8 * rows))
     axes = figure.subplots(rows, columns, squeeze=False, sharex=True)
@@ -245,7 +277,13 @@ def forecast_chart(fits: list[TrendFit], currency: str = "USD", columns: int = 3
     for axis in list(axes.flat)[len(fits) :]:
         axis.set_visible(False)
     axes.flat[0].legend(fontsize=7, loc="upper left")
-    figure.suptitle(f"Monthly sales ({chart_text(currency)}), trend and forecast", fontsize=11)
+    title = f"Monthly sales ({chart_text(currency)}), trend and forecast"
+    if charted < territory_count:
+        title += (
+            f"\nall territories, then the {counted(charted, 'territory')} of {territory_count:,} "
+            "with the most sales in the last 12 months"
+        )
+    figure.suptitle(title, fontsize=11)
     figure.autofmt_xdate()
     figure.tight_layout()
     return figure

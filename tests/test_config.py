@@ -93,3 +93,12 @@ def test_builtin_params_match_their_datasets() -> None:
 )
 def test_counted_uses_the_right_number(n: int, noun: str, expected: str) -> None:
     assert counted(n, noun) == expected
+
+
+def test_monitor_chart_territories_defaults_and_is_checked(make_market) -> None:
+    assert load_config(make_market()).monitor.chart_territories == 12
+    assert load_config(make_market(monitor={"chart_territories": 4})).monitor.chart_territories == 4
+    with pytest.raises(ConfigError, match=r"'monitor\.chart_territories'"):
+        load_config(make_market(monitor={"chart_territories": 500}))
+    with pytest.raises(ConfigError, match=r"monitor\.chart_territory.*did you mean 'chart_territories'"):
+        load_config(make_market(monitor={"chart_territory": 4}))

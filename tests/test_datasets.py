@@ -316,3 +316,39 @@ def test_markets_describe_what_is_real_and_what_is_synthetic() -> None:
         assert "seeded" in market.synthetic_parts
         assert market.default_territories >= 2 and market.unit_label in {"county", "state"}
         assert market.title
+
+
+def test_company_names_never_run_out_and_stay_unique_and_seeded() -> None:
+    # One city has 270 names of its own and shares 56,400 built from surnames: 60,000 exceed them.
+    cities = np.full(60_000, "Macon")
+    names = datasets._company_names(cities, np.random.default_rng(3))
+    assert len(names) == len(cities) and len(set(names)) == len(names)
+    assert any(name.endswith(" #2") for name in names)
+    assert datasets._company_names(cities[:5000], np.random.default_rng(3)) == names[:5000]
+
+
+@pytest.mark.parametrize("accounts", [0, -5, 1.5, "300", True])
+def test_bad_account_count_is_a_config_error(tmp_path: Path, accounts: object) -> None:
+    with pytest.raises(ConfigError, match="accounts must be a positive integer"):
+        prepare_builtin("north_carolina", tmp_path / "nc", accounts=accounts)  # type: ignore[arg-type]
+    assert not (tmp_path / "nc").exists()
+
+
+@pytest.mark.slow
+def test_the_generator_at_300k_accounts_finishes(tmp_path: Path) -> None:
+    """National scale on a real map: Georgia, whose few cities exhaust the company name parts."""
+    count = 300_000
+    paths = prepare_builtin("georgia", tmp_path / "big", accounts=count)
+    accounts = pd.read_csv(paths["accounts"], dtype=ID_COLUMNS, keep_default_na=False)
+    assert len(accounts) == count and list(accounts.columns) == COLUMNS["accounts"]
+    assert accounts["account_id"].is_unique and accounts["account_id"].str.fullmatch(r"A\d{6}").all()
+    assert accounts["name"].is_unique and (accounts["name"].str.len() > 0).all()
+    assert set(accounts["unit_id"]) <= set(gpd.read_file(paths["units"])["unit_id"])
+    reps = pd.read_csv(paths["reps"], dtype=ID_COLUMNS)
+    assert len(reps) == BUILTIN_MARKETS["georgia"].default_territories
+    assert 1.0 <= reps["capacity"].sum() / count <= 1.11
+    sales = pd.read_csv(paths["sales"], dtype={"account_id": "category", "date": "category"})
+    assert len(sales) > 3_000_000 and sales["date"].nunique() == datasets.MONTHS
+    assert set(sales["account_id"].cat.categories) <= set(accounts["account_id"])
+    assert not sales.duplicated(["date", "account_id"]).any()
+    assert "300,000 accounts" in (tmp_path / "big" / PROVENANCE_FILE).read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from territory_lib import performance
+from territory_lib.presentation import show_figure
 
 
 def synthetic_sales(growth: float = 0.10, months: int = 36, spike: int | None = None) -> pd.DataFrame:
@@ -85,3 +86,40 @@ def test_short_history_fits_without_seasonality() -> None:
     assert len(fits[0].forecast) == 2
     figure = performance.forecast_chart(fits)
     assert len([axis for axis in figure.axes if axis.get_visible()]) == 3
+
+
+def test_step_4_charts_the_largest_territories_and_its_table_keeps_them_all() -> None:
+    """200 territories: at most N + 1 panels and a bounded image; the trend table has every one."""
+    rng = np.random.default_rng(1)
+    territories = [f"T{i:03d}" for i in range(200)]
+    size = dict(zip(territories, rng.lognormal(8.0, 1.0, len(territories)), strict=True))
+    months = pd.date_range("2023-01-01", periods=24, freq="MS")
+    sales = pd.DataFrame(
+        [
+            (month, f"{territory}-a", size[territory] * (1.05 ** (t / 12)) * rng.lognormal(0.0, 0.05))
+            for territory in territories
+            for t, month in enumerate(months)
+        ],
+        columns=["date", "account_id", "amount"],
+    )
+    assignment = pd.DataFrame({"account_id": [f"{t}-a" for t in territories], "territory_id": territories})
+    accounts = pd.DataFrame({"account_id": assignment["account_id"], "potential": 1e6})
+    fits = performance.fit_trends(performance.monthly_kpis(sales, assignment, accounts), horizon=6)
+
+    top = 12
+    figure = performance.forecast_chart(fits, territories=top)
+    panels = [axis.get_title().split(":")[0] for axis in figure.axes if axis.get_visible()]
+    last_year = sales[sales["date"] >= months[-12]].groupby("account_id")["amount"].sum()
+    largest = [account.removesuffix("-a") for account in last_year.nlargest(top).index]
+    assert panels == [performance.TOTAL, *sorted(largest)]  # in the order of the tables
+    assert "12 territories of 200" in figure.texts[0].get_text()
+    png = show_figure(figure).data
+    assert int.from_bytes(png[20:24], "big") <= 2000  # PNG height in pixels (IHDR), 110 dpi
+    assert len([axis for axis in performance.forecast_chart(fits).axes if axis.get_visible()]) == 13
+
+    table = performance.trend_table(fits)
+    assert len(table) == 201 and set(table["territory"]) == {performance.TOTAL, *territories}
+    assert table["next_month_forecast"].notna().all()
+    assert table.set_index("territory").loc["T000", "sales_12m"] == pytest.approx(
+        sales.loc[sales["account_id"] == "T000-a", "amount"].iloc[-12:].sum()
+    )
