@@ -57,7 +57,7 @@ STEP_SETTINGS: dict[int, tuple[str, ...]] = {
     1: ("data", "columns", "units_crs", "geometry", "builtin"),
     2: ("territories", "design"),
     3: ("resources",),
-    4: ("forecast_months",),
+    4: ("forecast_months", "monitor"),
     5: ("design.max_disruption", "design.effort_tolerance", "design.capacity_targets"),
 }
 

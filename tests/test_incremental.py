@@ -128,6 +128,7 @@ def test_step_settings_split_the_params_by_step(georgia_config) -> None:
         return {n for n in range(1, 6) if step_settings(after, n) != before[n]}
 
     assert changed(forecast_months=9) == {4}
+    assert changed(monitor=georgia_config.monitor.model_copy(update={"chart_territories": 3})) == {4}
     assert changed(resources=georgia_config.resources.model_copy(update={"over_capacity": 1.3})) == {3}
     design = georgia_config.design
     assert changed(design=design.model_copy(update={"max_disruption": 0.3})) == {5}
