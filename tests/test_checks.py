@@ -20,17 +20,9 @@ from territory_lib.config import ResourceSettings, load_config
 from territory_lib.errors import ConfigError, DataError
 from territory_lib.io import load_market
 from territory_lib.resources import rep_workload, resource_recommendations, utilisation_chart
+from tests.market_files import edit_csv
 
 RUN_DATE = "2026-11-27"
-
-
-def edit_csv(name: str, change):
-    def edit(folder: Path) -> None:
-        path = folder / name
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        change(frame).to_csv(path, index=False)
-
-    return edit
 
 
 def checked(path: Path, capsys: pytest.CaptureFixture[str]) -> str:

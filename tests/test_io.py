@@ -11,15 +11,7 @@ import pytest
 from territory_lib.config import load_config
 from territory_lib.errors import DataError
 from territory_lib.io import load_market
-
-
-def edit_csv(name: str, change):
-    def edit(folder: Path) -> None:
-        path = folder / name
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        change(frame).to_csv(path, index=False)
-
-    return edit
+from tests.market_files import edit_csv
 
 
 def test_georgia_loads_into_canonical_tables(georgia) -> None:
