@@ -51,31 +51,26 @@ STEPS: tuple[Step, ...] = (
 )
 
 #: The params each step reads beyond those every report shows (title, labels, currency, maps):
-#: a change to them reruns that step and the ones after it. Design settings not listed here
-#: count as step 2's; other top-level settings count for every step.
+#: a change to them reruns that step and the ones after it. Top-level settings no step claims
+#: count for every step.
 STEP_SETTINGS: dict[int, tuple[str, ...]] = {
     1: ("data", "columns", "units_crs", "geometry", "builtin"),
     2: ("territories", "design"),
     3: ("resources",),
     4: ("forecast_months", "monitor"),
-    5: ("design.max_disruption", "design.effort_tolerance", "design.capacity_targets"),
+    5: ("realignment",),
 }
+#: The design settings only step 5's realignment reads; the rest of ``design`` is step 2's.
+REALIGNMENT_SETTINGS = ("max_disruption", "effort_tolerance", "capacity_targets")
 
 
 def step_settings(config: MarketConfig, number: int) -> dict[str, object]:
     """The params that step ``number``'s result depends on (see :data:`STEP_SETTINGS`)."""
     dump = config.model_dump(mode="json", exclude={"source"})
-    later = {path.split(".", 1)[1] for path in STEP_SETTINGS[5] if path.startswith("design.")}
-    dump["design"] = {
-        "": {key: value for key, value in dump["design"].items() if key not in later},
-        **{key: dump["design"][key] for key in later},
-    }
-    claimed = {path.split(".")[0] for paths in STEP_SETTINGS.values() for path in paths}
-    settings: dict[str, object] = {key: value for key, value in dump.items() if key not in claimed}
-    for path in STEP_SETTINGS[number]:
-        top, _, sub = path.partition(".")
-        settings[path] = dump[top][sub] if sub else (dump[top][""] if top == "design" else dump[top])
-    return settings
+    dump["realignment"] = {key: dump["design"].pop(key) for key in REALIGNMENT_SETTINGS}
+    claimed = {key for keys in STEP_SETTINGS.values() for key in keys}
+    common = {key: value for key, value in dump.items() if key not in claimed}
+    return common | {key: dump[key] for key in STEP_SETTINGS[number]}
 
 
 #: Which step writes each artifact, so a missing one can be explained.
