@@ -44,7 +44,7 @@ from territory_lib.safety import (
     remove_stale_kernel_dirs,
     remove_stale_staging,
 )
-from territory_lib.snapshot import build_snapshot, file_digest, input_hashes, is_current
+from territory_lib.snapshot import build_snapshot, file_digest, input_hashes, is_current, snapshot_info
 from territory_lib.steps import STEPS, Step, Workspace, assigned_names, step_settings
 
 #: The kernel every notebook runs on, named explicitly: never the one saved in a notebook's metadata.
@@ -229,7 +229,9 @@ def _run_locked(
         manifest.update(
             run_finished=_now(),
             status="ok",
-            inputs=input_hashes(config),
+            # The hashes taken when the inputs were read, not now: a file changed during the run
+            # must make the next run read it.
+            inputs=(snapshot_info(staging) or {}).get("inputs", {}),
             highlights=headline_figures(Workspace(staging)),
             downloads=[
                 {"label": label, "href": name} for name, label in DOWNLOADS if (staging / name).exists()

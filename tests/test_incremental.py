@@ -6,6 +6,7 @@ reruns a step only when something it depends on changed, and every step after it
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -118,6 +119,9 @@ def test_a_file_edited_mid_run_does_not_change_what_later_steps_read(
     assignment = pd.read_parquet(reports / "nc" / "artifacts" / "rep_assignment.parquet")
     assert "Renamed Mid-Run" not in set(assignment["rep_name"])
     assert set(assignment["rep_name"]) <= set(original["name"])
+    # The run records the reps file as it read it, so a later run sees the file differ and reruns.
+    manifest = json.loads((reports / "nc" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["inputs"][str(reps_file)] == snapshot.file_digest(reps_file)
 
 
 def test_step_settings_split_the_params_by_step(georgia_config) -> None:
