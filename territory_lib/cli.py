@@ -273,12 +273,9 @@ def adjacency_notes(market: Market) -> list[str]:
 
     Returns the graph's own notes (islands joined to the mainland, units lying on others).
     """
-    from territory_lib.design.graph import build_unit_graph
-    from territory_lib.geo import to_equal_area
+    from territory_lib.snapshot import unit_graph
 
-    graph = build_unit_graph(
-        to_equal_area(market.units), market.units["unit_id"].to_numpy(), market.config.geometry.snap
-    )
+    graph = unit_graph(market)
     return [note for note in graph.notes if not note.startswith("Map repair")]
 
 

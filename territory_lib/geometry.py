@@ -31,6 +31,8 @@ SLIVER_SHARE = 0.01
 #: A unit that keeps less than this share of its area after cleaning lies on top of others
 #: (a duplicated polygon): it is kept as drawn and treated as their neighbour.
 STACKED_SHARE = 0.05
+#: The repair kind of a unit kept as drawn on top of others.
+STACKED = "lies on another unit"
 #: Relative area change below which a cleaned unit counts as snapped rather than cut or grown.
 AREA_EPSILON = 1e-6
 
@@ -215,7 +217,7 @@ def _stacked_detail(projected: np.ndarray, i: int, ids: np.ndarray) -> tuple[str
     shared = shapely.area(shapely.intersection(projected[i], projected[others])) if len(others) else []
     under = [str(ids[j]) for j, area in zip(others, shared, strict=True) if area >= 0.1 * projected[i].area]
     names = ", ".join(under[:3]) + (" ..." if len(under) > 3 else "")
-    return "lies on another unit", f"lies on {names or 'other units'}; kept as drawn, joined to them"
+    return STACKED, f"lies on {names or 'other units'}; kept as drawn, joined to them"
 
 
 def stacked_edges(geometry: np.ndarray, stacked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -304,6 +306,12 @@ def repair_table(repairs: list[Repair], names: pd.Series | None = None) -> pd.Da
     if names is not None:
         table.insert(1, "name", table["unit_id"].map(names))
     return table
+
+
+def stacked_units(repairs: list[Repair], ids: np.ndarray) -> np.ndarray:
+    """Which of ``ids`` the repairs left lying on other units (kept as drawn)."""
+    on_others = {repair.unit_id for repair in repairs if repair.kind == STACKED}
+    return np.isin(np.asarray(ids).astype(str), list(on_others))
 
 
 def repair_notes(repairs: list[Repair], label: str = "unit", most: int = 8) -> list[str]:

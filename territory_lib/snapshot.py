@@ -186,9 +186,12 @@ def unit_graph(market: Market) -> UnitGraph:
     """The unit adjacency of ``market`` as step 2 builds it (on the repaired map, with its snap)."""
     from territory_lib.design.graph import build_unit_graph
     from territory_lib.geo import to_equal_area
+    from territory_lib.geometry import stacked_units
 
+    ids = market.units["unit_id"].to_numpy()
+    # The units were repaired when read: the graph takes them as they are.
     return build_unit_graph(
-        to_equal_area(market.units), market.units["unit_id"].to_numpy(), market.config.geometry.snap
+        to_equal_area(market.units), ids, market.config.geometry.snap, stacked_units(market.repairs, ids)
     )
 
 

@@ -20,7 +20,13 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay, QhullError, cKDTree
 
 from territory_lib.errors import DataError
-from territory_lib.geometry import clean_coverage, default_snap, repair_notes, repair_shapes, stacked_edges
+from territory_lib.geometry import (
+    clean_coverage,
+    default_snap,
+    repair_notes,
+    repair_shapes,
+    stacked_edges,
+)
 
 
 @dataclass
@@ -158,7 +164,24 @@ def _join_components(
         c = np.concatenate([c, np.asarray(new_c, dtype=np.int64)])
 
 
-def build_unit_graph(units: gpd.GeoDataFrame, ids: np.ndarray, snap: float | None = None) -> UnitGraph:
+def _repaired(
+    shapes: np.ndarray, names: np.ndarray, snap: float | None
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """Shapes repaired and cleaned into a coverage (see :mod:`territory_lib.geometry`)."""
+    tolerance = default_snap(shapes) if snap is None else snap
+    shapes, repairs, unusable = repair_shapes(shapes, names, shapes, tolerance)
+    if unusable:
+        raise DataError(
+            f"units {unusable[:5]} have no area (their shapes collapse to lines or points); "
+            "redraw them as polygons or drop them."
+        )
+    coverage = clean_coverage(shapes, names, tolerance)
+    return coverage.geometry, coverage.stacked, repairs + coverage.repairs
+
+
+def build_unit_graph(
+    units: gpd.GeoDataFrame, ids: np.ndarray, snap: float | None = None, stacked: np.ndarray | None = None
+) -> UnitGraph:
     """Build the adjacency graph of ``units`` (already in an equal-area projection).
 
     Parameters
@@ -170,6 +193,9 @@ def build_unit_graph(units: gpd.GeoDataFrame, ids: np.ndarray, snap: float | Non
     snap : float, optional
         Polygons: gaps and overlaps up to this many metres count as a shared border; ``None``
         derives it from the map (:func:`territory_lib.geometry.default_snap`).
+    stacked : numpy.ndarray, optional
+        For polygons already repaired by :func:`territory_lib.geometry.repair_units` (a clean
+        coverage but for these units, which lie on others): the repair is not done again.
 
     Returns
     -------
@@ -193,20 +219,12 @@ def build_unit_graph(units: gpd.GeoDataFrame, ids: np.ndarray, snap: float | Non
     n = len(units)
     notes: list[str] = []
     if polygons:
-        names = np.asarray(ids).astype(str)
         shapes = geoms.to_numpy()
-        tolerance = default_snap(shapes) if snap is None else snap
-        shapes, repairs, unusable = repair_shapes(shapes, names, shapes, tolerance)
-        if unusable:
-            raise DataError(
-                f"units {unusable[:5]} have no area (their shapes collapse to lines or points); "
-                "redraw them as polygons or drop them."
-            )
-        coverage = clean_coverage(shapes, names, tolerance)
-        shapes = coverage.geometry
-        notes += repair_notes(repairs + coverage.repairs)
+        if stacked is None:
+            shapes, stacked, repairs = _repaired(shapes, np.asarray(ids).astype(str), snap)
+            notes += repair_notes(repairs)
         xy = shapely.get_coordinates(shapely.centroid(shapes))
-        focal, neigh, shared = _polygon_edges(shapes, coverage.stacked)
+        focal, neigh, shared = _polygon_edges(shapes, np.asarray(stacked, dtype=bool))
         perimeter = shapely.length(shapes).astype(float)
         area = shapely.area(shapes).astype(float)
     else:
