@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup report test lint format lab notebooks bench wheel clean
+.PHONY: setup report test lint format lab notebooks bench bench-pipeline wheel clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ lab: $(INSTALLED) ## open the notebooks in JupyterLab
 bench: $(INSTALLED) ## territory design engine against METIS, GerryChain and spopt
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[test,bench]"
 	$(BIN)/python benchmarks/design_benchmark.py
+
+bench-pipeline: $(INSTALLED) ## whole runs of Georgia, 3,108 US counties and ~29,300 ZIP areas: time, memory
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[test,bench]"
+	$(BIN)/python benchmarks/pipeline_benchmark.py
 
 wheel: $(INSTALLED) ## build dist/territory_planner-*.whl (notebooks and built-in params inside)
 	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .

@@ -178,17 +178,19 @@ def _zip_table() -> pd.DataFrame:
     return frame[(frame["lat"] != 0) & (frame["lon"] != 0)].reset_index(drop=True)
 
 
-def _join_zips(units: gpd.GeoDataFrame, unit_states: pd.Series) -> pd.DataFrame:
-    """Real ZIP codes whose centroid lies inside a unit of the same state, tagged with its ``unit_id``."""
+def _join_zips(units: gpd.GeoDataFrame, unit_states: pd.Series | None) -> pd.DataFrame:
+    """Real ZIP codes whose centroid lies inside a unit (of its state, if given), with its ``unit_id``."""
     table = _zip_table()
-    table = table[table["state"].isin(set(unit_states))]
+    if unit_states is not None:
+        table = table[table["state"].isin(set(unit_states))]
     points = gpd.GeoDataFrame(
         table, geometry=gpd.points_from_xy(table["lon"], table["lat"]), crs=4326
     ).to_crs(units.crs)
     joined = gpd.sjoin(points, units[["unit_id", "geometry"]], predicate="within")
     joined = joined[~joined.index.duplicated()]
-    state_of_unit = dict(zip(units["unit_id"], unit_states, strict=True))
-    joined = joined[joined["state"] == joined["unit_id"].map(state_of_unit)]
+    if unit_states is not None:
+        state_of_unit = dict(zip(units["unit_id"], unit_states, strict=True))
+        joined = joined[joined["state"] == joined["unit_id"].map(state_of_unit)]
     frame = pd.DataFrame(joined.drop(columns=["geometry", "index_right"]))
     frame["standard"] = (frame["zip_type"] == "STANDARD") & frame["active"]
     return frame.sort_values("zip_code").reset_index(drop=True)
@@ -197,6 +199,24 @@ def _join_zips(units: gpd.GeoDataFrame, unit_states: pd.Series) -> pd.DataFrame:
 def _zip_code_counts(units: gpd.GeoDataFrame, zips: pd.DataFrame) -> np.ndarray:
     counts = zips[zips["standard"]].groupby("unit_id").size()
     return counts.reindex(units["unit_id"], fill_value=0).to_numpy(dtype=int)
+
+
+def zip_code_counts(units: gpd.GeoDataFrame) -> np.ndarray:
+    """The number of active standard ZIP codes (``zipcodes`` package) whose centroid lies in each unit.
+
+    Parameters
+    ----------
+    units
+        Polygons with a CRS and a ``unit_id`` column.
+
+    Returns
+    -------
+    numpy.ndarray
+        One count per unit, in the order of ``units``: the ``zip_codes`` column that
+        :func:`prepare_market` adds.
+    """
+    frame = _custom_units(units)
+    return _zip_code_counts(frame, _join_zips(frame, None))
 
 
 def _latlon(geometry: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray]:
@@ -459,18 +479,35 @@ def _points_inside(
     return np.array(lats[:count]), np.array(lons[:count])
 
 
+_PlaceArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # lat, lon, zip_code, city
+
+
+def _place_arrays(places: pd.DataFrame) -> _PlaceArrays:
+    return tuple(places[column].to_numpy() for column in ("lat", "lon", "zip_code", "city"))  # type: ignore[return-value]
+
+
+def _places_by_unit(real: _RealUnits) -> dict[str, _PlaceArrays]:
+    """Every unit's places as :func:`_unit_places` picks them, grouped once (thousands of units)."""
+    has_standard = real.zips.groupby("unit_id")["standard"].transform("any")
+    chosen = real.zips[real.zips["standard"] | ~has_standard]
+    return {unit_id: _place_arrays(group) for unit_id, group in chosen.groupby("unit_id", sort=False)}
+
+
+def _sample_place_arrays(
+    real: _RealUnits, unit: int, count: int, rng: np.random.Generator, places: _PlaceArrays | None
+) -> _PlaceArrays:
+    """``count`` places (lat, lon, zip_code, city) in one unit, given its places or ``None`` for none."""
+    if places is not None and len(places[0]):
+        pick = rng.integers(len(places[0]), size=count)
+        return tuple(column[pick] for column in places)  # type: ignore[return-value]
+    lat, lon = _points_inside(real.units.geometry.iat[unit], real.units.crs, count, rng)
+    return lat, lon, np.full(count, ""), np.full(count, real.units["name"].iat[unit])
+
+
 def _sample_places(real: _RealUnits, unit: int, count: int, rng: np.random.Generator) -> pd.DataFrame:
     """``count`` account places in one unit: real ZIP centroids, or random points if it has no ZIP."""
-    unit_id = real.units["unit_id"].iat[unit]
-    places = _unit_places(real, unit_id)
-    if len(places):
-        picked = places.iloc[rng.integers(len(places), size=count)]
-        lat, lon = picked["lat"].to_numpy(), picked["lon"].to_numpy()
-        zip_code, city = picked["zip_code"].to_numpy(), picked["city"].to_numpy()
-    else:
-        lat, lon = _points_inside(real.units.geometry.iat[unit], real.units.crs, count, rng)
-        zip_code = np.full(count, "")
-        city = np.full(count, real.units["name"].iat[unit])
+    places = _place_arrays(_unit_places(real, real.units["unit_id"].iat[unit]))
+    lat, lon, zip_code, city = _sample_place_arrays(real, unit, count, rng, places)
     return pd.DataFrame({"unit": unit, "lat": lat, "lon": lon, "zip_code": zip_code, "city": city})
 
 
@@ -486,14 +523,21 @@ def _home_units(real: _RealUnits, count: int, rng: np.random.Generator) -> list[
     xy = shapely.get_coordinates(to_equal_area(real.units).representative_point().to_numpy())
     weight = real.size / real.size.sum()
 
-    def nearest_centre(centres: np.ndarray) -> np.ndarray:
-        return ((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    def squared_distances(centres: np.ndarray) -> np.ndarray:
+        # dx² + dy², the value a sum over the coordinate axis gives, without its slow 2-wide reduction.
+        return (xy[:, None, 0] - centres[None, :, 0]) ** 2 + (xy[:, None, 1] - centres[None, :, 1]) ** 2
 
-    # k-means++ seeding, weighted by size, then Lloyd iterations.
+    def nearest_centre(centres: np.ndarray) -> np.ndarray:
+        return squared_distances(centres).argmin(axis=1)
+
+    # k-means++ seeding, weighted by size, then Lloyd iterations. The nearest-centre distance is
+    # updated with each new centre only (a minimum, so the same as recomputing it over all).
     centres = xy[[rng.choice(len(xy), p=weight)]]
+    nearest = squared_distances(centres).min(axis=1)
     while len(centres) < count:
-        gap = ((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).min(axis=1) * weight
+        gap = nearest * weight
         centres = np.vstack([centres, xy[rng.choice(len(xy), p=gap / gap.sum())]])
+        nearest = np.minimum(nearest, squared_distances(centres[-1:])[:, 0])
     for _ in range(100):
         label = nearest_centre(centres)
         moved = np.array(
@@ -584,14 +628,16 @@ def _make_accounts(
     units = real.units
     weights = real.size**0.9
     per_unit = rng.multinomial(count, weights / weights.sum())
-    places = pd.concat(
-        [_sample_places(real, unit, int(per_unit[unit]), rng) for unit in np.flatnonzero(per_unit)],
-        ignore_index=True,
-    )
-    unit = places["unit"].to_numpy()
+    by_unit = _places_by_unit(real)
+    unit_ids = units["unit_id"].to_numpy()
+    drawn = [
+        _sample_place_arrays(real, unit, int(per_unit[unit]), rng, by_unit.get(unit_ids[unit]))
+        for unit in np.flatnonzero(per_unit)
+    ]
+    unit = np.repeat(np.flatnonzero(per_unit), per_unit[per_unit > 0])
+    lat, lon, zip_codes, cities = (np.concatenate([arrays[i] for arrays in drawn]) for i in range(4))
 
     # Spread accounts that share a ZIP around its centroid, unless the nudge leaves their unit.
-    lat, lon = places["lat"].to_numpy(), places["lon"].to_numpy()
     nudged_lat = np.round(lat + rng.normal(0.0, JITTER_KM / KM_PER_DEGREE, len(lat)), 6)
     nudged_lon = np.round(
         lon + rng.normal(0.0, JITTER_KM / KM_PER_DEGREE, len(lat)) / np.cos(np.radians(lat)), 6
@@ -606,15 +652,15 @@ def _make_accounts(
     segment = np.where(draw < enterprise_share, 0, np.where(draw < enterprise_share + MID_MARKET_SHARE, 1, 2))
     potential = SEGMENT_MEDIAN_POTENTIAL[segment] * real.affluence[unit] * rng.lognormal(0.0, 0.5, len(unit))
     potential = np.maximum(500, np.round(potential / 100) * 100).astype(int)
-    names = _company_names(places["city"].to_numpy(), rng)
+    names = _company_names(cities, rng)
 
     accounts = pd.DataFrame(
         {
             "name": names,
             "lat": lat,
             "lon": lon,
-            "zip_code": places["zip_code"].to_numpy(),
-            "city": places["city"].to_numpy(),
+            "zip_code": zip_codes,
+            "city": cities,
             "segment": np.array(SEGMENTS)[segment],
             "potential": potential,
             "unit_id": units["unit_id"].to_numpy()[unit],
@@ -826,8 +872,7 @@ _RECIPES: dict[str, _Recipe] = {
 }
 
 
-def _synthetic_paragraph(name: str, label: str, reps: int, accounts: int | None = None) -> str:
-    recipe = _RECIPES[name]
+def _synthetic_paragraph(recipe: _Recipe, label: str, reps: int, accounts: int | None = None) -> str:
     return (
         f"Synthetic, generated by a seeded, reproducible model in territory_lib.datasets: "
         f"{accounts or recipe.accounts:,} accounts, "
@@ -860,7 +905,7 @@ BUILTIN_MARKETS: dict[str, BuiltinMarket] = {
             f"and rep-home location come from {_ZIPCODES_NOTE}: each polygon is named after the county most "
             "of its ZIP centroids carry."
         ),
-        synthetic_parts=_synthetic_paragraph("georgia", "county", 8),
+        synthetic_parts=_synthetic_paragraph(_RECIPES["georgia"], "county", 8),
         default_territories=8,
         unit_label="county",
     ),
@@ -874,7 +919,7 @@ BUILTIN_MARKETS: dict[str, BuiltinMarket] = {
             "the libpysal package and read as NAD27 longitude/latitude (EPSG:4267). The zip_codes counts "
             f"and every account and rep-home location come from {_ZIPCODES_NOTE}."
         ),
-        synthetic_parts=_synthetic_paragraph("north_carolina", "county", 6),
+        synthetic_parts=_synthetic_paragraph(_RECIPES["north_carolina"], "county", 6),
         default_territories=6,
         unit_label="county",
     ),
@@ -891,7 +936,7 @@ BUILTIN_MARKETS: dict[str, BuiltinMarket] = {
         ),
         # Eight territories: New York and the New England states it alone connects to the rest hold
         # about 1.3 of a territory's potential at ten, more than any contiguous plan can balance.
-        synthetic_parts=_synthetic_paragraph("us_states", "state", 8),
+        synthetic_parts=_synthetic_paragraph(_RECIPES["us_states"], "state", 8),
         default_territories=8,
         unit_label="state",
     ),
@@ -994,15 +1039,19 @@ def _sha256(path: Path) -> str:
 
 
 def _provenance(
-    market: BuiltinMarket, seed: int, units: gpd.GeoDataFrame, tables: dict[str, pd.DataFrame]
+    market: BuiltinMarket,
+    seed: int,
+    units: gpd.GeoDataFrame,
+    tables: dict[str, pd.DataFrame],
+    written_by: str,
 ) -> str:
     rows = "\n".join(
         f"| {TABLE_FILES[table]} | {len(frame):,} |" for table, frame in {"units": units, **tables}.items()
     )
     return (
         f"# {market.title}: where the data come from\n\n"
-        f"Built-in market `{market.name}`, written by `territory_lib.datasets.prepare_builtin` with seed "
-        f"{seed} (libpysal {version('libpysal')}, zipcodes {version('zipcodes')}). Units are "
+        f"{written_by} with seed {seed} (libpysal {version('libpysal')}, zipcodes {version('zipcodes')}). "
+        "Units are "
         f"{market.unit_label} polygons in {units.crs.to_string()} (layer `{UNITS_LAYER}` of "
         f"{TABLE_FILES['units']}); account and rep coordinates are WGS84 latitude/longitude.\n\n"
         f"## Real data\n\n{market.real_sources}\n\n"
@@ -1066,14 +1115,8 @@ def prepare_builtin(
         raise ConfigError(
             f"unknown built-in market {name!r}; the built-in markets are {', '.join(BUILTIN_MARKETS)}."
         )
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}.")
-    if accounts is not None and (
-        isinstance(accounts, bool) or not isinstance(accounts, int | np.integer) or accounts < 1
-    ):
-        raise ConfigError(
-            f"accounts must be a positive integer (or None for the market's own), got {accounts!r}."
-        )
+    _check_seed(seed)
+    _check_accounts(accounts, allow_none=True)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     _check_replaceable(out_dir, None)
@@ -1082,15 +1125,223 @@ def prepare_builtin(
     if count != recipe.accounts:
         market = replace(
             market,
-            synthetic_parts=_synthetic_paragraph(name, market.unit_label, market.default_territories, count),
+            synthetic_parts=_synthetic_paragraph(
+                recipe, market.unit_label, market.default_territories, count
+            ),
         )
     say = progress or (lambda message: None)
+    say(f"{name}: reading the real {market.unit_label} data")
+    return _generate(
+        recipe.loader(),
+        market,
+        count,
+        int(seed),
+        out_dir,
+        say,
+        written_by=f"Built-in market `{name}`, written by `territory_lib.datasets.prepare_builtin`",
+    )
+
+
+def prepare_market(
+    units: gpd.GeoDataFrame,
+    out_dir: Path,
+    *,
+    name: str,
+    title: str,
+    territories: int,
+    accounts: int,
+    size: str | np.ndarray | pd.Series,
+    affluence: str | np.ndarray | pd.Series | None = None,
+    unit_label: str = "unit",
+    real_sources: str = "",
+    size_note: str = "the units' size measure",
+    affluence_note: str = "the units' affluence multiplier",
+    seed: int = 7,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Write a market's data files on any real unit map: the same synthetic generator as the built-ins.
+
+    Accounts sit at the real ZIP-code centroids (``zipcodes`` package) that lie inside their unit,
+    or at random points inside a unit that holds none; their number per unit follows ``size``,
+    their potential is scaled by ``affluence``. Reps, the current alignment, sales and feedback are
+    drawn exactly as for :func:`prepare_builtin`; the folder is written whole or not at all, with
+    the same ``provenance.md`` and ``generated.json``.
+
+    Parameters
+    ----------
+    units
+        Polygons with a CRS and a unique ``unit_id`` column; ``name`` is used when present (else
+        the id). Other columns are kept; ``zip_codes`` (active standard ZIP codes inside each unit)
+        and ``territory_id`` (the generated current alignment) are added or replaced.
+    out_dir
+        Folder to create or replace, as for :func:`prepare_builtin`.
+    name
+        Short market name: it appears in progress messages and keeps the random streams of
+        markets apart under the same seed.
+    title
+        Human title for ``provenance.md``.
+    territories
+        Number of reps (one territory each) of the current alignment, at most the number of units.
+    accounts
+        Number of synthetic accounts.
+    size
+        What drives account density (accounts per unit follow ``size**0.9``): the name of a
+        numeric column of ``units``, ``"zip_codes"`` (the ZIP count the generator computes), or
+        one non-negative number per unit, in the order of ``units``. Its sum must be positive.
+    affluence
+        Multiplier of account potential (1 is typical): a column name, one positive number per
+        unit, or ``None`` for 1 everywhere.
+    unit_label
+        What one unit is (``county``, ``ZIP area``), for the provenance text.
+    real_sources
+        Where the units and their figures come from, for the provenance text.
+    size_note, affluence_note
+        What ``size`` and ``affluence`` are, for the provenance text.
+    seed
+        Seed of the generator; the same inputs and seed give byte-identical files.
+    progress
+        Called with a short message before each stage.
+
+    Returns
+    -------
+    dict[str, Path]
+        The written file of each table, as :func:`prepare_builtin` returns them.
+
+    Raises
+    ------
+    ConfigError
+        For units without a CRS, polygons or a unique non-empty ``unit_id``; a ``size`` or
+        ``affluence`` of the wrong length, negative, not finite or naming no numeric column;
+        ``territories`` outside 1 .. the number of units; a bad ``seed`` or ``accounts``; an
+        ``out_dir`` that is a file or holds other files.
+    DataError
+        When ``out_dir`` holds a dataset file that generation did not write or that was changed.
+
+    Examples
+    --------
+    >>> paths = prepare_market(counties, Path("data/counties"), name="counties",  # doctest: +SKIP
+    ...     title="US counties", territories=60, accounts=50_000, size="zip_codes")
+    """
+    _check_seed(seed)
+    _check_accounts(accounts, allow_none=False)
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"name must be a non-empty string, got {name!r}.")
+    frame = _custom_units(units)
+    if isinstance(territories, bool) or not isinstance(territories, int | np.integer):
+        raise ConfigError(f"territories must be an integer, got {territories!r}.")
+    if not 1 <= territories <= len(frame):
+        raise ConfigError(f"territories must be between 1 and the {len(frame)} units, got {territories}.")
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    _check_replaceable(out_dir, None)
+    say = progress or (lambda message: None)
+    say(f"{name}: finding the real ZIP codes inside {len(frame):,} units")
+    zips = _join_zips(frame, None)
+    frame["zip_codes"] = _zip_code_counts(frame, zips)
+    size_values = _per_unit(frame, size, "size", positive=False)
+    if size_values.sum() <= 0:
+        raise ConfigError("size sums to 0: no unit could get an account; give some units a positive size.")
+    affluence_values = (
+        np.ones(len(frame)) if affluence is None else _per_unit(frame, affluence, "affluence", positive=True)
+    )
+    real = _RealUnits(units=frame, zips=zips, size=size_values, affluence=affluence_values).sorted()
+    recipe = _Recipe(lambda: real, accounts=int(accounts), size_note=size_note, affluence_note=affluence_note)
+    zip_sentence = f"The zip_codes counts and every account and rep-home location come from {_ZIPCODES_NOTE}."
+    market = BuiltinMarket(
+        name=name,
+        title=title,
+        real_sources=f"{real_sources} {zip_sentence}" if real_sources else f"Real: {zip_sentence}",
+        synthetic_parts=_synthetic_paragraph(recipe, unit_label, territories),
+        default_territories=int(territories),
+        unit_label=unit_label,
+    )
+    return _generate(
+        real,
+        market,
+        int(accounts),
+        int(seed),
+        out_dir,
+        say,
+        written_by=f"Market `{name}`, written by `territory_lib.datasets.prepare_market`",
+    )
+
+
+def _check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}.")
+
+
+def _check_accounts(accounts: object, allow_none: bool) -> None:
+    if accounts is None and allow_none:
+        return
+    if isinstance(accounts, bool) or not isinstance(accounts, int | np.integer) or accounts < 1:
+        hint = " (or None for the market's own)" if allow_none else ""
+        raise ConfigError(f"accounts must be a positive integer{hint}, got {accounts!r}.")
+
+
+def _custom_units(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Check a caller's unit map and return a copy with string ``unit_id`` and ``name``."""
+    if not isinstance(units, gpd.GeoDataFrame) or units.crs is None:
+        raise ConfigError("units must be a GeoDataFrame with a CRS (set it with units.set_crs(...)).")
+    if "unit_id" not in units:
+        raise ConfigError(
+            f"units has no 'unit_id' column (columns: {', '.join(map(str, units.columns))}); "
+            "rename the id column to unit_id."
+        )
+    frame = units.reset_index(drop=True).copy()
+    frame["unit_id"] = frame["unit_id"].astype(str)
+    bad = frame["unit_id"].duplicated() | (frame["unit_id"].str.strip() == "")
+    if bad.any():
+        raise ConfigError(
+            f"units: unit_id must be unique and non-empty; row {int(np.flatnonzero(bad)[0])} "
+            f"({frame['unit_id'][bad].iloc[0]!r}) repeats an id or is empty."
+        )
+    polygonal = frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"]) & ~frame.geometry.is_empty
+    if not polygonal.all():
+        row = int(np.flatnonzero(~polygonal.to_numpy())[0])
+        raise ConfigError(f"units: unit {frame['unit_id'].iat[row]!r} (row {row}) is not a polygon.")
+    frame["name"] = frame["name"].astype(str) if "name" in frame else frame["unit_id"]
+    first = ["unit_id", "name"]
+    rest = [column for column in frame.columns if column not in {*first, "territory_id", "geometry"}]
+    return gpd.GeoDataFrame(frame[[*first, *rest]], geometry=frame.geometry.values, crs=frame.crs)
+
+
+def _per_unit(
+    units: gpd.GeoDataFrame, values: str | np.ndarray | pd.Series, what: str, positive: bool
+) -> np.ndarray:
+    """One finite number per unit from a column name or a sequence in the units' order."""
+    if isinstance(values, str):
+        if values not in units or not pd.api.types.is_numeric_dtype(units[values]):
+            raise ConfigError(f"{what}={values!r} names no numeric column of units.")
+        values = units[values]
+    array = np.asarray(values, dtype=float)
+    if array.shape != (len(units),):
+        raise ConfigError(f"{what} has {array.size} values for {len(units)} units; give one per unit.")
+    bad = ~np.isfinite(array) | (array <= 0 if positive else array < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        sign = "positive" if positive else "non-negative"
+        raise ConfigError(
+            f"{what} must be {sign} and finite; unit {units['unit_id'].iat[row]!r} has {array[row]}."
+        )
+    return array
+
+
+def _generate(
+    real: _RealUnits,
+    market: BuiltinMarket,
+    count: int,
+    seed: int,
+    out_dir: Path,
+    say: Callable[[str], None],
+    written_by: str,
+) -> dict[str, Path]:
+    """Draw reps, accounts, sales and feedback on ``real`` units and write the dataset."""
+    name = market.name
     # One independent stream per stage; the market name keeps markets apart under the same seed.
-    streams = np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]).spawn(4)
+    streams = np.random.SeedSequence([seed, zlib.crc32(name.encode())]).spawn(4)
     rep_rng, account_rng, sales_rng, feedback_rng = (np.random.default_rng(s) for s in streams)
 
-    say(f"{name}: reading the real {market.unit_label} data")
-    real = recipe.loader()
     say(f"{name}: placing {market.default_territories} reps and the current alignment")
     reps, territory = _make_reps(real, market.default_territories, count, rep_rng)
     units = real.units.copy()
@@ -1112,4 +1363,4 @@ def prepare_builtin(
         "feedback": _make_feedback(account_table, reps, history, feedback_rng),
     }
     say(f"{name}: writing {out_dir}")
-    return _write_dataset(out_dir, units, tables, _provenance(market, int(seed), units, tables))
+    return _write_dataset(out_dir, units, tables, _provenance(market, seed, units, tables, written_by))
