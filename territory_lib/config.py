@@ -116,6 +116,8 @@ class MarketConfig(_Strict):
     builtin: str | None = None
     units_crs: str | None = None
     currency: str = "USD"
+    # How reports show distances; None: miles for a market in US dollars, else kilometres.
+    distance_unit: Literal["km", "mi"] | None = None
     columns: ColumnMaps = Field(default_factory=ColumnMaps)
     design: DesignSettings = Field(default_factory=DesignSettings)
     resources: ResourceSettings = Field(default_factory=ResourceSettings)
@@ -143,6 +145,13 @@ class MarketConfig(_Strict):
         }
         object.__setattr__(self, "data", DataFiles(**resolved))
         return self
+
+
+def distance_unit(config: MarketConfig) -> Literal["km", "mi"]:
+    """The unit a market's reports show distances in (params ``distance_unit``, else by currency)."""
+    if config.distance_unit is not None:
+        return config.distance_unit
+    return "mi" if config.currency.upper() == "USD" else "km"
 
 
 def plural(noun: str) -> str:

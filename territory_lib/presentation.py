@@ -22,6 +22,64 @@ SIGNED_PERCENT = "{:+.1%}"
 DECIMAL = "{:,.2f}"
 
 
+#: Currency codes shown as a sign; others are written after the amount (``2.1B CHF``).
+CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹", "KRW": "₩"}
+#: Kilometres in a mile, and the names of the distance units params may choose.
+KM_PER_MILE = 1.609344
+DISTANCE_NAMES = {"km": "km", "mi": "miles"}
+
+
+def money(value: object, currency: str = "USD") -> str:
+    """An amount in short scale with the currency sign: ``$143.8M``, ``¥2.1B``, ``-$950``, ``4.2K CHF``.
+
+    Missing values show as "–". Three significant figures at most above a thousand, so a table of
+    amounts reads at a glance; exact figures belong in the CSV downloads.
+    """
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    amount = float(value)  # type: ignore[arg-type]
+    sign = "-" if amount < 0 else ""
+    amount = abs(amount)
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if amount >= scale * (1 - 5e-5):  # 999,960 shows as 1M, not 1000.0K
+            text = f"{amount / scale:.1f}".removesuffix(".0") + suffix
+            break
+    else:
+        text = f"{amount:,.0f}"
+    symbol = CURRENCY_SIGNS.get(currency.upper())
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
+def percent(value: object, *, signed: bool = False) -> str:
+    """The one percent style of the reports: ``12.3%`` (``+12.3%`` when ``signed``); missing: "–"."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    return f"{float(value):+.1%}" if signed else f"{float(value):.1%}"  # type: ignore[arg-type]
+
+
+def long_date(value: object) -> str:
+    """The one date style of the reports: ``27 November 2026``; a month alone: ``November 2026``."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    moment = pd.Timestamp(value)  # type: ignore[arg-type]
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def month(value: object) -> str:
+    """A month in the reports' style: ``November 2026``."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    return f"{pd.Timestamp(value):%B %Y}"  # type: ignore[arg-type]
+
+
+def distance(km: object, unit: str = "km") -> str:
+    """A distance given in kilometres, shown in ``unit`` (``"km"`` or ``"mi"``): ``12,400 miles``."""
+    if km is None or (isinstance(km, float) and pd.isna(km)):
+        return "–"
+    value = float(km) / (KM_PER_MILE if unit == "mi" else 1.0)  # type: ignore[arg-type]
+    return f"{value:,.0f} {DISTANCE_NAMES[unit]}"
+
+
 def show_table(
     frame: pd.DataFrame,
     formats: Mapping[str, Formatter] | None = None,

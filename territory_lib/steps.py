@@ -8,9 +8,11 @@ step to the next.
 from __future__ import annotations
 
 import ast
+import json
+import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -128,6 +130,34 @@ class Workspace:
         except ValueError:
             return pd.read_parquet(path)
 
+    @property
+    def metrics_path(self) -> Path:
+        """The run's machine-readable results, ``<root>/metrics.json`` (documented in the README)."""
+        return self.root / "metrics.json"
+
+    def read_metrics(self) -> dict[str, object]:
+        """Everything recorded so far with :meth:`record_metrics` (empty when nothing is)."""
+        if not self.metrics_path.is_file():
+            return {}
+        try:
+            loaded = json.loads(self.metrics_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def record_metrics(self, section: str, values: Mapping[str, object]) -> Path:
+        """Set ``section`` (``"step1"`` ... ``"step5"``) of ``metrics.json`` to ``values``, atomically.
+
+        The other sections are kept, so a rerun of step 4 alone leaves steps 1-3's figures in place.
+        Values must be JSON: numbers, text, booleans, ``None``, lists and mappings of them; NumPy
+        scalars are converted and NaN becomes ``null``.
+        """
+        metrics = self.read_metrics()
+        metrics[section] = _plain_json(values)
+        self.root.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(metrics, indent=2, ensure_ascii=False, sort_keys=True, allow_nan=False)
+        return write_text_atomically(self.metrics_path, text + "\n")
+
     def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
         """Write a download for stakeholders and CRM uploads (``<root>/<name>``) atomically.
 
@@ -136,6 +166,19 @@ class Workspace:
         """
         self.root.mkdir(parents=True, exist_ok=True)
         return write_text_atomically(self.root / name, neutralise_formulas(frame).to_csv(index=False))
+
+
+def _plain_json(value: object) -> object:
+    """``value`` with NumPy scalars and arrays as Python numbers and lists, and NaN/inf as ``None``."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(item) for item in value]
+    if hasattr(value, "tolist"):  # NumPy scalars and arrays
+        return _plain_json(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 #: What a spreadsheet takes for the start of a formula (CSV injection), or strips to reach one.

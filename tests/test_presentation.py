@@ -44,3 +44,26 @@ def test_lists_and_figures() -> None:
     figure.subplots().plot([1, 2], [3, 4])
     assert show_figure(figure).data.startswith(b"\x89PNG")
     assert humanize("mean_distance_km") == "Mean distance km"
+
+
+def test_money_reads_in_short_scale_with_the_currency_sign() -> None:
+    from territory_lib.presentation import money
+
+    assert money(143_812_345) == "$143.8M"
+    assert money(2.1e9, "JPY") == "¥2.1B"
+    assert money(950) == "$950"
+    assert money(999_960) == "$1M"  # not "1000.0K"
+    assert money(-4_200, "EUR") == "-€4.2K"
+    assert money(12_345, "CHF") == "12.3K CHF"
+    assert money(float("nan")) == "–"
+
+
+def test_one_percent_date_and_distance_style() -> None:
+    from territory_lib.presentation import distance, long_date, month, percent
+
+    assert percent(0.1234) == "12.3%"
+    assert percent(-0.02, signed=True) == "-2.0%"
+    assert long_date("2026-11-07") == "7 November 2026"
+    assert month("2026-11-01") == "November 2026"
+    assert distance(1_609.344, "mi") == "1,000 miles"
+    assert distance(1_234.4) == "1,234 km"

@@ -73,3 +73,18 @@ def test_a_step_kernel_imports_no_report_machinery(step) -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert "'nbconvert'" not in loaded and "'jsonschema'" not in loaded
+
+
+def test_metrics_sections_are_kept_across_steps_and_written_as_plain_json(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    workspace = Workspace(tmp_path / "m")
+    workspace.record_metrics("step1", {"hot_spots": np.int64(3), "expected_false_spots": float("nan")})
+    workspace.record_metrics("step4", {"backtest": {"mase": np.float64(0.75)}})
+    workspace.record_metrics("step1", {"hot_spots": 2, "cold_spots": [np.int32(1)]})
+    loaded = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert loaded == {"step1": {"hot_spots": 2, "cold_spots": [1]}, "step4": {"backtest": {"mase": 0.75}}}
+    workspace.record_metrics("step2", {"x": float("nan")})
+    assert workspace.read_metrics()["step2"] == {"x": None}
