@@ -18,6 +18,8 @@ from territory_lib.io import Market, _rows
 MIN_TREND_MONTHS = 12
 #: Months of sales the trend model needs to separate seasonality (one month-of-year term each).
 MIN_SEASONAL_MONTHS = 24
+#: Whole months between the latest sale and the run date beyond which "the last 12 months" is stale.
+STALE_AFTER_MONTHS = 2
 #: More than this share of accounts outside every unit means the coordinates, not the accounts, are wrong.
 MAX_OUTSIDE_SHARE = 0.5
 
@@ -57,10 +59,11 @@ def check_market(market: Market, run_date: str | dt.date | None = None) -> list[
     ConfigError
         More territories than units with accounts (naming the params key 'territories').
     """
-    check_sales_dates(market, parse_run_date(run_date))
+    date = parse_run_date(run_date)
+    check_sales_dates(market, date)
     check_territories(market)
-    notes = [note for note in (history_note(market), returns_note(market), capacity_note(market)) if note]
-    return notes
+    candidates = (history_note(market), stale_note(market, date), returns_note(market), capacity_note(market))
+    return [note for note in candidates if note]
 
 
 def check_sales_dates(market: Market, run_date: dt.date) -> None:
@@ -122,6 +125,19 @@ def history_note(market: Market) -> str | None:
             f"({MIN_SEASONAL_MONTHS} months needed). Add older sales to the file to separate it."
         )
     return None
+
+
+def stale_note(market: Market, run_date: dt.date) -> str | None:
+    """A note when the latest sale is months before the run date: every "last 12 months" is as of then."""
+    last = market.sales["date"].max()
+    gap = (pd.Period(run_date, "M") - last.to_period("M")).n
+    if gap <= STALE_AFTER_MONTHS:
+        return None
+    return (
+        f"{market.config.data.sales}: the latest sale is dated {last:%d %B %Y}, {counted(gap, 'month')} "
+        f"before the run date {run_date:%d %B %Y}: every 'last 12 months' figure and the forecasts start "
+        f"from {last:%B %Y}, not from today. Add the recent sales to the file if there are any."
+    )
 
 
 def returns_summary(sales: pd.DataFrame) -> tuple[int, float]:

@@ -23,6 +23,8 @@ from territory_lib.resources import rep_workload, resource_recommendations, util
 from tests.market_files import edit_csv
 
 RUN_DATE = "2026-11-27"
+#: A run date just after the test market's last sale (December 2025), so no stale-sales note joins in.
+FRESH_RUN_DATE = "2026-01-15"
 
 
 def checked(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
@@ -141,7 +143,7 @@ def test_units_crs_declared_wrongly_puts_most_accounts_outside(make_market, caps
     assert "columns 'lat' and 'lon'" in message and "'units_crs: EPSG:32617'" in message
     assert "'units_crs: EPSG:32617'" in check_error(path, capsys)
     path.write_text(path.read_text().replace("EPSG:32617", "EPSG:26716"))
-    assert load_market(load_config(path)).warnings == []
+    assert load_market(load_config(path), run_date=FRESH_RUN_DATE).warnings == []
 
 
 @pytest.mark.filterwarnings("ignore:'crs' was not provided")
@@ -162,7 +164,7 @@ def test_a_few_accounts_outside_every_unit_get_the_nearest_and_are_named(make_ma
         return frame
 
     path = make_market(edit_csv("accounts.csv", to_sea))
-    market = load_market(load_config(path))
+    market = load_market(load_config(path), run_date=FRESH_RUN_DATE)
     [note] = market.warnings
     assert "accounts.csv" in note and "2 accounts (A00005, A00008; rows 6, 9)" in note
     assert "columns 'lat' and 'lon'" in note and "nearest unit" in note
@@ -176,7 +178,7 @@ def test_reps_with_capacity_0_are_named_and_shown_as_no_capacity(make_market, ca
         return frame
 
     path = make_market(edit_csv("reps.csv", no_capacity))
-    market = load_market(load_config(path))
+    market = load_market(load_config(path), run_date=FRESH_RUN_DATE)
     [note] = market.warnings
     assert "reps.csv" in note and "column 'capacity'" in note and "R03" in note and "row 4" in note
     assert note in checked(path, capsys)
@@ -198,7 +200,7 @@ def test_negative_amounts_are_accepted_counted_and_said(make_market, capsys) -> 
         return frame
 
     path = make_market(edit_csv("sales.csv", returns))
-    market = load_market(load_config(path), run_date=RUN_DATE)
+    market = load_market(load_config(path), run_date=FRESH_RUN_DATE)
     [note] = market.warnings
     assert "sales.csv" in note and "column 'amount'" in note and "rows 2, 3, 4" in note
     assert "3 returns/credit notes totalling -200.00 USD" in note
@@ -250,3 +252,13 @@ def test_labels_and_currency_with_dollars_print_literally_in_charts() -> None:
 def test_a_sales_file_without_rows_is_an_error(make_market, capsys) -> None:
     path = make_market(edit_csv("sales.csv", lambda frame: frame.iloc[0:0]))
     assert "sales.csv: has no sales rows" in check_error(path, capsys)
+
+
+def test_sales_ending_months_before_the_run_date_are_a_note(make_market, capsys) -> None:
+    path = make_market()
+    market = load_market(load_config(path), run_date=RUN_DATE)  # sales end December 2025
+    [note] = [note for note in market.warnings if "latest sale" in note]
+    assert "sales.csv" in note and "11 months before the run date 27 November 2026" in note
+    assert note in checked(path, capsys)
+    fresh = load_market(load_config(path), run_date="2026-01-15")
+    assert not [note for note in fresh.warnings if "latest sale" in note]
