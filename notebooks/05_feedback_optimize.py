@@ -30,7 +30,7 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 import pandas as pd
 from IPython.display import display
 
-from territory_lib import feedback, maps, resources, territories
+from territory_lib import config, feedback, maps, resources, territories
 from territory_lib.config import counted, plural
 from territory_lib.design import BalanceTarget, design_territories
 from territory_lib.presentation import (
@@ -85,7 +85,13 @@ if "territory_id" in ctx.market.reps:
 
 # %%
 show_list(
-    feedback.findings(scores, comparison, settings.min_responses, settings.confidence)
+    feedback.findings(
+        scores,
+        comparison,
+        settings.min_responses,
+        settings.confidence,
+        distance_unit=config.distance_unit(ctx.config),
+    )
     if has_feedback
     else [
         "This market has no feedback file (params 'data: feedback:'); the proposals rest on the data alone."
@@ -104,7 +110,7 @@ if has_feedback and len(scores):
     display(show_figure(feedback.survey_heatmap(matrix, marked)))
 
 # %% [markdown]
-# The map above reads across: one row per territory and its rep, one column per survey question,
+# The chart above reads across: one row per territory and its rep, one column per survey question,
 # green for good scores and red for poor ones; a black outline marks a flagged score. The table
 # gives each mean with its likely range in brackets, and the change on the period before.
 

@@ -23,7 +23,7 @@ from scipy import stats
 from territory_lib.config import ResourceSettings
 from territory_lib.errors import ConfigError
 from territory_lib.io import SCORE_PREFIX
-from territory_lib.presentation import chart_text
+from territory_lib.presentation import chart_text, distance
 from territory_lib.resources import visits_per_year
 
 #: A mean score at or below this counts as poor in a proposed move's reason (scores run 1 to 5).
@@ -279,16 +279,18 @@ def findings(
     min_responses: int = 5,
     level: float = 0.90,
     neutral: float = NEUTRAL_SCORE,
+    distance_unit: str = "km",
 ) -> list[str]:
     """Plain-language findings: each flagged score beside what the data say today and in the plan.
 
     Flags follow :func:`survey_flags`; a last line says how many flags chance alone would give if
     every rep's true score were neutral, and how many pairs have too few answers to flag.
-    ``comparison`` is :func:`territory_lib.resources.workload_before_after`.
+    ``comparison`` is :func:`territory_lib.resources.workload_before_after`; driving is shown in
+    ``distance_unit`` (``"km"`` or ``"mi"``).
     """
     evidence = {
-        "workload": ("utilisation", "{:.0%} of capacity"),
-        "travel": ("annual_drive_km", "{:,.0f} km of driving a year"),
+        "workload": ("utilisation", lambda value: f"{value:.0%} of capacity"),
+        "travel": ("annual_drive_km", lambda km: f"{distance(km, distance_unit)} of driving a year"),
     }
     load = comparison.set_index("rep_id")
     notes = []
@@ -301,7 +303,7 @@ def findings(
             column, pattern = evidence[flag.question]
             today, plan = load.at[flag.rep_id, f"{column}_today"], load.at[flag.rep_id, f"{column}_plan"]
             if pd.notna(today) and pd.notna(plan):
-                line += f": today {pattern.format(today)}, in the plan {pattern.format(plan)}"
+                line += f": today {pattern(today)}, in the plan {pattern(plan)}"
         notes.append(line + ".")
     if not notes:
         notes.append(f"No rep scores any question clearly below {neutral:g} out of 5.")
@@ -379,7 +381,9 @@ def survey_heatmap(matrix: pd.DataFrame, flagged: set[tuple[str, str]] | None = 
     axes.xaxis.tick_top()
     for (row, column), value in np.ndenumerate(matrix.to_numpy()):
         if np.isfinite(value):
-            axes.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=8)
+            # White on the darkest red and green, black elsewhere, so every number stays legible.
+            colour = "white" if value < 1.8 or value > 4.6 else "black"
+            axes.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=8, color=colour)
     for row, column in flagged or set():
         if row in matrix.index and column in matrix.columns:
             y, x = matrix.index.get_loc(row), matrix.columns.get_loc(column)

@@ -89,6 +89,8 @@ def test_findings_set_flags_beside_today_and_the_plan_and_say_what_chance_gives(
         "6 of 6 rep and question pairs have at least 5 answers and can be flagged; "
         "if every rep's true score were 3, chance alone would flag about 0.3."
     )
+    miles = feedback.findings(scores, comparison, distance_unit="mi")
+    assert "today 32,311 miles of driving a year, in the plan 19,263 miles of driving a year." in miles[1]
     few = feedback.findings(feedback.score_summary(survey(), REPS, ["score_workload"]), comparison)
     assert few[0] == "No rep scores any question clearly below 3 out of 5."
     assert few[1].startswith("0 of 3 rep and question pairs have at least 5 answers")
