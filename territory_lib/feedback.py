@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import itertools
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -128,22 +130,100 @@ def theme_scores(comment: str, lexicon: Lexicon) -> dict[str, tuple[float, int]]
     return scores
 
 
-def primary_theme(comment: str, lexicons_by_language: Mapping[str, Lexicon] | None = None) -> str:
+@dataclass(frozen=True)
+class ExampleModel:
+    """A naive Bayes model of one language's labelled example comments (log probabilities)."""
+
+    language: str
+    log_prior: dict[str, float]
+    log_likelihood: dict[str, dict[str, float]]
+    log_unseen: dict[str, float]
+
+    def scores(self, comment: str) -> dict[str, float]:
+        """Per theme, the log probability of the theme and the comment's words (or characters)."""
+        features = _features(comment, self.language)
+        return {
+            theme: prior
+            + sum(self.log_likelihood[theme].get(feature, self.log_unseen[theme]) for feature in features)
+            for theme, prior in self.log_prior.items()
+        }
+
+
+def _features(text: str, language: str) -> list[str]:
+    """Japanese: characters, their pairs and triples. English: 5-letter word stems and stem pairs."""
+    normal = _normalise(text)
+    if language == "ja":
+        chars = re.sub(r"\s+", "", normal)
+        return [chars[i : i + n] for n in (1, 2, 3) for i in range(len(chars) - n + 1)]
+    stems = [word[:5] for word in re.findall(r"[a-z]+", normal)]
+    return stems + [f"{first} {second}" for first, second in itertools.pairwise(stems)]
+
+
+def fit_examples(examples: pd.DataFrame, smoothing: float = 0.5) -> dict[str, ExampleModel]:
+    """Multinomial naive Bayes per language on labelled comments (``comment, language, theme``).
+
+    ``smoothing`` is the additive (Lidstone) count given to every feature in every theme.
+    """
+    models = {}
+    for language, part in examples.groupby("language"):
+        counts: dict[str, Counter[str]] = {theme: Counter() for theme in sorted(set(part["theme"]))}
+        for comment, theme in zip(part["comment"], part["theme"], strict=True):
+            counts[theme].update(_features(comment, str(language)))
+        vocabulary = len(set().union(*counts.values()))
+        totals = {theme: sum(found.values()) + smoothing * vocabulary for theme, found in counts.items()}
+        share = part["theme"].value_counts(normalize=True)
+        models[str(language)] = ExampleModel(
+            str(language),
+            {theme: float(np.log(share[theme])) for theme in counts},
+            {
+                theme: {key: float(np.log((n + smoothing) / totals[theme])) for key, n in found.items()}
+                for theme, found in counts.items()
+            },
+            {theme: float(np.log(smoothing / totals[theme])) for theme in counts},
+        )
+    return models
+
+
+@functools.cache
+def shipped_examples() -> dict[str, ExampleModel]:
+    """The naive Bayes models of the labelled example comments shipped in ``lexicons/examples.csv``."""
+    source = importlib.resources.files("territory_lib").joinpath("lexicons", "examples.csv")
+    with source.open("r", encoding="utf-8") as handle:
+        examples = pd.read_csv(handle, keep_default_na=False)
+    return fit_examples(examples)
+
+
+def primary_theme(
+    comment: str,
+    lexicons_by_language: Mapping[str, Lexicon] | None = None,
+    models: Mapping[str, ExampleModel] | None = None,
+) -> str:
     """The one theme a comment is mainly about, or :data:`OTHER`.
 
-    The theme with the highest total keyword weight wins; a tie goes to the theme mentioned first,
-    then to the one listed first. When the all-clear phrases weigh as much as the best theme
-    ("travel and workload are fine"), the comment raises nothing: :data:`OTHER`.
+    Each theme scores its total keyword weight (all-clear phrases score for :data:`OTHER`). With
+    ``models`` (the shipped themes' :func:`shipped_examples`), the example model's log probability
+    is added, so comments worded unlike any keyword still find their theme; without, a comment with
+    no keyword is :data:`OTHER`, and so is one whose all-clear phrases weigh as much as its best
+    theme ("travel and workload are fine"). A tie goes to the theme mentioned first, then the one
+    listed first.
     """
     table = lexicons_by_language if lexicons_by_language is not None else lexicons()
-    lexicon = table[detect_language(comment)]
-    scores = theme_scores(comment, lexicon)
-    order = {name: rank for rank, name in enumerate(lexicon.themes)}
+    language = detect_language(comment)
+    lexicon = table[language]
+    found = theme_scores(comment, lexicon)
+    order = {name: rank for rank, name in enumerate([*lexicon.themes, OTHER])}
+    model = models.get(language) if models is not None else None
+    if model is not None:
+        total = model.scores(comment)
+        for theme, (weight, _) in found.items():
+            total[theme] = total.get(theme, 0.0) + weight
+        first = {theme: found.get(theme, (0.0, len(comment)))[1] for theme in total}
+        return min(total, key=lambda theme: (-total[theme], first[theme], order.get(theme, len(order))))
     ranked = sorted(
-        (theme for theme in scores if theme != OTHER),
-        key=lambda theme: (-scores[theme][0], scores[theme][1], order[theme]),
+        (theme for theme in found if theme != OTHER),
+        key=lambda theme: (-found[theme][0], found[theme][1], order[theme]),
     )
-    if not ranked or scores.get(OTHER, (0.0, 0))[0] >= scores[ranked[0]][0]:
+    if not ranked or found.get(OTHER, (0.0, 0))[0] >= found[ranked[0]][0]:
         return OTHER
     return ranked[0]
 
@@ -156,9 +236,14 @@ def theme_names(themes: Mapping[str, ThemeKeywords] | None = None) -> list[str]:
 def classify(
     comments: Sequence[str] | pd.Series, themes: Mapping[str, ThemeKeywords] | None = None
 ) -> list[str]:
-    """The primary theme of each comment (see :func:`primary_theme`)."""
+    """The primary theme of each comment (see :func:`primary_theme`).
+
+    The shipped themes use the shipped lexicons and example models; themes from params use their
+    keywords alone (the examples are labelled with the shipped themes).
+    """
     table = lexicons(themes)
-    return [primary_theme(str(comment), table) for comment in comments]
+    models = shipped_examples() if themes is None else None
+    return [primary_theme(str(comment), table, models) for comment in comments]
 
 
 def comment_themes(feedback: pd.DataFrame, themes: Mapping[str, ThemeKeywords] | None = None) -> pd.DataFrame:

@@ -175,14 +175,23 @@ def test_japanese_is_read_without_spaces_and_full_width_letters_fold() -> None:
     ) == ["travel", "support", "market", "other"]
 
 
-def test_ties_go_to_the_theme_mentioned_first_and_all_clear_wins_a_draw() -> None:
-    assert feedback.classify(["Travel and workload.", "Workload and travel."]) == ["travel", "workload"]
-    assert feedback.classify(["Travel is fine.", "Travel is fine but the drive kills me."]) == [
+def test_keywords_alone_break_ties_by_first_mention_and_all_clear_wins_a_draw() -> None:
+    themes = {"travel": {"travel": 2.0, "drive": 3.0}, "workload": {"workload": 2.0}}
+    assert feedback.classify(["Travel and workload.", "Workload and travel."], themes) == [
+        "travel",
+        "workload",
+    ]
+    # "fine" (3) outweighs "travel" (2) but not "travel" and "drive" (5).
+    assert feedback.classify(["Travel is fine.", "Travel is fine but the drive kills me."], themes) == [
         "other",
         "travel",
     ]
     # English keywords are word starts: "driv" in "driving", not "car" in "carry".
     assert feedback.classify(["I carry a heavy workload.", "Driving all day."]) == ["workload", "travel"]
+    assert feedback.classify(["Travel is fine.", "Travel is fine but the drive to Savannah kills me."]) == [
+        "other",
+        "travel",
+    ]
 
 
 def test_comment_themes_table_and_counts() -> None:
@@ -239,9 +248,17 @@ def test_survey_heatmap_prints_each_score_and_outlines_flags() -> None:
     assert len(axes.patches) == 1
 
 
-def test_the_lexicons_ship_in_the_package() -> None:
+def test_the_lexicons_and_examples_ship_in_the_package() -> None:
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
-    assert "lexicons/*.yaml" in project["tool"]["setuptools"]["package-data"]["territory_lib"]
+    shipped = project["tool"]["setuptools"]["package-data"]["territory_lib"]
+    assert "lexicons/*.yaml" in shipped and "lexicons/*.csv" in shipped
+    # The example model learns from the tuning half only, never from the held-out half.
+    examples = pd.read_csv(
+        Path(feedback.__file__).parent / "lexicons" / "examples.csv", keep_default_na=False
+    )
+    tune = labelled().query("split == 'tune'").drop(columns="split").reset_index(drop=True)
+    pd.testing.assert_frame_equal(examples, tune)
+    assert set(feedback.shipped_examples()) == {"en", "ja"}
     for language in feedback.LANGUAGES:
         lexicon = feedback.shipped_lexicon(language)
         assert list(lexicon.themes) == THEMES[:-1] and lexicon.all_clear
