@@ -143,17 +143,19 @@ show_table(
 
 # %% [markdown] tags=["method"]
 # **How comments are themed.** Each comment's language is told by its script (any kana or kanji:
-# Japanese; otherwise English). A keyword list per language, shipped inside the package (no
-# download), gives each theme's words a weight: 3 for a phrase that names the theme on its own, 2
-# for a word specific to it, 1 for a hint (such as "prospects", common in workload comments too).
-# English keywords match the start of words ("driv" matches "driving"); Japanese ones, written
-# without spaces, match anywhere in the comment. Where keywords overlap the longest counts, once.
-# The theme with the highest total is the comment's one theme; a tie goes to the theme mentioned
-# first. When all-clear phrases ("fine", "no issues", 問題ありません) weigh as much as the best
-# theme, the comment is "other". Params `feedback: themes:` replace the themes and keywords.
-# Its precision and recall per theme are tested on hundreds of hand-labelled English and Japanese
-# comments (tests/data/labelled_comments.csv), half of them kept out of the tuning to measure how
-# well it reads comments it has not seen.
+# Japanese; otherwise English). Two things shipped inside the package (no download) score each
+# theme. A keyword list per language gives each theme's words a weight: 3 for a phrase that names
+# the theme on its own, 2 for a word specific to it, 1 for a hint (such as "prospects", common in
+# workload comments too); English keywords match the start of words ("driv" matches "driving"),
+# Japanese ones, written without spaces, match anywhere in the comment, and where keywords overlap
+# the longest counts, once. A naive Bayes model of several hundred hand-labelled example comments
+# (English word stems; Japanese characters and their pairs and triples) adds the log probability of
+# each theme, so comments worded unlike any keyword still find theirs. The theme with the highest
+# total is the comment's one theme; all-clear phrases ("fine", "no issues", 問題ありません) score
+# for "other"; a tie goes to the theme mentioned first. Params `feedback: themes:` replace the
+# themes and keywords, and then keywords alone decide (a comment with none is "other"). Precision
+# and recall per theme are tested on hand-labelled comments (tests/data/labelled_comments.csv),
+# including a half kept out of all tuning that measures how well it reads comments it has not seen.
 #
 # **How scores are flagged.** Each rep's mean score per question over the last quarters carries a
 # t interval of the mean; a score is flagged when it has at least the minimum number of answers
@@ -168,7 +170,10 @@ show_table(
             {"setting": "Quarters behind each score", "value": f"{settings.survey_quarters}"},
             {"setting": "Confidence of the score ranges", "value": f"{settings.confidence:.0%}"},
             {"setting": "Themes", "value": ", ".join(theme_names)},
-            {"setting": "Themes from", "value": "params" if settings.themes else "shipped lexicons (en, ja)"},
+            {
+                "setting": "Themes from",
+                "value": "params (keywords)" if settings.themes else "shipped keywords and examples (en, ja)",
+            },
         ]
     ),
     caption="Settings of the feedback analysis",

@@ -1,7 +1,8 @@
 """Step 5, gather feedback and re-optimize: what reps say, what the data say, and realignment inputs.
 
-Comment themes come from per-language lexicons shipped in ``territory_lib/lexicons/`` (no download
-at run time); survey scores carry a t interval of the mean and are flagged only with enough responses.
+Comment themes come from per-language keyword lexicons and a naive Bayes model of labelled example
+comments, both shipped in ``territory_lib/lexicons/`` (no download at run time); survey scores carry
+a t interval of the mean and are flagged only with enough responses.
 """
 
 from __future__ import annotations
