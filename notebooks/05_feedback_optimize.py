@@ -28,11 +28,21 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
 import pandas as pd
+from IPython.display import display
 
-from territory_lib import feedback, maps, resources, territories
+from territory_lib import config, feedback, maps, resources, territories
 from territory_lib.config import counted, plural
 from territory_lib.design import BalanceTarget, design_territories
-from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_list, show_table
+from territory_lib.presentation import (
+    COUNT,
+    DECIMAL,
+    MONEY,
+    PERCENT,
+    SIGNED_PERCENT,
+    show_figure,
+    show_list,
+    show_table,
+)
 from territory_lib.steps import start_step
 
 # %%
@@ -46,23 +56,42 @@ accounts = ctx.workspace.read("accounts")
 placed = accounts.merge(alignment[["unit_id", "territory_id"]], on="unit_id")
 comparison = resources.workload_before_after(placed, ctx.market.reps, rep_assignment, ctx.config.resources)
 survey = ctx.market.feedback
+settings = ctx.config.feedback
 has_feedback = survey is not None and len(survey) > 0
+theme_names = feedback.theme_names(settings.themes)
 if has_feedback:
-    scores = feedback.score_summary(survey, ctx.market.reps, ctx.market.score_columns)
-    themes = feedback.comment_themes(survey)
+    scores = feedback.score_summary(
+        survey, ctx.market.reps, ctx.market.score_columns, settings.survey_quarters, settings.confidence
+    )
+    comments = feedback.comment_themes(survey, settings.themes)
 else:
     scores = pd.DataFrame(columns=["rep_id", "rep_name", "responses"])
-    themes = pd.DataFrame(columns=["rep_id", "comments"])
+    comments = pd.DataFrame(columns=["date", "rep_id", "comment", "theme"])
+flags = feedback.survey_flags(scores, settings.min_responses)
+# Reps answer about the territory they work today: their own territory_id, else the plan's.
+territory_of = dict(zip(rep_assignment["rep_id"], rep_assignment["territory_id"], strict=True))
+if "territory_id" in ctx.market.reps:
+    today = ctx.market.reps.dropna(subset=["territory_id"])
+    territory_of |= dict(zip(today["rep_id"], today["territory_id"].astype(str), strict=True))
 
 # %% [markdown]
 # ## What the reps say
 #
-# Reps answer about the territory they work today. Where a rep scores a question poorly, the
-# data on their workload or travel today is set beside what the new plan gives them.
+# Each rep answers a short survey every quarter, scoring their workload, travel and the other
+# questions from 1 (poor) to 5 (good). A rep's score is flagged only when there are enough answers
+# and even the optimistic end of its likely range stays below 3, the middle of the scale, so one
+# bad quarter is not mistaken for a pattern. Beside each flag is what the data show today and what
+# the new plan gives that rep.
 
 # %%
 show_list(
-    feedback.findings(scores, comparison)
+    feedback.findings(
+        scores,
+        comparison,
+        settings.min_responses,
+        settings.confidence,
+        distance_unit=config.distance_unit(ctx.config),
+    )
     if has_feedback
     else [
         "This market has no feedback file (params 'data: feedback:'); the proposals rest on the data alone."
@@ -70,34 +99,92 @@ show_list(
 )
 
 # %%
-score_names = [c for c in scores.columns if c not in {"rep_id", "rep_name", "responses"}]
+if has_feedback and len(scores):
+    matrix = feedback.survey_matrix(scores, territory_of)
+    marked = {
+        (label, flag.question)
+        for flag in flags.itertuples(index=False)
+        for label in matrix.index
+        if label.endswith(f" · {flag.rep_name}")
+    }
+    display(show_figure(feedback.survey_heatmap(matrix, marked)))
+
+# %% [markdown]
+# The chart above reads across: one row per territory and its rep, one column per survey question,
+# green for good scores and red for poor ones; a black outline marks a flagged score. The table
+# gives each mean with its likely range in brackets, and the change on the period before.
+
+# %%
 show_table(
-    scores,
-    {"responses": COUNT} | {c: ("{:+.2f}" if c.endswith("_change") else DECIMAL) for c in score_names},
+    feedback.score_table(scores),
+    {"responses": COUNT} | {f"{name}_change": "{:+.2f}" for name in feedback.question_names(scores)},
     labels={"rep_id": "Rep id", "rep_name": "Rep"},
-    caption="Mean survey scores (1 poor to 5 good), last four quarters, and the change on the four before",
+    caption=(
+        f"Mean survey scores (1 poor to 5 good) over the last {settings.survey_quarters} quarters, "
+        f"with their {settings.confidence:.0%} range, and the change on the quarters before"
+    ),
 )
 
+# %% [markdown]
+# ## What the comments are about
+#
+# Every comment is read for its main subject: workload, travel, coverage (accounts nobody or two
+# people serve), leads, the market, or support from the company; a comment about none of these,
+# or saying that all is well, counts as "other". Comments in Japanese are read as well as English.
+
 # %%
+summary = feedback.theme_summary(comments, theme_names)
 show_table(
-    themes,
-    {"comments": COUNT} | {c: PERCENT for c in themes.columns if c not in {"rep_id", "comments"}},
-    labels={"rep_id": "Rep id"},
-    caption="Share of each rep's comments that raise each theme as a concern (with a score of 2.5 or less)",
+    summary,
+    {"comments": COUNT, "share": PERCENT},
+    labels={"latest": "Latest comment"},
+    caption=f"Comments by main subject ({counted(len(comments), 'comment')}, all quarters)",
+) if len(comments) else show_list(["No rep left a comment."])
+
+# %% [markdown] tags=["method"]
+# **How comments are themed.** Each comment's language is told by its script (any kana or kanji:
+# Japanese; otherwise English). Two things shipped inside the package (no download) score each
+# theme. A keyword list per language gives each theme's words a weight: 3 for a phrase that names
+# the theme on its own, 2 for a word specific to it, 1 for a hint (such as "prospects", common in
+# workload comments too); English keywords match the start of words ("driv" matches "driving"),
+# Japanese ones, written without spaces, match anywhere in the comment, and where keywords overlap
+# the longest counts, once. A naive Bayes model of several hundred hand-labelled example comments
+# (English word stems; Japanese characters and their pairs and triples) adds the log probability of
+# each theme, so comments worded unlike any keyword still find theirs. The theme with the highest
+# total is the comment's one theme; all-clear phrases ("fine", "no issues", 問題ありません) score
+# for "other"; a tie goes to the theme mentioned first. Params `feedback: themes:` replace the
+# themes and keywords, and then keywords alone decide (a comment with none is "other"). Precision
+# and recall per theme are tested on hand-labelled comments (tests/data/labelled_comments.csv),
+# including a half kept out of all tuning that measures how well it reads comments it has not seen.
+#
+# **How scores are flagged.** Each rep's mean score per question over the last quarters carries a
+# t interval of the mean; a score is flagged when it has at least the minimum number of answers
+# and the interval's upper end is below 3. If every rep's true score were 3, each eligible score
+# would be flagged with a chance of half of one minus the confidence level (5 % at 90 %).
+
+# %% tags=["method"]
+show_table(
+    pd.DataFrame(
+        [
+            {"setting": "Minimum answers before a flag", "value": f"{settings.min_responses}"},
+            {"setting": "Quarters behind each score", "value": f"{settings.survey_quarters}"},
+            {"setting": "Confidence of the score ranges", "value": f"{settings.confidence:.0%}"},
+            {"setting": "Themes", "value": ", ".join(theme_names)},
+            {
+                "setting": "Themes from",
+                "value": "params (keywords)" if settings.themes else "shipped keywords and examples (en, ja)",
+            },
+        ]
+    ),
+    caption="Settings of the feedback analysis",
 )
 
-# %%
-concern_share = themes.drop(columns=["rep_id", "comments"]).mean() if len(themes) else pd.Series(dtype=float)
-top_theme = concern_share.idxmax() if len(concern_share) and concern_share.max() > 0 else None
-(
-    show_table(
-        feedback.theme_examples(survey, top_theme),
-        {"date": "{:%Y-%m-%d}"},
-        caption=f"Latest comments about {top_theme}, the concern raised most",
-    )
-    if top_theme
-    else show_list(["No comment raises a concern."])
-)
+# %% tags=["remove-cell"]
+ctx.workspace.write_csv("comment_themes.csv", comments[["date", "rep_id", "comment", "theme"]])
+# Merge: the proposal's figures (step5.proposal) share this section of metrics.json.
+step5 = ctx.workspace.read_metrics().get("step5", {})
+step5["themes"] = feedback.theme_counts(comments, theme_names)
+ctx.workspace.record_metrics("step5", step5)
 
 # %% [markdown]
 # ## Proposed realignment

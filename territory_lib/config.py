@@ -91,6 +91,40 @@ class MonitorSettings(_Strict):
     chart_territories: Annotated[int, Field(ge=0, le=30)] = 12
 
 
+class FeedbackSettings(_Strict):
+    """Step 5: the comment themes and when a survey score is flagged.
+
+    ``themes``, when given, replaces the shipped themes: ``name: [keywords]`` (weight 1 each) or
+    ``name: {keyword: weight}``, keywords in any language (English ones match word starts, so
+    ``driv`` matches "driving"; Japanese ones match anywhere in a comment). A comment matching none is
+    ``other``.
+    """
+
+    themes: dict[str, list[str] | dict[str, Annotated[float, Field(gt=0)]]] | None = None
+    # A rep's mean score on a question is flagged only with at least this many answers.
+    min_responses: Annotated[int, Field(ge=2)] = 5
+    # Quarters of answers (the latest) behind each rep's mean score and its interval.
+    survey_quarters: Annotated[int, Field(ge=1, le=40)] = 8
+    # Confidence level of the interval around each mean score.
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.90
+
+    @field_validator("themes")
+    @classmethod
+    def _themes(cls, value: dict[str, list[str] | dict[str, float]] | None) -> object:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("needs at least one theme, or leave 'themes' out for the shipped ones")
+        for name, keywords in value.items():
+            if name == "other":
+                raise ValueError(
+                    "'other' is the theme of comments that match none; name your themes otherwise"
+                )
+            if not keywords or any(not str(word).strip() for word in keywords):
+                raise ValueError(f"theme {name!r} needs at least one keyword, none of them blank")
+        return value
+
+
 class GeometrySettings(_Strict):
     """How unit polygons are repaired: gaps and overlaps between neighbours up to ``snap`` are closed."""
 
@@ -124,6 +158,7 @@ class MarketConfig(_Strict):
     forecast_months: Annotated[int, Field(ge=1, le=36)] = 6
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     maps: MapSettings = Field(default_factory=MapSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     geometry: GeometrySettings = Field(default_factory=GeometrySettings)
     source: Path = Path()
 

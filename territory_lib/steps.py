@@ -60,7 +60,7 @@ STEP_SETTINGS: dict[int, tuple[str, ...]] = {
     2: ("territories", "design"),
     3: ("resources",),
     4: ("forecast_months", "monitor"),
-    5: ("realignment",),
+    5: ("realignment", "feedback"),
 }
 #: The design settings only step 5's realignment reads; the rest of ``design`` is step 2's.
 REALIGNMENT_SETTINGS = ("max_disruption", "effort_tolerance", "capacity_targets")
