@@ -6,13 +6,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from scipy.optimize import linear_sum_assignment
 
-from territory_lib.config import ResourceSettings, counted
+from territory_lib.config import MarketConfig, ResourceSettings, counted, distance_unit
 from territory_lib.geo import haversine_km
 from territory_lib.io import split_segments
-from territory_lib.market import trailing_sales
-from territory_lib.presentation import chart_text, money
+from territory_lib.market import data_end, trailing_sales
+from territory_lib.presentation import chart_text, money, month
 from territory_lib.presentation import distance as show_distance
 from territory_lib.routes import travel_by_rep
 
@@ -130,7 +131,7 @@ def tradeoff_findings(tradeoff: pd.DataFrame, unit: str = "km") -> list[str]:
         return [
             "Matching reps by distance alone and by distance and capacity give the same reps: no conflict."
         ]
-    return [
+    lines = [
         f"Matching on distance alone puts reps {show_distance(nearest['mean_home_distance_km'], unit)} from "
         f"their territory's centre on average, with {counted(int(nearest['reps_over_capacity']), 'rep')} "
         f"over capacity (largest utilisation {nearest['max_utilisation']:.0%}).",
@@ -139,6 +140,14 @@ def tradeoff_findings(tradeoff: pd.DataFrame, unit: str = "km") -> list[str]:
         f"{counted(int(chosen['reps_over_capacity']), 'rep')} over capacity (largest utilisation "
         f"{chosen['max_utilisation']:.0%}).",
     ]
+    fewest = tradeoff.loc[tradeoff["reps_over_capacity"] == tradeoff["reps_over_capacity"].min()].iloc[0]
+    if fewest["reps_over_capacity"] < chosen["reps_over_capacity"]:
+        lines.append(
+            f"A weight of {fewest['capacity_weight']:g} (params resources.capacity_weight) would leave "
+            f"{counted(int(fewest['reps_over_capacity']), 'rep')} over capacity, with reps "
+            f"{show_distance(fewest['mean_home_distance_km'], unit)} from their territory on average."
+        )
+    return lines
 
 
 def account_assignment(accounts: pd.DataFrame, alignment: pd.DataFrame, reps: pd.DataFrame) -> pd.DataFrame:
@@ -372,8 +381,6 @@ def utilisation_today_vs_plan_chart(comparison: pd.DataFrame, settings: Resource
             color=shades[when],
             edgecolor="#2e3440",
             linewidth=0.6,
-            hatch=None,
-            label="today" if when == "today" else "in the plan",
         )
         for bar, height, status in zip(bars, heights, statuses, strict=True):
             bar.set_hatch(STATUS_HATCH.get(status, ""))
@@ -387,10 +394,18 @@ def utilisation_today_vs_plan_chart(comparison: pd.DataFrame, settings: Resource
                     fontsize=7,
                     rotation=90,
                 )
-    axis.axhspan(
-        settings.under_capacity, settings.over_capacity, color="#a3be8c", alpha=0.2, label="healthy band"
-    )
+    axis.axhspan(settings.under_capacity, settings.over_capacity, color="#a3be8c", alpha=0.3, zorder=0)
     axis.axhline(1.0, color="#4c566a", lw=0.8, ls="--")
+    # A key of its own: the bars' handles would carry the first rep's hatching.
+    key = [
+        Patch(facecolor=shades["today"], edgecolor="#2e3440", label="today"),
+        Patch(facecolor=shades["plan"], edgecolor="#2e3440", label="in the plan"),
+        Patch(
+            facecolor="white", edgecolor="#2e3440", hatch=STATUS_HATCH["over capacity"], label="over capacity"
+        ),
+        Patch(facecolor="white", edgecolor="#2e3440", hatch=STATUS_HATCH["under-used"], label="under-used"),
+        Patch(facecolor="#a3be8c", alpha=0.3, label="healthy band"),
+    ]
     axis.set_xticks(
         positions,
         [chart_text(f"{rep}\n{name}") for rep, name in zip(order["rep_id"], order["name"], strict=True)],
@@ -409,7 +424,7 @@ def utilisation_today_vs_plan_chart(comparison: pd.DataFrame, settings: Resource
     )
     axis.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
     axis.set_title("Rep utilisation today and in the plan", fontsize=11)
-    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    axis.legend(handles=key, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     figure.tight_layout()
     return figure
 
@@ -655,3 +670,41 @@ def route_settings_table(settings: ResourceSettings, unit: str = "km") -> pd.Dat
         ("capacity_weight", f"{settings.capacity_weight:g}"),
     ]
     return pd.DataFrame(rows, columns=["setting", "value"])
+
+
+def proposal_summary(
+    costs: pd.DataFrame, config: MarketConfig, sales: pd.DataFrame, units_moved: int
+) -> tuple[pd.DataFrame, str]:
+    """The proposal's costs for the report: the table as text, and one sentence with its assumptions.
+
+    ``costs`` is :func:`proposal_costs`; distances in the market's unit, sales in its currency.
+    """
+    unit = distance_unit(config)
+    table = format_totals(costs, unit, config.currency)
+    figures = costs.set_index("measure")
+    drive = figures.loc["Driving a year, all reps"]
+    as_of = month(data_end(sales)) if len(sales) else "the latest sales"
+    moved_accounts = counted(int(figures.at["Accounts changing rep", "proposal"]), "account")
+    moved_sales = money(figures.at["Last-12-month sales changing rep", "proposal"], config.currency)
+    over = figures.loc["Reps over capacity"]
+    sentence = (
+        f"The proposal moves {counted(units_moved, config.unit_label)}: {moved_accounts} and {moved_sales} "
+        f"of sales in the twelve months to {as_of} change rep (each territory keeps its rep); the reps' "
+        f"driving goes from {show_distance(drive['plan'], unit)} to {show_distance(drive['proposal'], unit)} "
+        f"a year and reps over capacity from {over['plan']:.0f} to {over['proposal']:.0f}. "
+        f"Assumptions: {route_assumptions(config.resources, unit)}"
+    )
+    return table, sentence
+
+
+def proposal_metrics(costs: pd.DataFrame, units_moved: int) -> dict[str, object]:
+    """``step5.proposal`` of ``metrics.json``: moves, yearly driving and reps over capacity, and more."""
+    figures = costs.set_index("measure")["proposal"]
+    return {
+        "moves": units_moved,
+        "annual_drive_km_total": figures["Driving a year, all reps"],
+        "reps_over_capacity": figures["Reps over capacity"],
+        "visits_beyond_working_year": figures["Visits beyond the working year"],
+        "accounts_changing_rep": figures["Accounts changing rep"],
+        "sales_12m_changing_rep": figures["Last-12-month sales changing rep"],
+    }
