@@ -188,6 +188,7 @@ proposal_cost = resources.proposal_costs(
     ctx.market.reps,
     rep_assignment,
     ctx.config.resources,
+    plan_workload=workload,
 )
 cost_table, cost_sentence = resources.proposal_summary(
     proposal_cost, ctx.config, ctx.market.sales, len(moves)

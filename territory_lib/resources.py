@@ -455,14 +455,20 @@ COMPARED_COLUMNS = [
 
 
 def workload_before_after(
-    accounts: pd.DataFrame, reps: pd.DataFrame, rep_assignment: pd.DataFrame, settings: ResourceSettings
+    accounts: pd.DataFrame,
+    reps: pd.DataFrame,
+    rep_assignment: pd.DataFrame,
+    settings: ResourceSettings,
+    plan: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per rep: workload and travel with the accounts they own today, and in the plan.
 
     ``accounts`` carries the plan's ``territory_id`` and, when the CRM says who owns each account
-    today, its current ``rep_id``. Without current owners the "today" columns are empty.
+    today, its current ``rep_id``. Without current owners the "today" columns are empty. ``plan``
+    is the plan's :func:`rep_workload` when already computed (the route model takes seconds).
     """
-    plan = rep_workload(accounts, reps, rep_assignment, settings)
+    if plan is None:
+        plan = rep_workload(accounts, reps, rep_assignment, settings)
     plan = plan[plan["rep_id"] != ""].set_index("rep_id")
     table = reps[["rep_id", "name", "capacity"]].set_index("rep_id")
     table["territory_id"] = plan["territory_id"]
@@ -546,6 +552,7 @@ def proposal_costs(
     reps: pd.DataFrame,
     rep_assignment: pd.DataFrame,
     settings: ResourceSettings,
+    plan_workload: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """What a realignment proposal costs against the plan it changes (step 5).
 
@@ -561,6 +568,8 @@ def proposal_costs(
         The reps, and the rep of each territory (kept by the proposal).
     settings
         The route model's and capacity params.
+    plan_workload
+        The plan's :func:`rep_workload` (step 3's), when already computed for ``current``.
 
     Returns
     -------
@@ -575,7 +584,8 @@ def proposal_costs(
         placed = accounts.drop(columns=["territory_id"], errors="ignore").assign(
             territory_id=accounts["unit_id"].map(alignment)
         )
-        workload = rep_workload(placed, reps, rep_assignment, settings)
+        reuse = name == "plan" and plan_workload is not None
+        workload = plan_workload if reuse else rep_workload(placed, reps, rep_assignment, settings)
         figures[name] = {
             "drive": float(workload["annual_drive_km"].sum()),
             "over": int((workload["status"] == "over capacity").sum()),
