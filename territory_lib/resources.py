@@ -121,32 +121,37 @@ def matching_tradeoff(
 
 
 def tradeoff_findings(tradeoff: pd.DataFrame, unit: str = "km") -> list[str]:
-    """Say whether matching on distance alone and matching with capacity disagree, and at what cost."""
+    """Say where matching on distance and matching on capacity conflict, and what each choice costs."""
     nearest = tradeoff.loc[tradeoff["capacity_weight"] == 0].iloc[0]
     chosen = tradeoff.loc[tradeoff["chosen"]].iloc[0]
-    if (
+    fewest = tradeoff.loc[tradeoff["reps_over_capacity"] == tradeoff["reps_over_capacity"].min()].iloc[0]
+
+    def outcome(row: pd.Series) -> str:
+        return (
+            f"reps {show_distance(row['mean_home_distance_km'], unit)} from their territory's centre on "
+            f"average and {counted(int(row['reps_over_capacity']), 'rep')} over capacity (largest "
+            f"utilisation {row['max_utilisation']:.0%})"
+        )
+
+    same = (
         nearest["reps_over_capacity"] == chosen["reps_over_capacity"]
         and abs(nearest["mean_home_distance_km"] - chosen["mean_home_distance_km"]) < 0.5
-    ):
-        return [
-            "Matching reps by distance alone and by distance and capacity give the same reps: no conflict."
-        ]
+    )
     lines = [
-        f"Matching on distance alone puts reps {show_distance(nearest['mean_home_distance_km'], unit)} from "
-        f"their territory's centre on average, with {counted(int(nearest['reps_over_capacity']), 'rep')} "
-        f"over capacity (largest utilisation {nearest['max_utilisation']:.0%}).",
-        f"Weighing capacity too (weight {chosen['capacity_weight']:g}) the mean distance is "
-        f"{show_distance(chosen['mean_home_distance_km'], unit)}, with "
-        f"{counted(int(chosen['reps_over_capacity']), 'rep')} over capacity (largest utilisation "
-        f"{chosen['max_utilisation']:.0%}).",
+        f"Matching on distance alone gives {outcome(nearest)}"
+        + (
+            f"; the plan's weight of capacity ({chosen['capacity_weight']:g}) changes nothing."
+            if same
+            else f"; weighing capacity too (weight {chosen['capacity_weight']:g}) gives {outcome(chosen)}."
+        )
     ]
-    fewest = tradeoff.loc[tradeoff["reps_over_capacity"] == tradeoff["reps_over_capacity"].min()].iloc[0]
     if fewest["reps_over_capacity"] < chosen["reps_over_capacity"]:
         lines.append(
-            f"A weight of {fewest['capacity_weight']:g} (params resources.capacity_weight) would leave "
-            f"{counted(int(fewest['reps_over_capacity']), 'rep')} over capacity, with reps "
-            f"{show_distance(fewest['mean_home_distance_km'], unit)} from their territory on average."
+            f"Distance and capacity conflict: a weight of {fewest['capacity_weight']:g} (params "
+            f"resources.capacity_weight) would give {outcome(fewest)}."
         )
+    elif same:
+        lines.append("No weight of capacity would put fewer reps over capacity: distance and capacity agree.")
     return lines
 
 

@@ -5,8 +5,9 @@ rounds, as many as the most frequent account's visits, and an account's visits a
 over them. In each round the rep works the accounts due in day tours from home, built by Clarke
 and Wright's savings method within the day's stops, hours and driving; each tour then takes its
 shortest order (every order up to 7 stops, else 2-opt). Accounts beyond a day trip from home are
-grouped into trip areas worked from a base (a hotel): reached by car when the base is within a
-day's drive, else by air. Road distance is the great-circle distance times a detour factor.
+grouped into trip areas worked from a base (a hotel), and areas all within a day's drive of each
+other into regions worked on one trip a week: reached by car when the region is within a day's drive of
+home, else by air. Road distance is the great-circle distance times a detour factor.
 """
 
 from __future__ import annotations
@@ -227,14 +228,18 @@ def trip_areas(
     area can be visited on a day tour from its base, the account that minimises the visit-weighted
     distance to the others.
 
+    Areas whose bases are all within ``max_daily_drive_km`` of each other form a region, worked on
+    one trip (complete-linkage clusters of the bases).
+
     Returns
     -------
     DataFrame
-        Per account (in the input's order): ``area`` (0, 1, ...), ``base_lat``, ``base_lon``.
+        Per account (in the input's order): ``area`` (0, 1, ...), ``base_lat``, ``base_lon``,
+        ``region`` (0, 1, ...).
     """
     count = len(lat)
     if count == 1:
-        return pd.DataFrame({"area": [0], "base_lat": lat, "base_lon": lon})
+        return pd.DataFrame({"area": [0], "base_lat": lat, "base_lon": lon, "region": [0]})
     matrix = road_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :], settings.detour_factor)
     np.fill_diagonal(matrix, 0.0)
     tree = linkage(squareform(matrix, checks=False), method="complete")
@@ -246,7 +251,21 @@ def trip_areas(
         cost = (matrix[np.ix_(members, members)] * visits[members][None, :]).sum(axis=1)
         medoid = members[int(np.argmin(cost))]
         base_lat[members], base_lon[members] = lat[medoid], lon[medoid]
-    return pd.DataFrame({"area": area, "base_lat": base_lat, "base_lon": base_lon})
+    table = pd.DataFrame({"area": area, "base_lat": base_lat, "base_lon": base_lon})
+    bases = table.drop_duplicates("area").sort_values("area")
+    if len(bases) == 1:
+        return table.assign(region=0)
+    between = road_km(
+        bases["base_lat"].to_numpy()[:, None],
+        bases["base_lon"].to_numpy()[:, None],
+        bases["base_lat"].to_numpy()[None, :],
+        bases["base_lon"].to_numpy()[None, :],
+        settings.detour_factor,
+    )
+    np.fill_diagonal(between, 0.0)
+    chain = linkage(squareform(between, checks=False), method="complete")
+    region = fcluster(chain, t=settings.max_daily_drive_km, criterion="distance") - 1
+    return table.assign(region=table["area"].map(dict(zip(bases["area"], region, strict=True))))
 
 
 def annual_travel(
@@ -292,31 +311,42 @@ def annual_travel(
         if areas is None:
             continue
         remote_index = np.flatnonzero(remote)
-        for _, members in areas[in_round[remote_index]].groupby("area"):
-            accounts = remote_index[members.index.to_numpy()]
-            base = (float(members["base_lat"].iloc[0]), float(members["base_lon"].iloc[0]))
-            tours = day_tours(base, lat[accounts], lon[accounts], settings)
-            km += sum(length for _, length in tours)
-            day_count += len(tours)
-            longest = max([longest, *(length for _, length in tours)])
-            trips = math.ceil(len(tours) / TRIP_MAX_DAYS)
-            distance = float(
-                road_km(
-                    np.array(home[0]),
-                    np.array(home[1]),
-                    np.array(base[0]),
-                    np.array(base[1]),
-                    settings.detour_factor,
-                )
+        for _, region in areas[in_round[remote_index]].groupby("region"):
+            bases = region.drop_duplicates("area")[["base_lat", "base_lon"]].to_numpy()
+            days_here = 0
+            for _, members in region.groupby("area"):
+                accounts = remote_index[members.index.to_numpy()]
+                base = (float(members["base_lat"].iloc[0]), float(members["base_lon"].iloc[0]))
+                tours = day_tours(base, lat[accounts], lon[accounts], settings)
+                km += sum(length for _, length in tours)
+                days_here += len(tours)
+                longest = max([longest, *(length for _, length in tours)])
+            day_count += days_here
+            # One trip per working week away: out to the region, base to base, and home again.
+            trips = math.ceil(days_here / TRIP_MAX_DAYS)
+            stops_lat = np.concatenate([[home[0]], bases[:, 0]])
+            stops_lon = np.concatenate([[home[1]], bases[:, 1]])
+            legs = road_km(
+                stops_lat[:, None],
+                stops_lon[:, None],
+                stops_lat[None, :],
+                stops_lon[None, :],
+                settings.detour_factor,
             )
-            if distance <= settings.max_daily_drive_km:
+            order, _ = shortest_tour(legs)
+            entry, leave = float(legs[0, order[0]]), float(legs[order[-1], 0])
+            between = float(legs[order[:-1], order[1:]].sum())
+            longest = max(longest, min(float(legs[order[:-1], order[1:]].max(initial=0.0)), driving_day_km))
+            if max(entry, leave) <= settings.max_daily_drive_km:
                 overnight += trips
-                km += 2 * distance * trips
-                travel_days += 2 * distance * trips / driving_day_km
-                longest = max(longest, distance)
+                road = trips * (entry + leave) + between
+                longest = max(longest, entry, leave)
             else:
                 flights += trips
+                road = between
                 travel_days += FLIGHT_DAYS_PER_TRIP * trips
+            km += road
+            travel_days += road / driving_day_km
     visit_count = float(due.sum())
     days = day_count + travel_days
     # Past the working year the rep drops the same share of every round: a plan that needs twice
