@@ -259,6 +259,37 @@ show_table(
     + (" (deviations from each territory's capacity-based target)" if shares else ""),
 )
 
+# %% [markdown]
+# ### What the proposal costs
+#
+# Set against the plan of steps 2 and 3: the reps' yearly driving (from the route model of step 3),
+# reps over capacity, visits that do not fit in the working year, and the accounts and recent
+# sales that would change rep.
+
+# %%
+proposal_cost = resources.proposal_costs(
+    accounts,
+    ctx.market.sales,
+    current,
+    proposed.set_index("unit_id")["territory_id"],
+    ctx.market.reps,
+    rep_assignment,
+    ctx.config.resources,
+    plan_workload=workload,
+)
+cost_table, cost_sentence = resources.proposal_summary(
+    proposal_cost, ctx.config, ctx.market.sales, len(moves)
+)
+show_table(cost_table, labels={"measure": "", "plan": "Plan", "proposal": "Proposal", "change": "Change"})
+
+# %%
+show_list([cost_sentence])
+
+# %% tags=["remove-cell"]
+# Section step5 is shared with the comment themes: merge the proposal into it, keep the rest.
+step5_metrics = ctx.workspace.read_metrics().get("step5", {})
+step5_metrics["proposal"] = resources.proposal_metrics(proposal_cost, len(moves))
+ctx.workspace.record_metrics("step5", step5_metrics)
 # %% tags=["remove-cell"]
 ctx.workspace.write("feedback_summary", scores)
 ctx.workspace.write("proposed_moves", moves)

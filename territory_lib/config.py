@@ -79,6 +79,17 @@ class ResourceSettings(_Strict):
     default_visits_per_year: Annotated[float, Field(ge=0)] = 4.0
     over_capacity: Annotated[float, Field(gt=0)] = 1.10
     under_capacity: Annotated[float, Field(gt=0)] = 0.80
+    # The route model (territory_lib.routes): visits chained into day tours from the rep's home.
+    working_days: Annotated[int, Field(ge=1, le=366)] = 220  # field days a year, after leave and meetings
+    hours_per_day: Annotated[float, Field(gt=0, le=16)] = 9.0  # driving and visits, per working day
+    visits_per_day: Annotated[int, Field(ge=1, le=20)] = 8  # most visits a rep makes in a day
+    visit_minutes: Annotated[float, Field(gt=0, le=480)] = 45.0  # time at each account
+    road_speed_kmh: Annotated[float, Field(gt=0, le=130)] = 65.0  # average speed on the road
+    detour_factor: Annotated[float, Field(ge=1, le=3)] = 1.3  # road km per great-circle km
+    max_daily_drive_km: Annotated[float, Field(gt=0, le=1500)] = 450.0  # most road km in a day
+    # Rep matching: how much a territory's accounts/capacity mismatch weighs against distance
+    # (0: distance alone; 1: 100 % mismatch weighs as much as the mean home-to-territory distance).
+    capacity_weight: Annotated[float, Field(ge=0)] = 1.0
 
 
 class MonitorSettings(_Strict):

@@ -1,0 +1,404 @@
+"""Step 3's route model: a year of account visits chained into day tours from the rep's home.
+
+Each account is visited ``visits_per_year`` times (params ``resources``). The year is split into
+rounds, as many as the most frequent account's visits, and an account's visits are spread evenly
+over them. In each round the rep works the accounts due in day tours from home, built by Clarke
+and Wright's savings method within the day's stops, hours and driving; each tour then takes its
+shortest order (every order up to 7 stops, else 2-opt). Accounts beyond a day trip from home are
+grouped into trip areas worked from a base (a hotel), and areas all within a day's drive of each
+other into regions worked on one trip a week: reached by car when the region is within a day's drive of
+home, else by air. Road distance is the great-circle distance times a detour factor.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+
+from territory_lib.config import ResourceSettings
+from territory_lib.geo import haversine_km
+
+#: Longest stay away from home: trips to an area needing more days are split into weekly trips.
+TRIP_MAX_DAYS = 5
+#: Working days a return flight takes (half a day each way, with airport and rental car).
+FLIGHT_DAYS_PER_TRIP = 1.0
+#: Tours up to this many stops are ordered exactly, by trying every order.
+EXACT_STOPS = 7
+
+_PERMUTATIONS = {
+    m: np.array(list(itertools.permutations(range(1, m + 1)))) for m in range(1, EXACT_STOPS + 1)
+}
+
+
+@dataclass(frozen=True)
+class Travel:
+    """A rep's year on the road, as the route model plans it.
+
+    When the visits need more days than the working year holds, the rep makes the share of each
+    round's visits that fits: ``drive_km``, ``drive_hours`` and ``visits_made`` are for the
+    working year, ``visits_missed`` counts the rest and ``days_needed`` is the whole visit plan's.
+    """
+
+    visits: float  #: visits a year in the visit plan
+    visits_made: float  #: visits the working year has time for
+    visits_missed: float  #: visits beyond the working year
+    drive_km: float  #: road kilometres in the working year, day tours and trips
+    drive_hours: float  #: hours at the wheel in the working year
+    visit_hours: float  #: hours at accounts in the working year
+    days_needed: float  #: working days the whole visit plan takes, travel to trip areas included
+    day_tours: int  #: days of visits in the plan (from home or from a trip base)
+    trip_visits: float  #: visits in the plan made away from home overnight (by car or air)
+    overnight_trips: int  #: trips by car with nights away, in the plan
+    flights: int  #: return flights to trip areas beyond a day's drive, in the plan
+    longest_day_km: float  #: the longest day's driving (a day tour or a drive to a trip area)
+
+    @property
+    def status(self) -> str:
+        """``day trips``, ``needs overnights`` or ``needs flights``."""
+        if self.flights:
+            return "needs flights"
+        return "needs overnights" if self.trip_visits else "day trips"
+
+
+def road_km(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray, detour: float
+) -> np.ndarray:
+    """Road distance estimated as great-circle kilometres times the detour factor."""
+    return haversine_km(lat1, lon1, lat2, lon2) * detour
+
+
+def day_reach_km(settings: ResourceSettings) -> float:
+    """The farthest an account can be (road km, one way) and still be visited on a day trip."""
+    visit_hours = settings.visit_minutes / 60
+    by_time = max(settings.hours_per_day - visit_hours, 0.0) * settings.road_speed_kmh / 2
+    return min(settings.max_daily_drive_km / 2, by_time)
+
+
+def visit_rounds(visits: np.ndarray) -> np.ndarray:
+    """Which round each account is visited in: a boolean (rounds × accounts) matrix.
+
+    There are as many rounds as the most frequent account's visits (at least 1); an account's
+    visits are spread evenly over them, with staggered phases so that rounds carry similar loads.
+    An account whose visits are not whole gets, over the year, their number rounded up or down.
+    """
+    visits = np.asarray(visits, dtype=float)
+    rounds = max(1, math.ceil(visits.max(initial=0.0)))
+    # Golden-ratio phases spread the accounts' first visits over the rounds, deterministically.
+    phase = (np.arange(len(visits)) * 0.6180339887498949) % 1.0
+    edges = np.floor(np.arange(rounds + 1)[:, None] * visits[None, :] / rounds + phase[None, :])
+    return np.diff(edges, axis=0) > 0
+
+
+def tour_length(matrix: np.ndarray, order: np.ndarray) -> float:
+    """Length of the tour base → ``order`` → base over ``matrix`` (index 0 is the base)."""
+    path = np.concatenate([[0], order, [0]])
+    return float(matrix[path[:-1], path[1:]].sum())
+
+
+def shortest_tour(matrix: np.ndarray) -> tuple[np.ndarray, float]:
+    """The shortest tour from the base (index 0) through every other point of ``matrix``.
+
+    Exact for up to :data:`EXACT_STOPS` stops (every order tried); beyond, nearest neighbour
+    improved by 2-opt until no exchange shortens it.
+    """
+    stops = len(matrix) - 1
+    if stops == 0:
+        return np.array([], dtype=int), 0.0
+    if stops <= EXACT_STOPS:
+        orders = _PERMUTATIONS[stops]
+        lengths = (
+            matrix[0, orders[:, 0]]
+            + matrix[orders[:, :-1], orders[:, 1:]].sum(axis=1)
+            + matrix[orders[:, -1], 0]
+        )
+        best = int(np.argmin(lengths))
+        return orders[best], float(lengths[best])
+    path = [0]
+    left = set(range(1, stops + 1))
+    while left:
+        nearest = min(left, key=lambda point: matrix[path[-1], point])
+        path.append(nearest)
+        left.remove(nearest)
+    path.append(0)
+    improved = True
+    while improved:
+        improved = False
+        for i in range(1, len(path) - 2):
+            for j in range(i + 1, len(path) - 1):
+                a, b, c, d = path[i - 1], path[i], path[j], path[j + 1]
+                if matrix[a, c] + matrix[b, d] < matrix[a, b] + matrix[c, d] - 1e-9:
+                    path[i : j + 1] = path[i : j + 1][::-1]
+                    improved = True
+    order = np.array(path[1:-1])
+    return order, tour_length(matrix, order)
+
+
+def day_tours(
+    base: tuple[float, float], lat: np.ndarray, lon: np.ndarray, settings: ResourceSettings
+) -> list[tuple[np.ndarray, float]]:
+    """Chain visits to the points (``lat``, ``lon``) into day tours from ``base``.
+
+    Clarke and Wright's savings method: every point starts as its own day; the two days whose
+    merger saves the most driving are merged while the day keeps within ``visits_per_day``,
+    ``max_daily_drive_km`` and ``hours_per_day`` (driving at ``road_speed_kmh`` plus
+    ``visit_minutes`` per visit). Each day is then put in its shortest order
+    (:func:`shortest_tour`). Every point must be within a day trip of the base
+    (:func:`day_reach_km`).
+
+    Returns
+    -------
+    list of (indices, road km)
+        One entry per day: the points visited, in tour order, and the day's driving.
+    """
+    count = len(lat)
+    if count == 0:
+        return []
+    points_lat = np.concatenate([[base[0]], lat])
+    points_lon = np.concatenate([[base[1]], lon])
+    matrix = road_km(
+        points_lat[:, None],
+        points_lon[:, None],
+        points_lat[None, :],
+        points_lon[None, :],
+        settings.detour_factor,
+    )
+    tours = []
+    for day in _savings(matrix, settings):
+        stops = np.array(day)
+        sub = matrix[np.ix_(np.concatenate([[0], stops]), np.concatenate([[0], stops]))]
+        order_in_day, length = shortest_tour(sub)
+        tours.append((stops[order_in_day - 1] - 1, length))
+    return tours
+
+
+def _savings(matrix: np.ndarray, settings: ResourceSettings) -> list[list[int]]:
+    """Days (lists of point indices, 1-based in ``matrix``) merged by Clarke and Wright's savings."""
+    count = len(matrix) - 1
+    hours_per_visit = settings.visit_minutes / 60
+    route_of = list(range(count + 1))
+    routes: dict[int, list[int]] = {point: [point] for point in range(1, count + 1)}
+    lengths = {point: 2 * float(matrix[0, point]) for point in range(1, count + 1)}
+    first, second = np.triu_indices(count, k=1)
+    first, second = first + 1, second + 1
+    saving = matrix[0, first] + matrix[0, second] - matrix[first, second]
+    ranked = np.argsort(-saving, kind="stable")
+    ranked = ranked[saving[ranked] > 0]
+    for i, j, gain in zip(
+        first[ranked].tolist(), second[ranked].tolist(), saving[ranked].tolist(), strict=True
+    ):
+        a, b = route_of[i], route_of[j]
+        if a == b:
+            continue
+        left, right = routes[a], routes[b]
+        # Only the ends of two days can be joined.
+        if i not in (left[0], left[-1]) or j not in (right[0], right[-1]):
+            continue
+        stops = len(left) + len(right)
+        length = lengths[a] + lengths[b] - gain
+        if (
+            stops > settings.visits_per_day
+            or length > settings.max_daily_drive_km
+            or length / settings.road_speed_kmh + stops * hours_per_visit > settings.hours_per_day
+        ):
+            continue
+        if left[-1] != i:
+            left.reverse()
+        if right[0] != j:
+            right.reverse()
+        left.extend(right)
+        lengths[a] = length
+        for point in right:
+            route_of[point] = a
+        del routes[b], lengths[b]
+    return list(routes.values())
+
+
+def trip_areas(
+    lat: np.ndarray, lon: np.ndarray, visits: np.ndarray, settings: ResourceSettings
+) -> pd.DataFrame:
+    """Group accounts beyond a day trip from home into areas worked from one base each.
+
+    Complete-linkage clusters whose widest pair is within a day trip, so every account of an
+    area can be visited on a day tour from its base, the account that minimises the visit-weighted
+    distance to the others.
+
+    Areas whose bases are all within ``max_daily_drive_km`` of each other form a region, worked on
+    one trip (complete-linkage clusters of the bases).
+
+    Returns
+    -------
+    DataFrame
+        Per account (in the input's order): ``area`` (0, 1, ...), ``base_lat``, ``base_lon``,
+        ``region`` (0, 1, ...).
+    """
+    count = len(lat)
+    if count == 1:
+        return pd.DataFrame({"area": [0], "base_lat": lat, "base_lon": lon, "region": [0]})
+    matrix = road_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :], settings.detour_factor)
+    np.fill_diagonal(matrix, 0.0)
+    tree = linkage(squareform(matrix, checks=False), method="complete")
+    area = fcluster(tree, t=day_reach_km(settings), criterion="distance") - 1
+    base_lat = np.empty(count)
+    base_lon = np.empty(count)
+    for label in np.unique(area):
+        members = np.flatnonzero(area == label)
+        cost = (matrix[np.ix_(members, members)] * visits[members][None, :]).sum(axis=1)
+        medoid = members[int(np.argmin(cost))]
+        base_lat[members], base_lon[members] = lat[medoid], lon[medoid]
+    table = pd.DataFrame({"area": area, "base_lat": base_lat, "base_lon": base_lon})
+    bases = table.drop_duplicates("area").sort_values("area")
+    if len(bases) == 1:
+        return table.assign(region=0)
+    between = road_km(
+        bases["base_lat"].to_numpy()[:, None],
+        bases["base_lon"].to_numpy()[:, None],
+        bases["base_lat"].to_numpy()[None, :],
+        bases["base_lon"].to_numpy()[None, :],
+        settings.detour_factor,
+    )
+    np.fill_diagonal(between, 0.0)
+    chain = linkage(squareform(between, checks=False), method="complete")
+    region = fcluster(chain, t=settings.max_daily_drive_km, criterion="distance") - 1
+    return table.assign(region=table["area"].map(dict(zip(bases["area"], region, strict=True))))
+
+
+def annual_travel(
+    home: tuple[float, float],
+    lat: np.ndarray,
+    lon: np.ndarray,
+    visits: np.ndarray,
+    settings: ResourceSettings,
+) -> Travel:
+    """Plan a rep's year of visits from ``home`` and total its driving, hours and days.
+
+    Parameters
+    ----------
+    home
+        The rep's home (lat, lon).
+    lat, lon
+        The accounts' coordinates.
+    visits
+        Visits a year per account.
+    settings
+        Working days and hours, visits a day, visit length, road speed, detour factor and the
+        longest day's drive (params ``resources``).
+    """
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    visits = np.asarray(visits, dtype=float)
+    due = visit_rounds(visits)
+    away = road_km(np.full(len(lat), home[0]), np.full(len(lat), home[1]), lat, lon, settings.detour_factor)
+    remote = away > day_reach_km(settings)
+    areas = trip_areas(lat[remote], lon[remote], visits[remote], settings) if remote.any() else None
+    driving_day_km = min(settings.road_speed_kmh * settings.hours_per_day, settings.max_daily_drive_km)
+    km = 0.0
+    day_count = 0
+    travel_days = 0.0
+    overnight = 0
+    flights = 0
+    longest = 0.0
+    for in_round in due:
+        local = np.flatnonzero(in_round & ~remote)
+        for _, length in day_tours(home, lat[local], lon[local], settings):
+            km += length
+            day_count += 1
+            longest = max(longest, length)
+        if areas is None:
+            continue
+        remote_index = np.flatnonzero(remote)
+        for _, region in areas[in_round[remote_index]].groupby("region"):
+            bases = region.drop_duplicates("area")[["base_lat", "base_lon"]].to_numpy()
+            days_here = 0
+            for _, members in region.groupby("area"):
+                accounts = remote_index[members.index.to_numpy()]
+                base = (float(members["base_lat"].iloc[0]), float(members["base_lon"].iloc[0]))
+                tours = day_tours(base, lat[accounts], lon[accounts], settings)
+                km += sum(length for _, length in tours)
+                days_here += len(tours)
+                longest = max([longest, *(length for _, length in tours)])
+            day_count += days_here
+            # One trip per working week away: out to the region, base to base, and home again.
+            trips = math.ceil(days_here / TRIP_MAX_DAYS)
+            stops_lat = np.concatenate([[home[0]], bases[:, 0]])
+            stops_lon = np.concatenate([[home[1]], bases[:, 1]])
+            legs = road_km(
+                stops_lat[:, None],
+                stops_lon[:, None],
+                stops_lat[None, :],
+                stops_lon[None, :],
+                settings.detour_factor,
+            )
+            order, _ = shortest_tour(legs)
+            entry, leave = float(legs[0, order[0]]), float(legs[order[-1], 0])
+            between = float(legs[order[:-1], order[1:]].sum())
+            longest = max(longest, min(float(legs[order[:-1], order[1:]].max(initial=0.0)), driving_day_km))
+            if max(entry, leave) <= settings.max_daily_drive_km:
+                overnight += trips
+                road = trips * (entry + leave) + between
+                longest = max(longest, entry, leave)
+            else:
+                flights += trips
+                road = between
+                travel_days += FLIGHT_DAYS_PER_TRIP * trips
+            km += road
+            travel_days += road / driving_day_km
+    visit_count = float(due.sum())
+    days = day_count + travel_days
+    # Past the working year the rep drops the same share of every round: a plan that needs twice
+    # the year's days makes half its visits and drives half its kilometres.
+    share = min(1.0, settings.working_days / days) if days else 1.0
+    return Travel(
+        visits=visit_count,
+        visits_made=visit_count * share,
+        visits_missed=visit_count * (1 - share),
+        drive_km=km * share,
+        drive_hours=km * share / settings.road_speed_kmh,
+        visit_hours=visit_count * share * settings.visit_minutes / 60,
+        days_needed=days,
+        day_tours=day_count,
+        trip_visits=float(due[:, remote].sum()),
+        overnight_trips=overnight,
+        flights=flights,
+        longest_day_km=longest,
+    )
+
+
+def travel_by_rep(accounts: pd.DataFrame, reps: pd.DataFrame, settings: ResourceSettings) -> pd.DataFrame:
+    """The route model for every rep with accounts.
+
+    Parameters
+    ----------
+    accounts
+        ``rep_id, lat, lon, visits`` (visits a year); rows without a rep are left out.
+    reps
+        The validated reps table (``rep_id, home_lat, home_lon``).
+    settings
+        The route model's params (``resources``).
+
+    Returns
+    -------
+    DataFrame
+        One row per rep with accounts: ``rep_id``, the :class:`Travel` fields, ``travel_status``,
+        ``time_utilisation`` (days needed / working days) and ``fits_working_year``.
+    """
+    homes = reps.set_index("rep_id")
+    rows = []
+    for rep_id, book in accounts[accounts["rep_id"].fillna("") != ""].groupby("rep_id", sort=True):
+        travel = annual_travel(
+            (float(homes.at[rep_id, "home_lat"]), float(homes.at[rep_id, "home_lon"])),
+            book["lat"].to_numpy(),
+            book["lon"].to_numpy(),
+            book["visits"].to_numpy(),
+            settings,
+        )
+        rows.append({"rep_id": rep_id, **asdict(travel), "travel_status": travel.status})
+    columns = ["rep_id", *Travel.__dataclass_fields__, "travel_status"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["time_utilisation"] = table["days_needed"] / settings.working_days
+    table["fits_working_year"] = table["days_needed"] <= settings.working_days
+    return table
