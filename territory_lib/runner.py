@@ -226,7 +226,15 @@ def _run_locked(
         say(f"step {number}/{len(STEPS)} {step.title} done in {seconds:.1f} s")
         tick = time.perf_counter()
     if run.ok:
+        from territory_lib.overview import OVERVIEW_FILE, try_build_overview
+
+        overview, overview_failure = try_build_overview(config, staging, run_date)
+        if overview_failure is not None:
+            say(f"the overview could not be built ({overview_failure}); the step reports are published")
+            (staging / OVERVIEW_FILE).unlink(missing_ok=True)  # never show the previous run's overview
         manifest.update(
+            overview=OVERVIEW_FILE if overview is not None else None,
+            alerts=overview.alerts if overview is not None else [],
             run_finished=_now(),
             status="ok",
             # The hashes taken when the inputs were read, not now: a file changed during the run
