@@ -191,14 +191,14 @@ show_figure(
     alt=scenarios.sizing_alt_text(float(metrics["accounts"].sum()), capacities, ctx.config.territories),
 )
 
-# %% [markdown]
+# %% [markdown] tags=["method"]
 # ## Plan quality
 #
 # Polsby-Popper compares each territory's area with a circle of the same perimeter (1 is a
 # circle); the moment of inertia sums, over units, their measure times the squared distance to
 # the territory's centre (lower is more compact).
 
-# %%
+# %% tags=["method"]
 show_table(territories.summary_table(plan))
 
 # %% tags=["remove-cell"]
