@@ -104,7 +104,12 @@ def plan_scenarios(
         specs.append((f"{k - 1} territories (one fewer)", k - 1, list(targets)))
     if k < len(metrics):
         specs.append((f"{k + 1} territories (one more)", k + 1, list(targets)))
-    specs += [_variant(config, spec, targets, index) for index, spec in enumerate(config.scenarios)]
+    numeric = sorted(
+        name
+        for name in metrics.columns
+        if name != "geometry" and pd.api.types.is_numeric_dtype(metrics[name])
+    )
+    specs += [_variant(config, spec, targets, numeric, index) for index, spec in enumerate(config.scenarios)]
     if len(metrics) > SCENARIO_MAX_UNITS:
         note = (
             f"Other scenarios are not drawn for maps of more than {SCENARIO_MAX_UNITS:,} units "
@@ -139,16 +144,16 @@ def plan_scenarios(
 
 
 def _variant(
-    config: MarketConfig, spec: ScenarioSpec, targets: Sequence[BalanceTarget], index: int
+    config: MarketConfig, spec: ScenarioSpec, targets: Sequence[BalanceTarget], numeric: list[str], index: int
 ) -> tuple[str, int, list[BalanceTarget]]:
+    """A named variant's name, territories and balance targets, checked against the unit measures."""
     if spec.balance is None:
         return spec.name, spec.territories or config.territories, list(targets)
-    known = {target.column for target in targets} | {"potential", "accounts", "sales_12m", "customers"}
     for position, balance in enumerate(spec.balance):
-        if balance.measure not in known:
+        if balance.measure not in numeric:
             raise ConfigError(
                 f"{config.source}: 'scenarios[{index}].balance[{position}].measure: {balance.measure}' is "
-                f"not a unit measure; choose one of {', '.join(sorted(known))}."
+                f"not a numeric unit measure; choose one of {', '.join(numeric)}."
             )
     wanted = [BalanceTarget(balance.measure, balance.tolerance) for balance in spec.balance]
     return spec.name, spec.territories or config.territories, wanted
