@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import folium
+import geopandas as gpd
 import jinja2
 import numpy as np
 import pandas as pd
+import shapely
 
 from territory_lib.config import MarketConfig, distance_unit
 from territory_lib.errors import TerritoryError
@@ -33,6 +35,7 @@ __all__ = [
     "inline_maps",
     "overview_alerts",
     "recommendation",
+    "territory_shapes",
     "try_build_overview",
 ]
 
@@ -43,6 +46,9 @@ MAX_DRIVE_KM_PER_DAY = 600.0
 WORKING_DAYS_PER_YEAR = 220
 #: The data note under the overview is one line; the full provenance is in each step report.
 DATA_NOTE_LENGTH = 160
+#: Above this many units the overview's maps draw one outline per territory, not every unit, so
+#: three maps of a 30,000-unit market stay light.
+OVERVIEW_UNIT_LIMIT = 2_000
 
 
 @dataclass
@@ -346,6 +352,15 @@ def inline_maps(maps: Sequence[folium.Map]) -> tuple[str, list[str]]:
     return "\n".join(head.values()), bodies
 
 
+def territory_shapes(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """One outline per ``territory_id``: the union of its units (a coverage union, fast on clean maps)."""
+    groups = units.dropna(subset=["territory_id"]).groupby("territory_id", sort=True)
+    outlines = [shapely.coverage_union_all(group.geometry.to_numpy()) for _, group in groups]
+    shapes = gpd.GeoDataFrame({"territory_id": list(groups.groups)}, geometry=outlines, crs=units.crs)
+    # A coverage union of units that overlap a little can be invalid; make_valid keeps it drawable.
+    return shapes.assign(geometry=shapely.make_valid(shapes.geometry.to_numpy()))
+
+
 def _step_links(folder: Path) -> list[dict[str, str | None]]:
     return [
         {
@@ -420,13 +435,20 @@ def build_overview(config: MarketConfig, folder: str | Path, run_date: str | Non
     colours = maps.category_colors(sorted({t for a in alignments for t in a.territory.dropna().unique()}))
     units = metrics[["unit_id", "name", "geometry"]].copy()
     frames = []
+    large = len(units) > OVERVIEW_UNIT_LIMIT
     for alignment in alignments:
         shown = units.assign(territory_id=units["unit_id"].astype(str).map(alignment.territory))
+        if large:
+            shown = territory_shapes(shown)
         frames.append(
             maps.category_map(
                 shown,
                 "territory_id",
-                tooltip_columns={"name": config.unit_label.capitalize(), "territory_id": "Territory"},
+                tooltip_columns=(
+                    {"territory_id": "Territory"}
+                    if large
+                    else {"name": config.unit_label.capitalize(), "territory_id": "Territory"}
+                ),
                 legend_title="Territories",
                 colors=colours,
                 height=380,

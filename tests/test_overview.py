@@ -252,3 +252,19 @@ def test_overview_draws_its_maps_offline_without_sideways_scroll(page: str, widt
     scroll = int(re.search(r'data-scroll-width="(\d+)"', dom).group(1))
     client = int(re.search(r'data-client-width="(\d+)"', dom).group(1))
     assert scroll <= client, f"the page scrolls sideways at {width} px ({scroll} > {client})"
+
+
+def test_large_maps_draw_one_outline_per_territory(
+    run_folder: tuple[MarketConfig, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config, folder = run_folder
+    copy = tmp_path / "georgia"
+    shutil.copytree(folder, copy)
+    monkeypatch.setattr(overview, "OVERVIEW_UNIT_LIMIT", 100)  # Georgia's 159 counties count as large
+    page = overview.build_overview(config, copy, RUN_DATE).path.read_text(encoding="utf-8")
+    features = re.findall(r'"type":\s*"Feature"', page)
+    assert len(features) == 3 * 8  # three maps of 8 territories, not 3 x 159 counties
+    units = Workspace(folder).read("unit_metrics")
+    shapes = overview.territory_shapes(units)
+    assert len(shapes) == 8 and shapes.is_valid.all()
+    assert shapes.to_crs(5070).area.sum() == pytest.approx(units.to_crs(5070).area.sum(), rel=1e-3)
