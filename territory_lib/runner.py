@@ -240,7 +240,7 @@ def _run_locked(
             # The hashes taken when the inputs were read, not now: a file changed during the run
             # must make the next run read it.
             inputs=(snapshot_info(staging) or {}).get("inputs", {}),
-            highlights=headline_figures(Workspace(staging)),
+            highlights=headline_figures(Workspace(staging), config.currency),
             downloads=[
                 {"label": label, "href": name} for name, label in DOWNLOADS if (staging / name).exists()
             ],
@@ -536,14 +536,16 @@ def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str 
     return None
 
 
-def headline_figures(workspace: Workspace) -> list[dict[str, str]]:
+def headline_figures(workspace: Workspace, currency: str = "USD") -> list[dict[str, str]]:
     """The few figures the index page shows per market, read from a run's artifacts."""
+    from territory_lib.presentation import money, percent
+
     figures = []
     artifacts = {name: workspace.artifact_path(name) for name in ("unit_metrics", "territories", "trends")}
     if artifacts["unit_metrics"].is_file():
         metrics = workspace.read("unit_metrics")
         figures.append({"label": "Accounts", "value": f"{int(metrics['accounts'].sum()):,}"})
-        figures.append({"label": "Annual potential", "value": f"{metrics['potential'].sum():,.0f}"})
+        figures.append({"label": "Annual potential", "value": money(metrics["potential"].sum(), currency)})
     if artifacts["territories"].is_file():
         table = workspace.read("territories")
         deviations = [column for column in table.columns if column.endswith("_dev")]
@@ -551,12 +553,16 @@ def headline_figures(workspace: Workspace) -> list[dict[str, str]]:
         for column in deviations:
             measure = column.removesuffix("_dev").replace("_", " ")
             figures.append(
-                {"label": f"Largest {measure} deviation", "value": f"{table[column].abs().max():.1%}"}
+                {"label": f"Largest {measure} deviation", "value": percent(table[column].abs().max())}
             )
     if artifacts["trends"].is_file():
         trends = workspace.read("trends")
         # Step 4 fits no trend on a short sales history; its table is then empty.
-        value = f"{trends['annual_growth'].iloc[0]:+.1%} a year" if len(trends) else "too little history"
+        value = (
+            f"{percent(trends['annual_growth'].iloc[0], signed=True)} a year"
+            if len(trends)
+            else "too little history"
+        )
         figures.append({"label": "Sales trend", "value": value})
     return figures
 
