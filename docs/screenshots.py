@@ -20,7 +20,7 @@ from territory_lib.paths import reports_dir
 #: Page file, name of the screenshot, and how much of the page (in px) it shows.
 PAGES = (
     ("overview.html", "overview", 1500),
-    ("02_define_territories.html", "step2", 2300),
+    ("02_define_territories.html", "step2", 3100),
     ("05_feedback_optimize.html", "step5", 2300),
 )
 WIDTH = 1400

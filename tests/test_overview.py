@@ -212,22 +212,34 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def rendered(page_html: str, width: int) -> str:
-    """The DOM of ``page_html`` at ``width`` px, offline, with the page's scroll width recorded on <body>."""
+    """The DOM of ``page_html`` shown ``width`` px wide, offline, with its scroll and client widths.
+
+    Headless Chromium keeps a window at least 500 px wide, so the page is loaded in an iframe of
+    exactly ``width`` px (its media queries see that width); the outer page records the frame's
+    widths as ``data-scroll-width`` and ``data-client-width`` and takes in the frame's DOM.
+    """
     from browser import _OFFLINE_FLAGS
 
-    probe = (
-        "<script>window.addEventListener('load', () => setTimeout(() => {"
-        "document.body.dataset.scrollWidth = document.documentElement.scrollWidth;"
-        "document.body.dataset.clientWidth = document.documentElement.clientWidth;}, 500));</script>"
+    outer = (
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe id="frame" src="page.html" '
+        f'style="width:{width}px;height:900px;border:0"></iframe><script>'
+        "document.getElementById('frame').addEventListener('load', () => setTimeout(() => {"
+        "const doc = document.getElementById('frame').contentDocument;"
+        "document.body.dataset.scrollWidth = doc.documentElement.scrollWidth;"
+        "document.body.dataset.clientWidth = doc.documentElement.clientWidth;"
+        "const copy = document.createElement('div'); copy.id = 'framed';"
+        "copy.innerHTML = doc.body.innerHTML; document.body.appendChild(copy);}, 1000));"
+        "</script></body></html>"
     )
     with tempfile.TemporaryDirectory(prefix="territory-overview-") as tmp:
-        target = Path(tmp) / "page.html"
-        target.write_text(page_html.replace("</body>", probe + "</body>"), encoding="utf-8")
+        (Path(tmp) / "page.html").write_text(page_html, encoding="utf-8")
+        target = Path(tmp) / "outer.html"
+        target.write_text(outer, encoding="utf-8")
         result = subprocess.run(
             [
                 CHROMIUM,
                 *_OFFLINE_FLAGS,
-                f"--window-size={width},900",
+                "--allow-file-access-from-files",  # the outer page may read its frame's DOM
                 f"--user-data-dir={Path(tmp) / 'profile'}",
                 "--dump-dom",
                 target.as_uri(),
@@ -251,6 +263,7 @@ def test_overview_draws_its_maps_offline_without_sideways_scroll(page: str, widt
     assert '<table class="comparison">' in dom
     scroll = int(re.search(r'data-scroll-width="(\d+)"', dom).group(1))
     client = int(re.search(r'data-client-width="(\d+)"', dom).group(1))
+    assert client == width - 15 or client == width  # the frame's own width, less a scroll bar
     assert scroll <= client, f"the page scrolls sideways at {width} px ({scroll} > {client})"
 
 
