@@ -224,7 +224,7 @@ def compare_alignments(
         column["Territories"] = f"{totals.shape[0]:,}"
         for measure in measures:
             deviation = (totals[measure] / totals[measure].mean() - 1).abs().max() if len(totals) else np.nan
-            column[f"Largest deviation, {measure.replace('_', ' ')}"] = percent(deviation)
+            column[f"Largest deviation from an equal share, {measure.replace('_', ' ')}"] = percent(deviation)
         status = alignment.workload["status"] if "status" in alignment.workload else pd.Series(dtype=str)
         column["Reps over capacity"] = f"{int((status == 'over capacity').sum())}"
         column["Reps under-used"] = f"{int((status == 'under-used').sum())}"
@@ -300,7 +300,7 @@ def recommendation(comparison: pd.DataFrame, measures: Sequence[str]) -> str:
     if not candidates:
         return "Run step 2 to draw a plan; there is nothing to compare yet."
     measure = measures[0].replace("_", " ")
-    deviation = comparison.loc[f"Largest deviation, {measure}"]
+    deviation = comparison.loc[f"Largest deviation from an equal share, {measure}"]
 
     def number(text: str) -> float:
         try:

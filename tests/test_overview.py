@@ -91,7 +91,7 @@ def test_overview_compares_today_plan_and_proposal_in_one_table(page: str) -> No
     assert rows["Sales changing rep (12 months)"][0] == "$0" and rows["Sales changing rep (12 months)"][
         1
     ].startswith("$")
-    assert all(value.endswith("%") for value in rows["Largest deviation, potential"])
+    assert all(value.endswith("%") for value in rows["Largest deviation from an equal share, potential"])
     assert all(value.endswith("miles") for value in rows["Annual driving, all reps"])  # a US market: miles
     assert all(
         re.fullmatch(r"0\.\d\d", value) for value in rows["Mean compactness (Polsby-Popper, 1 = circle)"]
@@ -109,7 +109,9 @@ def test_overview_today_deviation_matches_step_2s_current_balance(
     config, folder = run_folder
     metrics = Workspace(folder).read("unit_metrics")
     expected = current_balance(metrics, balance_targets(config, metrics))
-    assert comparison_cells(page)["Largest deviation, potential"][0] == percent(expected["potential"])
+    assert comparison_cells(page)["Largest deviation from an equal share, potential"][0] == percent(
+        expected["potential"]
+    )
 
 
 def test_overview_escapes_the_market_title_and_links_only_reports_that_exist(page: str) -> None:
