@@ -22,7 +22,6 @@ import pandas as pd
 import shapely
 
 from territory_lib.config import MarketConfig, distance_unit
-from territory_lib.errors import TerritoryError
 from territory_lib.presentation import distance, human_time, money, percent
 from territory_lib.steps import STEPS, Workspace, provenance
 
@@ -502,5 +501,5 @@ def try_build_overview(
     step reports without it rather than losing them)."""
     try:
         return build_overview(config, folder, run_date), None
-    except (TerritoryError, OSError, KeyError, ValueError) as exc:
+    except Exception as exc:  # a summary page must never cost the run its step reports
         return None, f"{type(exc).__name__}: {exc}".splitlines()[0]

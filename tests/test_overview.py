@@ -283,3 +283,11 @@ def test_large_maps_draw_one_outline_per_territory(
     shapes = overview.territory_shapes(units)
     assert len(shapes) == 8 and shapes.is_valid.all()
     assert shapes.to_crs(5070).area.sum() == pytest.approx(units.to_crs(5070).area.sum(), rel=1e-3)
+
+
+def test_an_overview_that_cannot_be_built_says_why_instead_of_failing_the_run(
+    georgia_config: MarketConfig, tmp_path: Path
+) -> None:
+    page, failure = overview.try_build_overview(georgia_config, tmp_path / "georgia", RUN_DATE)
+    assert page is None and failure is not None and "snapshot" in failure
+    assert not (tmp_path / "georgia" / "overview.html").exists()
