@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup report test lint format lab notebooks bench bench-pipeline wheel clean
+.PHONY: setup report test lint format lab notebooks bench bench-pipeline wheel screenshots clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ bench-pipeline: $(INSTALLED) ## whole runs of Georgia, 3,108 US counties and ~29
 
 wheel: $(INSTALLED) ## build dist/territory_planner-*.whl (notebooks and built-in params inside)
 	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .
+
+screenshots: $(INSTALLED) ## run Georgia, screenshot its overview and steps 2 and 5 into docs/screenshots/ (needs Chromium)
+	$(BIN)/territory prepare georgia
+	$(BIN)/territory run georgia
+	$(BIN)/python docs/screenshots.py georgia
 
 clean: ## remove .venv, generated data, reports (keeps reports/README.md) and built wheels
 	find reports -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

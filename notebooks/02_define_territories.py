@@ -27,9 +27,19 @@ output_dir: str = ""  # folder for this run's results; empty: reports/_scratch/<
 run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
-from territory_lib import maps, resources, territories
+from territory_lib import maps, resources, scenarios, territories
 from territory_lib.config import plural
-from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, SIGNED_PERCENT, show_list, show_table
+from territory_lib.presentation import (
+    COUNT,
+    DECIMAL,
+    MONEY,
+    PERCENT,
+    SIGNED_PERCENT,
+    percent,
+    show_figure,
+    show_list,
+    show_table,
+)
 from territory_lib.steps import start_step
 
 # %%
@@ -102,13 +112,93 @@ show_table(
 )
 
 # %% [markdown]
+# ## Balance, today and in the plan
+#
+# Each bar is a territory's deviation from its fair share; the shaded band is the tolerance the
+# params allow. Grey hatched bars are today's territories (from the data's current alignment),
+# where the data carry one.
+
+# %%
+measures = [t.column for t in targets]
+tolerances = {t.column: t.tolerance for t in targets}
+plan_deviation = scenarios.territory_deviations(plan.assignment, metrics, measures)
+today_deviation = (
+    scenarios.territory_deviations(metrics.set_index("unit_id")["territory_id"], metrics, measures)
+    if territories.current_balance(metrics, targets) is not None
+    else None
+)
+show_figure(
+    scenarios.balance_bars(plan_deviation, tolerances, today_deviation),
+    alt=scenarios.balance_alt_text(plan_deviation, tolerances, today_deviation),
+)
+
+# %% [markdown]
+# ## How many territories do we need?
+#
+# The same market divided into one territory fewer and one more than the plan (and any variants
+# the params name under `scenarios`), compared with the plan. Fewer territories mean more
+# accounts per rep; the chart below shows where that crosses the reps' capacity.
+
+# %%
+scenario_rows, scenario_notes = scenarios.plan_scenarios(ctx.config, metrics, plan, targets, ctx.adjacency)
+capacities = ctx.market.reps["capacity"].to_numpy(dtype=float)
+scenario_table = scenarios.scenario_table(
+    scenario_rows, metrics, float(capacities.mean()) if len(capacities) else None
+)
+show_table(
+    scenario_table,
+    {
+        **{column: percent for column in scenario_table.columns if column.startswith("max_dev_")},
+        "mean_polsby_popper": DECIMAL,
+        "accounts_per_rep": COUNT,
+        "largest_territory_accounts": COUNT,
+        "largest_vs_capacity": percent,
+    },
+    labels={
+        **{
+            column: f"Largest deviation, {column.removeprefix('max_dev_').replace('_', ' ')}"
+            for column in scenario_table.columns
+            if column.startswith("max_dev_")
+        },
+        "within_bands": "Every territory within its bands",
+        "mean_polsby_popper": "Compactness (1 = circle)",
+        "accounts_per_rep": "Accounts per rep",
+        "largest_territory_accounts": "Accounts in the largest territory",
+        "largest_vs_capacity": "Largest territory against mean rep capacity",
+    },
+)
+
+# %%
+show_list(scenario_notes)
+
+# %%
+show_figure(
+    scenarios.scenario_maps(scenario_rows, metrics),
+    dpi=80,
+    alt="Small maps of the market divided as in each scenario of the table, one colour per territory.",
+)
+
+# %%
+show_figure(
+    scenarios.sizing_curve(
+        float(metrics["accounts"].sum()),
+        capacities,
+        ctx.config.territories,
+        scenario_rows,
+        metrics,
+        ctx.config.resources.over_capacity,
+    ),
+    alt=scenarios.sizing_alt_text(float(metrics["accounts"].sum()), capacities, ctx.config.territories),
+)
+
+# %% [markdown] tags=["method"]
 # ## Plan quality
 #
 # Polsby-Popper compares each territory's area with a circle of the same perimeter (1 is a
 # circle); the moment of inertia sums, over units, their measure times the squared distance to
 # the territory's centre (lower is more compact).
 
-# %%
+# %% tags=["method"]
 show_table(territories.summary_table(plan))
 
 # %% tags=["remove-cell"]

@@ -142,6 +142,17 @@ class GeometrySettings(_Strict):
     snap: Annotated[float, Field(ge=0, le=10_000)] | None = None  # metres; None: 0.2 % of a unit's size
 
 
+class ScenarioSpec(_Strict):
+    """A named variant of the plan that step 2 compares with it (params ``scenarios``).
+
+    Unset fields take the plan's: ``territories`` from the top level, ``balance`` from ``design``.
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    territories: Annotated[int, Field(ge=1)] | None = None
+    balance: Annotated[list[BalanceSpec], Field(min_length=1)] | None = None
+
+
 class MapSettings(_Strict):
     """Maps draw offline by default; name a tile layer only for readers who are online."""
 
@@ -171,6 +182,8 @@ class MarketConfig(_Strict):
     maps: MapSettings = Field(default_factory=MapSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     geometry: GeometrySettings = Field(default_factory=GeometrySettings)
+    # Named variants step 2 compares with the plan, beside the plan at one territory fewer and more.
+    scenarios: Annotated[list[ScenarioSpec], Field(max_length=6)] = Field(default_factory=list)
     source: Path = Path()
 
     @field_validator("market")

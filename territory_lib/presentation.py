@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import re
@@ -155,11 +156,21 @@ def chart_text(value: object) -> str:
     return str(value).replace("$", r"\$")
 
 
-def show_figure(figure: Figure, dpi: int = 110) -> Image:
-    """A matplotlib figure as an embedded PNG (no file, no network)."""
+def show_figure(figure: Figure, dpi: int = 110, alt: str | None = None) -> Image | HTML:
+    """A matplotlib figure as an embedded PNG (no file, no network).
+
+    ``alt`` says in words what the chart shows, for readers who cannot see it (screen readers,
+    images blocked); with it the figure is an ``<img>`` carrying that text, escaped.
+    """
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return Image(data=buffer.getvalue(), format="png")
+    if alt is None:
+        return Image(data=buffer.getvalue(), format="png")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return HTML(
+        f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt, quote=True)}" '
+        'style="max-width:100%;height:auto">'
+    )
 
 
 def show_list(items: Iterable[str], title: str | None = None) -> HTML:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -24,9 +25,11 @@ from territory_lib.paths import write_text_atomically
 from territory_lib.presentation import human_time
 
 __all__ = [
+    "METHOD_TAG",
     "REMOVE_CELL_TAGS",
     "REMOVE_INPUT_TAGS",
     "REMOVE_OUTPUT_TAGS",
+    "MethodFold",
     "StakeholderOutputs",
     "export_html",
     "external_resources",
@@ -44,6 +47,8 @@ REMOVE_OUTPUT_TAGS = frozenset({"remove-output"})
 REMOVE_INPUT_TAGS = frozenset({"remove-input"})
 
 INDEX_TITLE = "Territory reports"
+#: The alerts a market's card on the index page shows at most (the overview lists them all).
+MAX_CARD_ALERTS = 4
 
 
 class StakeholderOutputs(Preprocessor):
@@ -72,6 +77,83 @@ class StakeholderOutputs(Preprocessor):
             kept.append(cell)
         nb.cells = kept
         return nb, resources
+
+
+#: Cells for analysts (formulas, fit statistics, timings): folded into "Method and data" at the end.
+METHOD_TAG = "method"
+METHOD_SUMMARY = "Method and data"
+#: How long the data note at the top of a report may be; the full provenance is in the fold.
+DATA_NOTE_LENGTH = 160
+_HEADER_DATA_ROW = re.compile(r"(<span[^>]*>Data</span>)(.*?)(</div>)", re.DOTALL)
+
+
+class MethodFold(Preprocessor):
+    """Fold the cells tagged ``method`` into one collapsed "Method and data" section at the end.
+
+    Findings come first for the stakeholder; regression tables, formulas, compactness measures and
+    timings stay one click away. The run header's full data provenance moves into the same
+    section, leaving a one-line data note at the top.
+    """
+
+    def preprocess(
+        self, nb: nbformat.NotebookNode, resources: dict[str, Any]
+    ) -> tuple[nbformat.NotebookNode, dict[str, Any]]:
+        """Move tagged cells (and the header's provenance) into a ``<details>`` after the findings."""
+        for cell in nb.cells:  # only this preprocessor's cells may bypass the raw-cell cleaning
+            cell.get("metadata", {}).pop("territory_fold", None)
+        method = [cell for cell in nb.cells if METHOD_TAG in cell.get("metadata", {}).get("tags", [])]
+        cells = [cell for cell in nb.cells if METHOD_TAG not in cell.get("metadata", {}).get("tags", [])]
+        sources = [source for cell in cells for source in _shorten_provenance(cell)]
+        if sources:
+            method.append(
+                _raw_html(
+                    "<h3>Data sources</h3>"
+                    + "".join(f"<p class='territory-provenance'>{text}</p>" for text in sources)
+                )
+            )
+        if method:
+            opening = (
+                f'<details class="territory-method"><summary><strong>{METHOD_SUMMARY}</strong>: how the '
+                "figures were computed, model fits, timings and where the data come from</summary>"
+            )
+            cells = [*cells, _raw_html(opening), *method, _raw_html("</details>")]
+        nb.cells = cells
+        return nb, resources
+
+
+def _raw_html(source: str) -> nbformat.NotebookNode:
+    """A raw cell the HTML export writes as it is (no wrapper), so tags may open and close across cells."""
+    return nbformat.v4.new_raw_cell(source, metadata={"raw_mimetype": "text/html", "territory_fold": True})
+
+
+def _shorten_provenance(cell: nbformat.NotebookNode) -> list[str]:
+    """Cut the run header's data provenance to a one-line note; return the full texts taken out.
+
+    The header (:func:`territory_lib.presentation.notebook_header`) holds escaped text, so the note
+    is cut on the unescaped text and escaped again.
+    """
+    taken: list[str] = []
+    for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+        page = output.get("data", {}).get("text/html")
+        if not page:
+            continue
+        text = "".join(page) if isinstance(page, list) else page
+        if "territory-run-header" not in text:
+            continue
+
+        def shorten(match: re.Match[str]) -> str:
+            full = html.unescape(match.group(2)).strip()
+            taken.append(html.escape(full))
+            first = re.match(r"(.+?[.!?])(\s|$)", full)
+            note = first.group(1) if first else full
+            if len(note) > DATA_NOTE_LENGTH:
+                note = note[: DATA_NOTE_LENGTH - 1].rstrip() + "…"
+            if note != full:
+                note += f" Full sources: “{METHOD_SUMMARY}”, at the end."
+            return f"{match.group(1)}{html.escape(note)}{match.group(3)}"
+
+        output["data"]["text/html"] = _HEADER_DATA_ROW.sub(shorten, text, count=1)
+    return taken
 
 
 def export_html(
@@ -208,6 +290,7 @@ def _exporter() -> HTMLExporter:
         sanitize_html=False,
     )
     exporter.register_preprocessor(StakeholderOutputs(), enabled=True)
+    exporter.register_preprocessor(MethodFold(), enabled=True)
     return exporter
 
 
@@ -263,6 +346,10 @@ def _market_entry(root: Path, folder: Path) -> dict[str, Any]:
             else None
         ),
         "steps": steps,
+        "overview_href": href(manifest.get("overview")),
+        "alerts": [str(alert) for alert in manifest.get("alerts") or [] if isinstance(alert, str)][
+            :MAX_CARD_ALERTS
+        ],
         "highlights": [
             {"label": str(item.get("label", "")), "value": str(item.get("value", ""))}
             for item in manifest.get("highlights") or []

@@ -226,13 +226,21 @@ def _run_locked(
         say(f"step {number}/{len(STEPS)} {step.title} done in {seconds:.1f} s")
         tick = time.perf_counter()
     if run.ok:
+        from territory_lib.overview import OVERVIEW_FILE, try_build_overview
+
+        overview, overview_failure = try_build_overview(config, staging, run_date)
+        if overview_failure is not None:
+            say(f"the overview could not be built ({overview_failure}); the step reports are published")
+            (staging / OVERVIEW_FILE).unlink(missing_ok=True)  # never show the previous run's overview
         manifest.update(
+            overview=OVERVIEW_FILE if overview is not None else None,
+            alerts=overview.alerts if overview is not None else [],
             run_finished=_now(),
             status="ok",
             # The hashes taken when the inputs were read, not now: a file changed during the run
             # must make the next run read it.
             inputs=(snapshot_info(staging) or {}).get("inputs", {}),
-            highlights=headline_figures(Workspace(staging)),
+            highlights=headline_figures(Workspace(staging), config.currency),
             downloads=[
                 {"label": label, "href": name} for name, label in DOWNLOADS if (staging / name).exists()
             ],
@@ -528,14 +536,16 @@ def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str 
     return None
 
 
-def headline_figures(workspace: Workspace) -> list[dict[str, str]]:
+def headline_figures(workspace: Workspace, currency: str = "USD") -> list[dict[str, str]]:
     """The few figures the index page shows per market, read from a run's artifacts."""
+    from territory_lib.presentation import money, percent
+
     figures = []
     artifacts = {name: workspace.artifact_path(name) for name in ("unit_metrics", "territories", "trends")}
     if artifacts["unit_metrics"].is_file():
         metrics = workspace.read("unit_metrics")
         figures.append({"label": "Accounts", "value": f"{int(metrics['accounts'].sum()):,}"})
-        figures.append({"label": "Annual potential", "value": f"{metrics['potential'].sum():,.0f}"})
+        figures.append({"label": "Annual potential", "value": money(metrics["potential"].sum(), currency)})
     if artifacts["territories"].is_file():
         table = workspace.read("territories")
         deviations = [column for column in table.columns if column.endswith("_dev")]
@@ -543,12 +553,16 @@ def headline_figures(workspace: Workspace) -> list[dict[str, str]]:
         for column in deviations:
             measure = column.removesuffix("_dev").replace("_", " ")
             figures.append(
-                {"label": f"Largest {measure} deviation", "value": f"{table[column].abs().max():.1%}"}
+                {"label": f"Largest {measure} deviation", "value": percent(table[column].abs().max())}
             )
     if artifacts["trends"].is_file():
         trends = workspace.read("trends")
         # Step 4 fits no trend on a short sales history; its table is then empty.
-        value = f"{trends['annual_growth'].iloc[0]:+.1%} a year" if len(trends) else "too little history"
+        value = (
+            f"{percent(trends['annual_growth'].iloc[0], signed=True)} a year"
+            if len(trends)
+            else "too little history"
+        )
         figures.append({"label": "Sales trend", "value": value})
     return figures
 

@@ -57,7 +57,7 @@ STEPS: tuple[Step, ...] = (
 #: count for every step.
 STEP_SETTINGS: dict[int, tuple[str, ...]] = {
     1: ("data", "columns", "units_crs", "geometry", "builtin"),
-    2: ("territories", "design"),
+    2: ("territories", "design", "scenarios"),
     3: ("resources",),
     4: ("forecast_months", "monitor"),
     5: ("realignment", "feedback"),

@@ -71,6 +71,8 @@ def test_index_links_every_report_and_keeps_other_markets(reports: Path, georgia
     for step in STEPS:
         assert f'href="georgia/{step.notebook}.html"' in index
     assert "georgia/alignment.csv" in index
+    # The runner builds the overview before publishing and the card links it.
+    assert 'href="georgia/overview.html"' in index and (reports / "georgia" / "overview.html").is_file()
     assert "<dt>Territories</dt><dd>8</dd>" in index and "<dt>Accounts</dt><dd>2,400</dd>" in index
     assert "Largest potential deviation" in index and "Sales trend" in index
     assert "North Carolina, USA" in index
