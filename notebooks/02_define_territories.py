@@ -51,7 +51,7 @@ targets = territories.balance_targets(ctx.config, metrics)
 design = territories.design_plan(ctx.config, metrics, ctx.market.reps, graph=ctx.adjacency)
 plan = design.result
 alignment, rep_assignment, account_assignment = territories.plan_tables(
-    plan.assignment, metrics, accounts, ctx.market.reps
+    plan.assignment, metrics, accounts, ctx.market.reps, ctx.config.resources.capacity_weight
 )
 
 # %% [markdown]

@@ -39,10 +39,6 @@ __all__ = [
 ]
 
 OVERVIEW_FILE = "overview.html"
-#: The longest a rep can plausibly drive in a working day, and working days a year: above their
-#: product a territory cannot be worked by car from home (overnights or flights).
-MAX_DRIVE_KM_PER_DAY = 600.0
-WORKING_DAYS_PER_YEAR = 220
 #: The data note under the overview is one line; the full provenance is in each step report.
 DATA_NOTE_LENGTH = 160
 #: Above this many units the overview's maps draw one outline per territory, not every unit, so
@@ -257,7 +253,7 @@ def overview_alerts(
     """What needs a leader's attention in the plan, in sentences.
 
     Reps over capacity, accounts in segments their rep does not sell, territories that cannot be
-    driven from home within the working year, and the notes on the data.
+    worked by day trips from home, visits beyond the working year, and the notes on the data.
     """
     alerts = []
     if "status" in workload:
@@ -270,18 +266,18 @@ def overview_alerts(
     off = int(workload["off_segment_accounts"].sum()) if "off_segment_accounts" in workload else 0
     if off:
         alerts.append(f"{off:,} accounts would be served by a rep who does not sell their segment.")
-    limit = MAX_DRIVE_KM_PER_DAY * WORKING_DAYS_PER_YEAR
-    if "annual_drive_km" in workload:
-        far = workload[workload["annual_drive_km"] > limit]
-        if len(far):
-            names = ", ".join(
-                f"{row.territory_id} ({distance(row.annual_drive_km, unit)})" for row in far.itertuples()
-            )
-            alerts.append(
-                f"Driving implausible for one rep (over {distance(limit, unit)} a year, "
-                f"{WORKING_DAYS_PER_YEAR} days at {distance(MAX_DRIVE_KM_PER_DAY, unit)}): {names}; "
-                "these territories need overnights or flights."
-            )
+    if "travel_status" in workload:
+        # The route model (step 3) chains visits into day tours within the working year; a territory
+        # beyond day trips from home needs nights away or flights, and visits it cannot fit are missed.
+        away = workload[workload["travel_status"].isin(["needs overnights", "needs flights"])]
+        if len(away):
+            names = ", ".join(f"{row.territory_id} ({row.travel_status})" for row in away.itertuples())
+            alerts.append(f"Not workable by day trips from the rep's home: {names}.")
+    if "visits_missed" in workload:
+        short = workload[workload["visits_missed"].fillna(0) > 0]
+        if len(short):
+            names = ", ".join(f"{row.territory_id} ({row.visits_missed:,.0f})" for row in short.itertuples())
+            alerts.append(f"Visits that do not fit in the rep's working year: {names}.")
     expected = _get(recorded, "step1", "expected_false_spots")
     if expected is not None:
         alerts.append(f"Hot and cold spots: chance alone would give about {float(expected):.1f} on this map.")

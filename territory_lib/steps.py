@@ -72,7 +72,10 @@ def step_settings(config: MarketConfig, number: int) -> dict[str, object]:
     dump["realignment"] = {key: dump["design"].pop(key) for key in REALIGNMENT_SETTINGS}
     claimed = {key for keys in STEP_SETTINGS.values() for key in keys}
     common = {key: value for key, value in dump.items() if key not in claimed}
-    return common | {key: dump[key] for key in STEP_SETTINGS[number]}
+    settings = common | {key: dump[key] for key in STEP_SETTINGS[number]}
+    if number == 2:  # step 2 matches reps to its territories, weighing their capacity
+        settings["capacity_weight"] = dump["resources"]["capacity_weight"]
+    return settings
 
 
 #: Which step writes each artifact, so a missing one can be explained.

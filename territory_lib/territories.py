@@ -13,7 +13,7 @@ from territory_lib.design.budget import default_work_budget
 from territory_lib.design.graph import UnitGraph
 from territory_lib.errors import ConfigError, InfeasibleError
 from territory_lib.geo import equal_area_crs
-from territory_lib.resources import account_assignment, assign_reps, territory_centres
+from territory_lib.resources import CAPACITY_WEIGHT, account_assignment, assign_reps, territory_centres
 
 
 def balance_targets(config: MarketConfig, metrics: pd.DataFrame) -> list[BalanceTarget]:
@@ -112,7 +112,11 @@ def design_plan(
 
 
 def plan_tables(
-    assignment: pd.Series, metrics: gpd.GeoDataFrame, accounts: pd.DataFrame, reps: pd.DataFrame
+    assignment: pd.Series,
+    metrics: gpd.GeoDataFrame,
+    accounts: pd.DataFrame,
+    reps: pd.DataFrame,
+    capacity_weight: float = CAPACITY_WEIGHT,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, pd.DataFrame]:
     """The plan as the next steps and the CRM need it.
 
@@ -142,7 +146,9 @@ def plan_tables(
             ],
             ignore_index=True,
         )
-    reps_for_territories = assign_reps(centres.sort_values("territory_id", ignore_index=True), reps)
+    reps_for_territories = assign_reps(
+        centres.sort_values("territory_id", ignore_index=True), reps, capacity_weight
+    )
     owners = reps_for_territories[["territory_id", "rep_id"]]
     return alignment, reps_for_territories, account_assignment(accounts, alignment, owners)
 

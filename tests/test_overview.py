@@ -131,7 +131,7 @@ def test_overview_shows_a_dash_for_what_no_step_recorded(page: str) -> None:
     assert tiles["Annual potential"].startswith("$") and tiles["Annual potential"][-1] in "KMB"
 
 
-def test_alerts_name_reps_over_capacity_and_implausible_driving() -> None:
+def test_alerts_name_reps_over_capacity_and_territories_beyond_day_trips() -> None:
     workload = pd.DataFrame(
         {
             "territory_id": ["T01", "T02"],
@@ -139,14 +139,17 @@ def test_alerts_name_reps_over_capacity_and_implausible_driving() -> None:
             "utilisation": [1.4, 0.9],
             "status": ["over capacity", "balanced"],
             "off_segment_accounts": [3, 0],
-            "annual_drive_km": [500_000.0, 20_000.0],
+            "annual_drive_km": [90_000.0, 20_000.0],
+            "travel_status": ["needs flights", "day trips"],
+            "visits_missed": [120.0, 0.0],
         }
     )
     alerts = overview.overview_alerts(workload, {"step1": {"expected_false_spots": 0.4}}, ["note"], "km")
     assert alerts[0] == "1 rep over capacity in the plan: Ann <A> (140%)."
     assert alerts[1].startswith("3 accounts would be served by a rep who does not sell")
-    assert "T01 (500,000 km)" in alerts[2] and "T02" not in alerts[2]
-    assert "0.4" in alerts[3] and alerts[-1] == "note"
+    assert alerts[2] == "Not workable by day trips from the rep's home: T01 (needs flights)."
+    assert alerts[3] == "Visits that do not fit in the rep's working year: T01 (120)."
+    assert "0.4" in alerts[4] and alerts[-1] == "note"
 
 
 def test_index_card_links_the_overview_and_carries_its_alerts(tmp_path: Path) -> None:
