@@ -192,7 +192,8 @@ def _seasonal_design(months: pd.DatetimeIndex, t: np.ndarray, seasonal: bool) ->
     """Constant, trend ``t`` and (when ``seasonal``) eleven month-of-year dummies."""
     columns = [np.ones(len(t)), t.astype(float)]
     if seasonal:
-        columns += [(months.month == moy).astype(float) for moy in range(2, 13)]
+        month_of_year = months.month.to_numpy()
+        columns += [(month_of_year == moy).astype(float) for moy in range(2, 13)]
     return np.column_stack(columns)
 
 
@@ -318,41 +319,41 @@ def growth_12m(monthly: pd.Series) -> float:
     return float(values[-12:].sum() / prior - 1) if prior > 0 else math.nan
 
 
-_Z80, _Z95 = 1.2815515655446004, 1.959963984540054
+_Z = {"80": 1.2815515655446004, "95": 1.959963984540054}  # standard normal quantiles of the bands
+
+
+def _bands(point: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Columns ``point, low_80, high_80, low_95, high_95`` from a normal forecast distribution."""
+    return np.column_stack(
+        [point, point - _Z["80"] * sd, point + _Z["80"] * sd, point - _Z["95"] * sd, point + _Z["95"] * sd]
+    )
 
 
 def _forecast_log(
     model: str, y: np.ndarray, months: pd.DatetimeIndex, horizon: int, ets_params: dict[str, float] | None
-) -> tuple[pd.DataFrame, dict[str, float] | None]:
-    """Forecast ``horizon`` months of log sales with ``model``: ``point, low_80, high_80, low_95, high_95``.
+) -> tuple[np.ndarray, dict[str, float] | None]:
+    """Forecast ``horizon`` months of log sales with ``model``: columns ``point, low_80, high_80,
+    low_95, high_95`` (see :func:`_bands`), and the ETS parameters used.
 
-    ETS, when ``ets_params`` is given, keeps those smoothing parameters and only sets its starting
+    ETS, when ``ets_params`` has all its smoothing parameters, keeps them and only sets its starting
     states (cheap); otherwise it estimates them and returns them for reuse.
     """
     n = len(y)
     seasonal = n >= MIN_SEASONAL_MONTHS
-    future = pd.date_range(months[-1] + pd.DateOffset(months=1), periods=horizon, freq="MS")
     if model == SEASONAL_NAIVE:
         spread = y[12:] - y[:-12]
-        sigma = float(np.sqrt(np.mean(spread**2)))
         steps = np.arange(horizon)
-        point = y[n - 12 + steps % 12]
-        scale = sigma * np.sqrt(steps // 12 + 1)
-        bands = {"80": _Z80 * scale, "95": _Z95 * scale}
-        frame = pd.DataFrame({"point": point})
-        for level, width in bands.items():
-            frame[f"low_{level}"], frame[f"high_{level}"] = point - width, point + width
-        return frame, ets_params
+        sd = float(np.sqrt(np.mean(spread**2))) * np.sqrt(steps // 12 + 1)
+        return _bands(y[n - 12 + steps % 12], sd), ets_params
+    future = pd.date_range(months[-1] + pd.DateOffset(months=1), periods=horizon, freq="MS")
     if model == TREND_SEASON:
-        design = _seasonal_design(months, np.arange(n), seasonal)
-        fit = sm.OLS(y, design).fit()
-        exog = _seasonal_design(future, np.arange(n, n + horizon), seasonal)
-        prediction = fit.get_prediction(exog)
-        frame = pd.DataFrame({"point": prediction.predicted_mean})
-        for level, alpha in (("80", 0.2), ("95", 0.05)):
-            low, high = prediction.conf_int(obs=True, alpha=alpha).T
-            frame[f"low_{level}"], frame[f"high_{level}"] = low, high
-        return frame, ets_params
+        fit = sm.OLS(y, _seasonal_design(months, np.arange(n), seasonal)).fit()
+        prediction = fit.get_prediction(_seasonal_design(future, np.arange(n, n + horizon), seasonal))
+        # Student t bands (parameter and noise uncertainty), as least squares gives them.
+        columns = [prediction.predicted_mean]
+        for alpha in (0.2, 0.05):
+            columns += list(prediction.conf_int(obs=True, alpha=alpha).T)
+        return np.column_stack(columns), ets_params
     series = pd.Series(y, index=pd.DatetimeIndex(months, freq="MS"))
     kinds = {"seasonal": "add", "seasonal_periods": 12} if seasonal else {}
     ets = ETSModel(
@@ -360,20 +361,15 @@ def _forecast_log(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter; the backtest judges the result
-        if ets_params is not None:
-            fixed = {name: value for name, value in ets_params.items() if name in ets.param_names}
-            with ets.fix_params(fixed):
-                result = ets.fit(disp=False)
+        if ets_params is not None and set(ets.param_names) <= set(ets_params):
+            # Smoothing with given parameters is a single filter pass: ten times cheaper than a fit.
+            result = ets.smooth(np.array([ets_params[name] for name in ets.param_names]))
         else:
             result = ets.fit(disp=False)
             ets_params = dict(zip(ets.param_names, np.asarray(result.params), strict=True))
         prediction = result.get_prediction(start=future[0], end=future[-1])
-        frame = pd.DataFrame({"point": np.asarray(prediction.predicted_mean)})
-        for level, alpha in (("80", 0.2), ("95", 0.05)):
-            bounds = prediction.summary_frame(alpha=alpha)
-            frame[f"low_{level}"] = bounds["pi_lower"].to_numpy()
-            frame[f"high_{level}"] = bounds["pi_upper"].to_numpy()
-    return frame, ets_params
+    point = np.asarray(prediction.predicted_mean, dtype=float)
+    return _bands(point, np.sqrt(np.asarray(prediction.forecast_variance, dtype=float))), ets_params
 
 
 def backtest(
@@ -400,7 +396,7 @@ def backtest(
     y = _log_sales(monthly)
     sales = monthly.to_numpy(dtype=float)
     months = pd.DatetimeIndex(monthly.index)
-    rows = []
+    rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
     for origin in chosen:
         steps = min(horizon, n - origin)
         scale = float(np.mean(np.abs(sales[12:origin] - sales[: origin - 12])))
@@ -409,28 +405,26 @@ def backtest(
         actual = sales[origin : origin + steps]
         for model in MODELS:
             try:
-                frame, _ = _forecast_log(model, y[:origin], months[:origin], steps, ets_params)
+                band, _ = _forecast_log(model, y[:origin], months[:origin], steps, ets_params)
             except (ValueError, np.linalg.LinAlgError):
                 continue  # a model that cannot be fitted here scores no forecasts
-            band = np.expm1(frame.to_numpy())
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "model": model,
-                        "scaled_error": np.abs(actual - band[:, 0]) / scale,
-                        "in_80": (band[:, 1] <= actual) & (actual <= band[:, 2]),
-                        "in_95": (band[:, 3] <= actual) & (actual <= band[:, 4]),
-                    }
-                )
-            )
+            band = np.expm1(band)
+            inside = [(band[:, low] <= actual) & (actual <= band[:, low + 1]) for low in (1, 3)]
+            rows.append((model, np.abs(actual - band[:, 0]) / scale, *inside))
     if not rows:
         return None
-    errors = pd.concat(rows, ignore_index=True)
-    scores = (
-        errors.groupby("model", sort=False)
-        .agg(mase=("scaled_error", "mean"), coverage_80=("in_80", "mean"), coverage_95=("in_95", "mean"))
-        .reindex([model for model in MODELS if model in set(errors["model"])])
-        .reset_index()
+    scored = [model for model in MODELS if any(row[0] == model for row in rows)]
+    scores = pd.DataFrame(
+        [
+            {
+                "model": model,
+                "mase": np.concatenate([row[1] for row in rows if row[0] == model]).mean(),
+                "coverage_80": np.concatenate([row[2] for row in rows if row[0] == model]).mean(),
+                "coverage_95": np.concatenate([row[3] for row in rows if row[0] == model]).mean(),
+                "forecasts": sum(len(row[1]) for row in rows if row[0] == model),
+            }
+            for model in scored
+        ]
     )
     best = scores.loc[scores["mase"].idxmin()]
     benchmark = scores.set_index("model")["mase"].get(SEASONAL_NAIVE, math.nan)
@@ -441,7 +435,7 @@ def backtest(
         coverage_80=float(best["coverage_80"]),
         coverage_95=float(best["coverage_95"]),
         origins=len(chosen),
-        forecasts=int((errors["model"] == best["model"]).sum()),
+        forecasts=int(best["forecasts"]),
         scores=scores,
     )
 
@@ -470,10 +464,10 @@ def fit_trend(
     active_months = pd.DatetimeIndex(active.index)
     y = _log_sales(active)
     try:
-        frame, _ = _forecast_log(model, y, active_months, horizon, ets_params)
+        band, _ = _forecast_log(model, y, active_months, horizon, ets_params)
     except (ValueError, np.linalg.LinAlgError):
         model = TREND_SEASON
-        frame, _ = _forecast_log(model, y, active_months, horizon, ets_params)
+        band, _ = _forecast_log(model, y, active_months, horizon, ets_params)
     # The fitted line and outliers come from the trend + season model, with its level shift if any.
     design = _seasonal_design(active_months, np.arange(len(y)), len(y) >= MIN_SEASONAL_MONTHS)
     if trend.shift_month is not None:
@@ -490,7 +484,7 @@ def fit_trend(
             warnings.simplefilter("ignore")
             flagged[offset:] = in_sample.outlier_test()[:, 2] < 0.05
     future = pd.date_range(months[-1] + pd.DateOffset(months=1), periods=horizon, freq="MS")
-    band = np.expm1(frame.to_numpy())
+    band = np.expm1(band)
     return TrendFit(
         name=name,
         annual_growth=growth_12m(monthly),
