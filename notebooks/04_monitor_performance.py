@@ -282,7 +282,7 @@ if fits:
         display(
             show_table(
                 backtest.scores,
-                {"mase": DECIMAL, "coverage_80": PERCENT, "coverage_95": PERCENT},
+                {"mase": DECIMAL, "coverage_80": PERCENT, "coverage_95": PERCENT, "forecasts": COUNT},
                 labels={
                     "model": "Model",
                     "mase": "MASE",

@@ -88,9 +88,9 @@ def test_backtest_picks_a_model_and_reports_figures_in_range() -> None:
     seasonal naive forecast, and its 80 % and 95 % intervals cover about that share of months."""
     rng = np.random.default_rng(5)
     coverage_80, coverage_95, beats = [], [], []
-    for _ in range(6):
+    for _ in range(4):
         series = simulated(rng, months=48, phi=0.0, sd=0.06, growth=0.12)
-        result = performance.backtest(series, horizon=6, origins=12)
+        result = performance.backtest(series, horizon=6, origins=8)
         assert result is not None and result.model in performance.MODELS
         assert set(result.scores["model"]) == set(performance.MODELS)
         assert result.mase == result.scores["mase"].min()
