@@ -100,6 +100,7 @@ SEASONAL_NAIVE = "seasonal naive"
 TREND_SEASON = "trend + season"
 ETS = "ETS"
 MODELS = (SEASONAL_NAIVE, TREND_SEASON, ETS)
+NO_MODEL = "none (too little history)"
 #: Months a model is trained on before the first backtest origin (two seasons, so ETS can start).
 BACKTEST_MIN_TRAIN = 24
 #: Backtest origins for the market total and for each territory (params: ``monitor``).
@@ -128,7 +129,9 @@ class TrendTest:
     ``verdict`` is one of ``rising``, ``falling``, ``no clear trend``, ``level shift`` (sales moved
     to a new level once, in ``shift_month``, by ``shift_size``, and did not trend) or ``too little
     history``. ``slope_growth`` is the model's trend over twelve months with its 95 % interval (a
-    model parameter for analysts; the report's growth is :data:`GROWTH_DEFINITION`).
+    model parameter for analysts; the report's growth is :data:`GROWTH_DEFINITION`). ``p_value`` is
+    the larger of the trend's p-values without and beside the likeliest level shift (1 when the two
+    slopes disagree in sign).
     """
 
     verdict: str
@@ -451,38 +454,40 @@ def fit_trend(
 
     ``monthly`` is indexed by month start dates. The forecast comes from the model with the best
     backtest; without a backtest (under ``BACKTEST_MIN_TRAIN`` + 1 months of sales) from trend +
-    season, seasonality left out under ``MIN_SEASONAL_MONTHS``. :func:`fit_trends` fits nothing
-    below ``MIN_TREND_MONTHS``.
+    season, seasonality left out under ``MIN_SEASONAL_MONTHS``. A series that has sold for fewer
+    than ``MIN_TREND_MONTHS`` months gets no forecast, fitted line or anomalies (``model`` is
+    :data:`NO_MODEL`): a line through a few months would extrapolate their noise.
     """
     months = pd.DatetimeIndex(monthly.index)
     active = _active(monthly)
     trend = trend_test(monthly)
     result = backtest(monthly, horizon, origins, ets_params)
-    model = result.model if result is not None else TREND_SEASON
-    if len(active) < 2:
-        active = monthly
-    active_months = pd.DatetimeIndex(active.index)
-    y = _log_sales(active)
-    try:
-        band, _ = _forecast_log(model, y, active_months, horizon, ets_params)
-    except (ValueError, np.linalg.LinAlgError):
-        model = TREND_SEASON
-        band, _ = _forecast_log(model, y, active_months, horizon, ets_params)
-    # The fitted line and outliers come from the trend + season model, with its level shift if any.
-    design = _seasonal_design(active_months, np.arange(len(y)), len(y) >= MIN_SEASONAL_MONTHS)
-    if trend.shift_month is not None:
-        design = np.column_stack([design, (active_months >= trend.shift_month).astype(float)])
-    in_sample = sm.OLS(y, design).fit()
     flagged = np.zeros(len(months), dtype=bool)
     fitted = np.full(len(months), np.nan)
-    offset = len(months) - len(y)
-    fitted[offset:] = np.expm1(in_sample.fittedvalues)
-    if len(y) > design.shape[1] + 1:
-        with warnings.catch_warnings():
-            # With two years, leaving a month out leaves its month of year one observation: the
-            # test is then undefined (NaN) for it, and NaN flags nothing.
-            warnings.simplefilter("ignore")
-            flagged[offset:] = in_sample.outlier_test()[:, 2] < 0.05
+    band = np.full((horizon, 5), np.nan)
+    model = NO_MODEL
+    if len(active) >= MIN_TREND_MONTHS:
+        model = result.model if result is not None else TREND_SEASON
+        active_months = pd.DatetimeIndex(active.index)
+        y = _log_sales(active)
+        try:
+            band, _ = _forecast_log(model, y, active_months, horizon, ets_params)
+        except (ValueError, np.linalg.LinAlgError):
+            model = TREND_SEASON
+            band, _ = _forecast_log(model, y, active_months, horizon, ets_params)
+        # The fitted line and outliers come from trend + season, with its level shift if any.
+        design = _seasonal_design(active_months, np.arange(len(y)), len(y) >= MIN_SEASONAL_MONTHS)
+        if trend.shift_month is not None:
+            design = np.column_stack([design, (active_months >= trend.shift_month).astype(float)])
+        in_sample = sm.OLS(y, design).fit()
+        offset = len(months) - len(y)
+        fitted[offset:] = np.expm1(in_sample.fittedvalues)
+        if len(y) > design.shape[1] + 1:
+            with warnings.catch_warnings():
+                # With two years, leaving a month out leaves its month of year one observation: the
+                # test is then undefined (NaN) for it, and NaN flags nothing.
+                warnings.simplefilter("ignore")
+                flagged[offset:] = in_sample.outlier_test()[:, 2] < 0.05
     future = pd.date_range(months[-1] + pd.DateOffset(months=1), periods=horizon, freq="MS")
     band = np.expm1(band)
     return TrendFit(
@@ -582,7 +587,8 @@ def trend_table(fits: list[TrendFit]) -> pd.DataFrame:
 
 def model_table(fits: list[TrendFit]) -> pd.DataFrame:
     """For analysts, one row per fit: the trend model's slope (growth a year at the trend, 95 %
-    interval), its p-value and AR(1) coefficient, and the chosen forecasting model's backtest."""
+    interval), its p-value (the larger of those without and beside the likeliest level shift; 1 when
+    they disagree in sign) and AR(1) coefficient, and the chosen forecasting model's backtest."""
     rows = []
     for fit in fits:
         test, result = fit.trend, fit.backtest

@@ -75,6 +75,7 @@ def test_short_history_claims_no_trend_and_no_growth() -> None:
     assert fit.trend.verdict == performance.SHORT and not fit.trend.claims_trend
     assert np.isnan(fit.annual_growth)
     assert performance.trend_words(fit.trend) == "too little history (3 months)"
+    assert fit.model == performance.NO_MODEL and fit.forecast["forecast"].isna().all()
     table = performance.trend_table([fit])
     assert np.isnan(table.loc[0, "annual_growth"]) and table.loc[0, "trend"].startswith("too little")
     # Under 24 months: a trend may be judged, but without seasonality and with no 12-month growth.
