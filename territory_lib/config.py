@@ -93,13 +93,17 @@ class ResourceSettings(_Strict):
 
 
 class MonitorSettings(_Strict):
-    """Step 4: how many territories get a chart of their own (the largest by sales).
+    """Step 4: how many territories get a chart of their own (the largest by sales), and how many
+    backtest origins the market total and each territory get (0: territories are not backtested).
 
     The market total is always charted and a table lists every territory, so a market of hundreds
     of territories keeps a readable report of bounded size.
     """
 
     chart_territories: Annotated[int, Field(ge=0, le=30)] = 12
+    # Rolling-origin backtest: origins for the market total, and (cheaper) for each territory.
+    backtest_origins: Annotated[int, Field(ge=1, le=36)] = 12
+    territory_backtest_origins: Annotated[int, Field(ge=0, le=36)] = 3
 
 
 class FeedbackSettings(_Strict):

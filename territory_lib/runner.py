@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -557,10 +558,12 @@ def headline_figures(workspace: Workspace, currency: str = "USD") -> list[dict[s
             )
     if artifacts["trends"].is_file():
         trends = workspace.read("trends")
-        # Step 4 fits no trend on a short sales history; its table is then empty.
+        # Growth is the last 12 months against the 12 before: missing (NaN) under 24 months of
+        # history, and the table is empty under 12.
+        growth = float(trends["annual_growth"].iloc[0]) if len(trends) else math.nan
         value = (
-            f"{percent(trends['annual_growth'].iloc[0], signed=True)} a year"
-            if len(trends)
+            f"{percent(growth, signed=True)}, last 12 months vs 12 before"
+            if math.isfinite(growth)
             else "too little history"
         )
         figures.append({"label": "Sales trend", "value": value})

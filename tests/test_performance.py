@@ -62,9 +62,11 @@ def test_trend_recovers_growth_and_forecasts_with_an_interval() -> None:
     fits = performance.fit_trends(kpis, horizon=6)
     assert [fit.name for fit in fits] == [performance.TOTAL, "T1", "T2"]
     t1 = fits[1]
-    assert t1.annual_growth == pytest.approx(0.10, abs=0.01)
-    assert t1.growth_low < 0.10 < t1.growth_high
-    assert len(t1.forecast) == 6
+    assert t1.annual_growth == pytest.approx(0.10, abs=0.01)  # last 12 months against the 12 before
+    assert t1.trend.verdict == performance.RISING
+    assert t1.trend.slope_growth == pytest.approx(0.10, abs=0.01)
+    assert t1.trend.slope_low < 0.10 < t1.trend.slope_high
+    assert len(t1.forecast) == 6 and t1.model in performance.MODELS and t1.backtest is not None
     assert (t1.forecast["low"] < t1.forecast["forecast"]).all() and (
         t1.forecast["forecast"] < t1.forecast["high"]
     ).all()
