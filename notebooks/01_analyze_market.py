@@ -206,14 +206,15 @@ show_table(
 # %%
 show_list(
     [
-        f"Size measure: potential is modelled per {model.exposure}.",
+        f"Potential is compared per {model.size_unit}: a {ctx.config.unit_label} with twice the "
+        f"{model.exposure} is expected to have twice the potential, all else equal.",
         (
-            f"Associated with higher or lower potential: {', '.join(model.drivers)}."
+            f"Associated with higher or lower potential per {model.size_unit}: {', '.join(model.drivers)}. "
+            f"{percent(model.cv_deviance_explained)} of the differences between {units} that size "
+            f"leaves unexplained are predicted on {units} held out of the fit."
             if model.drivers
-            else "No attribute is associated with potential beyond chance once size is allowed for."
+            else f"No attribute is associated with potential per {model.size_unit} beyond chance."
         ),
-        f"The model accounts for {percent(model.deviance_explained)} of the differences in potential "
-        f"between {units} ({percent(model.cv_deviance_explained)} on {units} held out of the fit).",
         *model.notes,
     ]
 )

@@ -316,6 +316,11 @@ class PotentialModel:
     units: pd.DataFrame
     notes: list[str]
 
+    @property
+    def size_unit(self) -> str:
+        """What one unit of size is: "resident" or "km²"."""
+        return _size_unit(self.exposure)
+
     def fit_table(self) -> pd.DataFrame:
         """The model's fit as a two-column table (measure, value) for the report's method section."""
         rows = [
@@ -428,6 +433,10 @@ def _moran(values: np.ndarray, weights: W, seed: int, permutations: int = 999) -
     return float(stat.I), float(min(1.0, 2.0 * stat.p_sim))
 
 
+def _size_unit(exposure: str) -> str:
+    return "resident" if exposure == "population" else "km²"
+
+
 def size_exposure(metrics: pd.DataFrame, attributes: list[str]) -> tuple[str, np.ndarray]:
     """The size a unit's potential is proportional to: its population when known, else its area."""
     if (
@@ -523,7 +532,7 @@ def potential_model(
             "high 95%": np.exp(interval[1]),
             "p-value": fit.pvalues,
         }
-    ).rename(index={"const": "(baseline per size unit)", **labels})
+    ).rename(index={"const": f"(baseline per {_size_unit(exposure)})", **labels})
     screening = pd.DataFrame(
         [
             {
@@ -676,7 +685,7 @@ def key_findings(
             f"(false-discovery rate {level:.0%}). {chance}."
         )
     if model is not None:
-        per = "resident" if model.exposure == "population" else "km²"
+        per = _size_unit(model.exposure)
         if model.drivers:
             notes.append(
                 f"Potential per {per} is associated with {', '.join(model.drivers)}, beyond chance and "
@@ -685,10 +694,13 @@ def key_findings(
         else:
             notes.append(f"No attribute is associated with potential per {per} beyond chance.")
         white = int(model.units["white_space"].sum())
-        notes.append(
-            f"White space: {counted(white, unit_label)} with known potential below the range the model "
-            "expects by chance" + (" (listed below)." if white else "; no shortfall is beyond chance.")
-        )
+        if white:
+            notes.append(
+                f"White space: {counted(white, unit_label)} with known potential below the range the "
+                "model expects by chance (listed below)."
+            )
+        else:
+            notes.append(f"White space: no {unit_label} falls short of its expected potential beyond chance.")
     empty = int((metrics["accounts"] == 0).sum())
     if empty:
         notes.append(f"Without known accounts: {counted(empty, unit_label)}.")
