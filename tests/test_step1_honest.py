@@ -45,7 +45,6 @@ def _units(county_map, values: np.ndarray) -> pd.DataFrame:
 @pytest.mark.slow
 def test_null_maps_claim_almost_no_spots(county_map) -> None:
     metrics, graph = county_map
-    weights = market.unit_weights(metrics, graph)
     real = metrics["potential_per_km2"].to_numpy()
     rng = np.random.default_rng(12)
     claimed = []
@@ -53,7 +52,7 @@ def test_null_maps_claim_almost_no_spots(county_map) -> None:
         # Exchangeable potential: half the maps permute Georgia's real (very skewed) densities,
         # half draw i.i.d. lognormal values; neither has any spatial cluster.
         values = rng.permutation(real) if index % 2 else rng.lognormal(0.0, 1.0, len(real))
-        spots = market.hot_spots(_units(county_map, values), "value", seed=120_000 + index, weights=weights)
+        spots = market.hot_spots(_units(county_map, values), "value", seed=120_000 + index, graph=graph)
         claimed.append(int((spots["hot_spot"] != "not significant").sum()))
     assert np.mean(claimed) <= 0.1, f"{np.mean(claimed)} spots per noise map"
 
@@ -184,3 +183,19 @@ def test_segment_mix_figure_and_caption(georgia) -> None:
     caption = market.segment_mix_caption(profile)
     for segment in profile.index:
         assert segment in caption
+
+
+def test_analysis_params_default_are_checked_and_rerun_step_1(make_market) -> None:
+    from territory_lib.config import load_config
+    from territory_lib.errors import ConfigError
+    from territory_lib.steps import step_settings
+
+    config = load_config(make_market())
+    assert config.analysis.significance == 0.05 and config.analysis.permutations is None
+    assert load_config(make_market(analysis={"significance": 0.1})).analysis.significance == 0.1
+    with pytest.raises(ConfigError, match=r"analysis\.significance"):
+        load_config(make_market(analysis={"significance": 0.5}))
+    with pytest.raises(ConfigError, match=r"analysis\.permutations"):
+        load_config(make_market(analysis={"permutations": 10}))
+    assert step_settings(config, 1)["analysis"]["significance"] == 0.05
+    assert "analysis" not in step_settings(config, 2)
