@@ -578,6 +578,12 @@ def potential_model(
     if weights is None:
         weights = unit_weights(data, graph)
     moran_i, moran_p = _moran(fit.resid_deviance.to_numpy(), weights, seed)
+    if moran_p < level and moran_i > 0:
+        notes.append(
+            f"What the model leaves unexplained clusters on the map (Moran's I {moran_i:+.2f}): "
+            "neighbouring units share something the attributes miss, so the model's certainty is "
+            "overstated and its white space may be a regional pattern rather than single units."
+        )
     terms = " + ".join(f"z({labels[name]})" for name in chosen) or "1"
     return PotentialModel(
         formula=f"log E[potential] = log({exposure}) + {terms}",
