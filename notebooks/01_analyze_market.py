@@ -18,7 +18,9 @@
 #
 # Where is the business today, and where is the rest of it? This report sizes the market unit by
 # unit: how many accounts, how much annual potential, how much of it our sales already capture,
-# what in the demographics explains the potential, and where it clusters.
+# what in the demographics the potential is associated with, where it clusters, and where it falls
+# short of what the demographics lead us to expect. Every statistical claim says how many results
+# chance alone would give.
 
 # %% tags=["parameters"]
 params_path: str = "georgia"  # market name in params/, or the path of a params YAML
@@ -26,20 +28,45 @@ output_dir: str = ""  # folder for this run's results; empty: reports/_scratch/<
 run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 
 # %% tags=["remove-cell"]
-from IPython.display import display
+import html
+
+from IPython.display import HTML, display
 
 from territory_lib import maps, market
-from territory_lib.config import plural
+from territory_lib.config import counted, plural
 from territory_lib.geometry import repair_table
-from territory_lib.presentation import COUNT, DECIMAL, MONEY, PERCENT, show_list, show_table
+from territory_lib.presentation import (
+    COUNT,
+    DECIMAL,
+    PERCENT,
+    money,
+    percent,
+    show_figure,
+    show_list,
+    show_table,
+)
 from territory_lib.steps import start_step
 
 # %%
 ctx = start_step(1, params_path, output_dir, run_date)
 unit = ctx.config.unit_label.capitalize()
+units = plural(ctx.config.unit_label)
+currency = ctx.config.currency
+analysis = ctx.config.analysis
 metrics = market.unit_metrics(ctx.market)
-spots = market.hot_spots(metrics, seed=ctx.config.design.seed, graph=ctx.adjacency)
+weights = market.unit_weights(metrics, ctx.adjacency)
+draws = analysis.permutations or market.permutations_for(
+    len(metrics), analysis.significance, analysis.max_permutations
+)
+spots = market.hot_spots(
+    metrics, seed=analysis.seed, permutations=draws, level=analysis.significance, weights=weights
+)
 metrics = metrics.merge(spots[["unit_id", "hot_spot", "gi_z"]], on="unit_id")
+model = market.potential_model(
+    metrics, ctx.market.unit_attributes, level=analysis.significance, seed=analysis.seed, weights=weights
+)
+spot_summary = market.hot_spot_summary(spots)
+ctx.workspace.record_metrics("step1", spot_summary | model.summary())
 
 # %% [markdown]
 # ## The market at a glance
@@ -48,7 +75,7 @@ metrics = metrics.merge(spots[["unit_id", "hot_spot", "gi_z"]], on="unit_id")
 show_table(market.market_headline(metrics, ctx.config.unit_label))
 
 # %%
-show_list(market.key_findings(metrics, spots, ctx.config.unit_label), "What stands out")
+show_list(market.key_findings(metrics, spots, ctx.config.unit_label, model), "What stands out")
 
 # %% [markdown]
 # ## Where the potential is
@@ -64,11 +91,11 @@ maps.choropleth_map(
         "name": unit,
         "accounts": "Accounts",
         "customers": "Customers",
-        "potential": f"Potential ({ctx.config.currency})",
-        "sales_12m": f"Sales, last 12 months ({ctx.config.currency})",
+        "potential": f"Potential ({currency})",
+        "sales_12m": f"Sales, last 12 months ({currency})",
         "penetration": "Penetration",
     },
-    legend_title=f"Annual potential ({ctx.config.currency})",
+    legend_title=f"Annual potential ({currency})",
     formats={"penetration": "{:.1%}", "sales_12m": "{:,.0f}"},
     tiles=ctx.config.maps.tiles,
 )
@@ -77,26 +104,38 @@ maps.choropleth_map(
 top_units = metrics.sort_values("potential", ascending=False)
 show_table(
     top_units[["name", "accounts", "customers", "potential", "sales_12m", "penetration"]],
-    {"accounts": COUNT, "customers": COUNT, "potential": MONEY, "sales_12m": MONEY, "penetration": PERCENT},
+    {
+        "accounts": COUNT,
+        "customers": COUNT,
+        "potential": lambda v: money(v, currency),
+        "sales_12m": lambda v: money(v, currency),
+        "penetration": PERCENT,
+    },
     labels={"name": unit, "sales_12m": "Sales, last 12 months"},
-    caption=f"{plural(ctx.config.unit_label).capitalize()} by potential",
+    caption=f"{units.capitalize()} by potential",
     max_rows=15,
 )
 
 # %% [markdown]
 # ## Segments
 #
-# Potential and sales by customer segment. Penetration is the last twelve months of sales over
-# the segment's annual potential.
+# How accounts and potential split between customer segments: a segment with a small share of
+# accounts but a large share of potential holds the larger accounts. Penetration is the last twelve
+# months of sales over the segment's annual potential.
+
+# %%
+segments = market.segment_profile(ctx.market.accounts, ctx.market.sales)
+display(show_figure(market.segment_mix_figure(segments)))
+HTML(f"<p><em>{html.escape(market.segment_mix_caption(segments))}</em></p>")
 
 # %%
 show_table(
-    market.segment_profile(ctx.market.accounts, ctx.market.sales),
+    segments,
     {
         "accounts": COUNT,
         "customers": COUNT,
-        "potential": MONEY,
-        "sales_12m": MONEY,
+        "potential": lambda v: money(v, currency),
+        "sales_12m": lambda v: money(v, currency),
         "share_of_potential": PERCENT,
         "penetration": PERCENT,
     },
@@ -105,39 +144,25 @@ show_table(
 )
 
 # %% [markdown]
-# ## What drives potential
-#
-# A regression of each unit's potential (log scale) on its demographic attributes, each
-# standardised, so an effect reads as "the change in log potential for one standard deviation
-# more of this attribute". Units whose known potential falls well below what their demographics
-# predict are white space: markets we have not yet prospected.
-
-# %%
-model = market.potential_model(metrics, ctx.market.unit_attributes)
-show_table(
-    model.coefficients.reset_index(names="term"),
-    {"effect of +1 sd": DECIMAL, "low 95%": DECIMAL, "high 95%": DECIMAL, "p-value": "{:.3f}"},
-    caption=f"{model.formula}: R² = {model.r_squared:.2f} over {model.n_units} units",
-)
-
-# %%
-show_table(
-    model.units.sort_values("ratio").head(10),
-    {"potential": MONEY, "modelled_potential": MONEY, "ratio": DECIMAL},
-    labels={
-        "unit_id": f"{unit} id",
-        "name": unit,
-        "modelled_potential": "Expected from demographics",
-        "ratio": "Known / expected",
-    },
-    caption=f"White space: the {plural(ctx.config.unit_label)} furthest below their expected potential",
-)
-
-# %% [markdown]
 # ## Hot spots
 #
-# Getis-Ord Gi* statistics on potential per km² find clusters of units that are all rich (hot)
-# or all poor (cold) in potential, beyond what chance would give (999 permutations, p < 0.05).
+# Where potential per km² clusters: groups of neighbouring units that are all rich (hot) or all
+# poor (cold) in potential, beyond what chance would give. Every unit is tested, so some would
+# look clustered by luck alone; the map shows only clusters that survive a correction for that
+# (a false-discovery rate of 5 % unless the params say otherwise).
+
+# %%
+show_list(
+    [
+        f"Hot spots: {spot_summary['hot_spots']}; cold spots: {spot_summary['cold_spots']} "
+        f"(of {len(metrics):,} {units}).",
+        f"Of the spots shown, about {spot_summary['expected_false_spots']:.1f} may be chance "
+        f"(false-discovery rate {percent(spot_summary['level'])}).",
+        f"Had every {ctx.config.unit_label} been tested without that correction, chance alone would "
+        f"have flagged about {spot_summary['uncorrected_chance_spots']:.0f} of them on a map with no "
+        "clusters at all.",
+    ]
+)
 
 # %%
 maps.category_map(
@@ -154,6 +179,112 @@ maps.category_map(
     colors=market.HOT_SPOT_COLORS,
     tiles=ctx.config.maps.tiles,
 )
+
+# %% tags=["method"]
+show_table(
+    spots.merge(metrics[["unit_id", "name"]], on="unit_id")
+    .query("hot_spot != 'not significant'")
+    .sort_values("p_value")[["name", "hot_spot", "gi_z", "p_value"]],
+    {"gi_z": "{:+.2f}", "p_value": "{:.5f}"},
+    labels={"name": unit, "hot_spot": "Cluster", "gi_z": "Gi* z", "p_value": "Two-sided p-value"},
+    caption=(
+        f"Getis-Ord Gi* (esda) on the run's adjacency, binary weights with the unit itself; "
+        f"{spot_summary['permutations']:,} conditional permutations per unit, two-sided; "
+        f"Benjamini-Hochberg false-discovery rate {spot_summary['level']:.2f} over "
+        f"{spot_summary['tests']:,} tests (cut-off p = {spots.attrs['fdr_cutoff']:.5f})"
+    ),
+)
+
+# %% [markdown]
+# ## What potential is associated with
+#
+# A model of each unit's known potential from its size and demographics, every unit included
+# (those without accounts too). An attribute is named only if its association is beyond chance
+# after allowing for every attribute tried, and if the model then predicts units it was not fitted
+# on better than size alone. These are associations, not causes.
+
+# %%
+show_list(
+    [
+        f"Potential is compared per {model.size_unit}: a {ctx.config.unit_label} with twice the "
+        f"{model.exposure} is expected to have twice the potential, all else equal.",
+        (
+            f"Associated with higher or lower potential per {model.size_unit}: {', '.join(model.drivers)}. "
+            f"{percent(model.cv_deviance_explained)} of the differences between {units} that size "
+            f"leaves unexplained are predicted on {units} held out of the fit."
+            if model.drivers
+            else f"No attribute is associated with potential per {model.size_unit} beyond chance."
+        ),
+        *model.notes,
+    ]
+)
+
+# %% tags=["method"]
+show_table(
+    model.coefficients.reset_index(names="term"),
+    {"multiplier per +1 sd": DECIMAL, "low 95%": DECIMAL, "high 95%": DECIMAL, "p-value": "{:.2g}"},
+    caption=(
+        f"Tweedie GLM (variance power {market.TWEEDIE_POWER}, log link): {model.formula}; "
+        f"{model.n_units} units ({model.n_without_accounts} without accounts)"
+    ),
+)
+
+# %% tags=["method"]
+show_table(
+    model.fit_table(),
+    caption="Fit of the potential model",
+)
+
+# %% tags=["method"]
+show_table(
+    model.screening,
+    {"p-value": "{:.2g}", "adjusted p-value": "{:.2g}"},
+    caption=(
+        "Every attribute tried (z-scores; log of skewed counts): Wald p-value when it entered or was "
+        f"last tried, and that p-value times the attributes then tried (Bonferroni); entry needs the "
+        f"adjusted p-value below {model.level:g}"
+    ),
+)
+
+# %% [markdown]
+# ## White space
+#
+# Units whose known potential falls short of what their size and demographics lead us to expect:
+# markets we have not yet prospected. The model gives, for each unit, the range its known
+# potential would fall in by chance; a unit is listed only when its known potential lies below
+# that range and the shortfall stays beyond chance after allowing for every unit tested.
+
+# %%
+white = model.units[model.units["white_space"]].sort_values("shortfall", ascending=False)
+if white.empty:
+    display(
+        HTML(
+            f"<p>No {ctx.config.unit_label} falls short of its expected potential beyond chance: "
+            "the gaps between known and expected potential are within what chance gives.</p>"
+        )
+    )
+else:
+    display(
+        show_table(
+            white[["name", "accounts", "potential", "modelled_potential", "low", "high", "shortfall"]],
+            {
+                "accounts": COUNT,
+                **dict.fromkeys(
+                    ["potential", "modelled_potential", "low", "high", "shortfall"],
+                    lambda v: money(v, currency),
+                ),
+            },
+            labels={
+                "name": unit,
+                "potential": "Known potential",
+                "modelled_potential": "Expected from size and demographics",
+                "low": f"Chance range, low ({percent(1 - model.level)})",
+                "high": "Chance range, high",
+                "shortfall": "Shortfall",
+            },
+            caption=f"White space: {counted(len(white), ctx.config.unit_label)}",
+        )
+    )
 
 # %% [markdown]
 # ## Demographic profile

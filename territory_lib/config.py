@@ -140,6 +140,21 @@ class FeedbackSettings(_Strict):
         return value
 
 
+class AnalysisSettings(_Strict):
+    """Step 1: the level of its statistical claims and the seed of its random draws.
+
+    ``significance`` is the false-discovery rate of hot and cold spots and white space, and the
+    family-wise level of the potential model's attributes. ``permutations`` of the hot-spot test:
+    None takes enough for the smallest p-value to pass the corrected level, up to
+    ``max_permutations``.
+    """
+
+    significance: Annotated[float, Field(gt=0, le=0.2)] = 0.05
+    permutations: Annotated[int, Field(ge=99, le=999_999)] | None = None
+    max_permutations: Annotated[int, Field(ge=99, le=999_999)] = 99_999
+    seed: int = 42
+
+
 class GeometrySettings(_Strict):
     """How unit polygons are repaired: gaps and overlaps between neighbours up to ``snap`` are closed."""
 
@@ -183,6 +198,7 @@ class MarketConfig(_Strict):
     resources: ResourceSettings = Field(default_factory=ResourceSettings)
     forecast_months: Annotated[int, Field(ge=1, le=36)] = 6
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     maps: MapSettings = Field(default_factory=MapSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     geometry: GeometrySettings = Field(default_factory=GeometrySettings)

@@ -1,4 +1,9 @@
-"""Step 1, analyze the market: size and potential per unit, a demographic potential model, hot spots."""
+"""Step 1, analyze the market: size and potential per unit, a potential model, hot spots, white space.
+
+Every claim is made at a stated level with its multiple testing accounted for: hot and cold spots
+and white space under false-discovery-rate control, the model's attributes under a family-wise
+bound and out-of-sample validation.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,16 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
+import statsmodels.api as sm
 
 from territory_lib.config import counted, plural
 from territory_lib.geo import to_equal_area
 from territory_lib.io import Market
 
 if TYPE_CHECKING:
+    from libpysal.weights import W
+    from matplotlib.figure import Figure
+
     from territory_lib.design.graph import UnitGraph
 
 
@@ -94,94 +102,47 @@ def segment_profile(accounts: pd.DataFrame, sales: pd.DataFrame) -> pd.DataFrame
     return table.sort_values("potential", ascending=False)
 
 
-@dataclass
-class PotentialModel:
-    """An OLS model of log potential per unit on the units' standardized attributes.
+#: Tweedie variance power of the potential model: a compound Poisson-gamma, i.e. a Poisson number
+#: of accounts each with a gamma-distributed potential, so units without accounts (zero) fit too.
+TWEEDIE_POWER = 1.5
 
-    ``coefficients`` holds estimate, 95 % interval and p-value per attribute; ``units`` the
-    actual and modelled potential per unit and their ratio (below 1: less known potential than
-    the demographics predict, i.e. white space to prospect).
+#: Map colours of the hot-spot classes: hot red, cold blue, the rest a quiet grey.
+HOT_SPOT_COLORS = {"hot spot": "#d7301f", "cold spot": "#2b8cbe", "not significant": "#e5e5e5"}
+
+
+def permutations_for(tests: int, level: float = 0.05, cap: int = 99_999) -> int:
+    """Enough random draws for a two-sided p-value to pass the strictest corrected level.
+
+    The smallest two-sided permutation p-value is ``2 / (draws + 1)``; false-discovery-rate
+    control can ask for ``level / tests`` of the strongest result, so ``draws + 1 >= 2 * tests /
+    level`` (rounded up to the next thousand minus one, at least 999, at most ``cap``). Fewer draws
+    never give false claims, only fewer true ones.
     """
-
-    formula: str
-    r_squared: float
-    n_units: int
-    coefficients: pd.DataFrame
-    units: pd.DataFrame
+    needed = int(np.ceil(2 * tests / level / 1000.0)) * 1000 - 1
+    return int(min(max(999, needed), max(cap, 99)))
 
 
-def potential_model(
-    metrics: pd.DataFrame, attributes: list[str], max_terms: int | None = None
-) -> PotentialModel:
-    """Explain known potential by demographics (statsmodels OLS on ``log1p(potential)``).
+def fdr_reject(p_values: np.ndarray, level: float = 0.05) -> np.ndarray:
+    """Which p-values the Benjamini-Hochberg procedure rejects at false-discovery rate ``level``.
 
-    Attributes that are constant or nearly collinear with a stronger one are left out, and at most
-    ``max_terms`` (default: one per eight units) enter, ranked by their correlation with potential,
-    so that small markets are not over-fitted.
+    The cut-off is :func:`esda.fdr`'s (below which p-values are rejected); with no p-value under
+    its ``level / n`` floor nothing is.
     """
-    data = metrics[metrics["accounts"] > 0].copy()
-    target = np.log1p(data["potential"])
-    usable = [name for name in attributes if data[name].notna().all() and data[name].std() > 0]
-    ranked = sorted(usable, key=lambda name: -abs(np.corrcoef(data[name], target)[0, 1]))
-    limit = max_terms if max_terms is not None else max(1, len(data) // 8)
-    chosen: list[str] = []
-    for name in ranked:
-        if len(chosen) == limit:
-            break
-        if all(abs(np.corrcoef(data[name], data[other])[0, 1]) < 0.9 for other in chosen):
-            chosen.append(name)
-    design = pd.DataFrame({"log_potential": target})
-    terms = {}
-    for index, name in enumerate(chosen):
-        term = f"x{index}"
-        terms[term] = name
-        design[term] = (data[name] - data[name].mean()) / data[name].std()
-    formula = "log_potential ~ " + (" + ".join(terms) if terms else "1")
-    fit = smf.ols(formula, data=design).fit()
-    interval = fit.conf_int()
-    coefficients = pd.DataFrame(
-        {
-            "effect of +1 sd": fit.params,
-            "low 95%": interval[0],
-            "high 95%": interval[1],
-            "p-value": fit.pvalues,
-        }
-    ).rename(index={"Intercept": "(baseline)", **terms})
-    modelled = np.expm1(fit.fittedvalues)
-    units = pd.DataFrame(
-        {
-            "unit_id": data["unit_id"],
-            "name": data["name"],
-            "potential": data["potential"],
-            "modelled_potential": modelled,
-            "ratio": data["potential"] / modelled.where(modelled > 0),
-        }
-    )
-    return PotentialModel(
-        formula="log(1 + potential) ~ " + (" + ".join(f"z({name})" for name in chosen) or "1"),
-        r_squared=float(fit.rsquared),
-        n_units=int(fit.nobs),
-        coefficients=coefficients,
-        units=units,
-    )
+    from esda import fdr
+
+    p_values = np.asarray(p_values, dtype=float)
+    if len(p_values) == 0:
+        return np.zeros(0, dtype=bool)
+    return p_values < fdr(p_values, level)
 
 
-def hot_spots(
-    metrics: gpd.GeoDataFrame,
-    column: str = "potential_per_km2",
-    *,
-    seed: int = 42,
-    permutations: int = 999,
-    graph: UnitGraph | None = None,
-) -> pd.DataFrame:
-    """Getis-Ord Gi* hot and cold spots of ``column`` on the units' adjacency (esda, libpysal).
+def unit_weights(metrics: pd.DataFrame, graph: UnitGraph | None = None) -> W:
+    """The units' adjacency as libpysal weights (binary), in the order of ``metrics``.
 
-    The adjacency is step 2's (:func:`territory_lib.design.graph.build_unit_graph`: queen
-    contiguity on the repaired map, islands joined to their nearest unit); pass ``graph`` when it
-    is already built for these units in this order. A unit is a hot (cold) spot when its Gi*
-    z-score is positive (negative) with a permutation p-value < 0.05.
+    ``graph`` is the run's adjacency (:func:`territory_lib.design.graph.build_unit_graph`: queen
+    contiguity on the repaired map, islands joined to their nearest unit); it is built when absent
+    or built for other units.
     """
-    from esda import G_Local
     from libpysal.weights import W
 
     from territory_lib.design.graph import build_unit_graph
@@ -193,32 +154,512 @@ def hot_spots(
         i: [int(j) for j in graph.indices[graph.indptr[i] : graph.indptr[i + 1]]] for i in range(graph.n)
     }
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # libpysal warns of islands, which the run's graph has joined
+        return W(neighbours, id_order=list(range(graph.n)))
+
+
+def _distinct_draws(rng: np.random.Generator, rows: int, size: int, population: int) -> np.ndarray:
+    """``rows`` random draws of ``size`` distinct integers from ``range(population)``."""
+    if 2 * size > population:
+        return rng.random((rows, population)).argsort(axis=1)[:, :size]
+    draws = rng.integers(0, population, size=(rows, size))
+    while True:
+        ordered = np.sort(draws, axis=1)
+        repeated = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+        if not repeated.any():
+            return draws
+        draws[repeated] = rng.integers(0, population, size=(int(repeated.sum()), size))
+
+
+def _conditional_p_values(
+    values: np.ndarray, weights: W, draws: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided conditional-permutation p-values of each unit's Gi*, and which are in the upper tail.
+
+    Unit i keeps its own value; its neighbours' values are drawn at random, without replacement,
+    from the other units (esda's conditional randomisation, the same draws for every unit). With
+    binary weights Gi* grows with the neighbours' sum, so that sum is compared. Draws equal to the
+    observed sum count as extreme on both sides: esda's ``p_sim`` counts them on neither side of
+    a low value, which flags units beside zeros (units without accounts) on pure noise.
+    """
+    rng = np.random.default_rng(seed)
+    neighbours = [np.asarray(weights.neighbors[i], dtype=int) for i in range(len(values))]
+    widest = max((len(group) for group in neighbours), default=0)
+    picks = _distinct_draws(rng, draws, widest, len(values) - 1) if widest else np.zeros((draws, 0), int)
+    upper, lower = np.full(len(values), draws), np.full(len(values), draws)
+    # Summing in another order changes the last bits: a draw this close to the observed sum ties.
+    tolerance = 1e-9 * float(np.abs(values).max()) * max(widest, 1)
+    for unit, group in enumerate(neighbours):
+        if len(group) == 0:
+            continue
+        observed = values[group].sum()
+        chosen = picks[:, : len(group)]
+        simulated = values[chosen + (chosen >= unit)].sum(axis=1)  # skip the unit itself
+        upper[unit] = int((simulated >= observed - tolerance).sum())
+        lower[unit] = int((simulated <= observed + tolerance).sum())
+    p_values = np.minimum(1.0, 2.0 * (np.minimum(upper, lower) + 1) / (draws + 1))
+    return p_values, upper < lower
+
+
+def hot_spots(
+    metrics: gpd.GeoDataFrame,
+    column: str = "potential_per_km2",
+    *,
+    seed: int = 42,
+    permutations: int | None = None,
+    level: float = 0.05,
+    graph: UnitGraph | None = None,
+    weights: W | None = None,
+) -> pd.DataFrame:
+    """Getis-Ord Gi* hot and cold spots of ``column`` beyond chance, at false-discovery rate ``level``.
+
+    Each unit's Gi* (itself and its neighbours on the run's adjacency, see :func:`unit_weights`;
+    statistic and z-score from esda) is tested two-sided against conditional permutations; a unit
+    is a hot (cold) spot when its p-value passes the Benjamini-Hochberg cut-off at ``level`` over
+    all units and its value lies in the upper (lower) tail. On a map without clusters, the chance
+    of any spot at all is about ``level``; among the spots found, about ``level`` of them are
+    expected to be false.
+
+    Parameters
+    ----------
+    metrics
+        Units with ``unit_id``, ``geometry`` and ``column`` (non-negative).
+    column
+        The measure whose clusters are sought.
+    seed
+        Seed of the permutations.
+    permutations
+        Random draws per unit; None: :func:`permutations_for` the units and ``level``.
+    level
+        False-discovery rate of the claims (two-sided).
+    graph, weights
+        The run's adjacency, or its libpysal weights (then ``graph`` is not used).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unit: ``unit_id``, ``gi_z`` (Gi* z-score), ``p_value`` (two-sided permutation
+        p-value), ``hot_spot`` ("hot spot", "cold spot" or "not significant"). ``attrs`` holds
+        ``level``, ``permutations`` and ``fdr_cutoff``; :func:`hot_spot_summary` reads them.
+    """
+    from esda import G_Local
+
+    values = metrics[column].to_numpy(dtype=float)
+    draws = permutations if permutations is not None else permutations_for(len(values), level)
+    if weights is None:
+        weights = unit_weights(metrics, graph)
+    if np.ptp(values) == 0:
+        z_scores, p_values, high = np.zeros(len(values)), np.ones(len(values)), np.zeros(len(values), bool)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stat = G_Local(values, weights, transform="B", star=True, permutations=0)
+        z_scores = stat.Zs
+        p_values, high = _conditional_p_values(values, weights, draws, seed)
+    found = fdr_reject(p_values, level)
+    label = np.where(found & high, "hot spot", np.where(found, "cold spot", "not significant"))
+    spots = pd.DataFrame(
+        {"unit_id": metrics["unit_id"].to_numpy(), "gi_z": z_scores, "p_value": p_values, "hot_spot": label}
+    )
+    cutoff = float(p_values[found].max()) if found.any() else 0.0
+    spots.attrs.update(level=level, permutations=draws, fdr_cutoff=cutoff)
+    return spots
+
+
+def hot_spot_summary(spots: pd.DataFrame) -> dict[str, float | int]:
+    """How many spots :func:`hot_spots` found, and how many chance alone would give.
+
+    ``expected_false_spots`` is the false-discovery rate applied to the spots found (``level x
+    spots``): about that many of them are expected to be chance. ``uncorrected_chance_spots`` is
+    what testing every unit at ``level`` without correction would flag on a map with no clusters
+    at all (``level x units``), the figure the correction guards against.
+    """
+    level = float(spots.attrs.get("level", 0.05))
+    hot = int(spots["hot_spot"].eq("hot spot").sum())
+    cold = int(spots["hot_spot"].eq("cold spot").sum())
+    return {
+        "hot_spots": hot,
+        "cold_spots": cold,
+        "expected_false_spots": level * (hot + cold),
+        "uncorrected_chance_spots": level * len(spots),
+        "tests": len(spots),
+        "level": level,
+        "permutations": int(spots.attrs.get("permutations", 0)),
+    }
+
+
+@dataclass
+class PotentialModel:
+    """A Tweedie GLM (log link) of each unit's known potential, with the unit's size as offset.
+
+    ``coefficients``: the terms kept, as a multiplier of potential per size unit for one standard
+    deviation more of the attribute, its 95 % interval and p-value. ``screening``: every attribute
+    tried, with its p-value when it entered or was last tried, adjusted for the number tried.
+    ``units``: known and modelled potential per unit, the interval known potential falls in by
+    chance, and whether its shortfall is beyond chance (``white_space``).
+    """
+
+    formula: str
+    exposure: str
+    n_units: int
+    n_without_accounts: int
+    level: float
+    deviance_explained: float
+    cv_deviance_explained: float
+    folds: int
+    dispersion: float
+    residual_moran_i: float
+    residual_moran_p: float
+    drivers: list[str]
+    coefficients: pd.DataFrame
+    screening: pd.DataFrame
+    units: pd.DataFrame
+    notes: list[str]
+
+    @property
+    def size_unit(self) -> str:
+        """What one unit of size is: "resident" or "km²"."""
+        return _size_unit(self.exposure)
+
+    def fit_table(self) -> pd.DataFrame:
+        """The model's fit as a two-column table (measure, value) for the report's method section."""
+        rows = [
+            ("Deviance explained", f"{self.deviance_explained:.3f}"),
+            (
+                f"Deviance explained out of sample ({self.folds}-fold cross-validation)",
+                f"{self.cv_deviance_explained:.3f}",
+            ),
+            ("Dispersion (Pearson)", f"{self.dispersion:,.1f}"),
+            (
+                "Moran's I of the deviance residuals (adjacency, row-standardised)",
+                f"{self.residual_moran_i:+.3f}",
+            ),
+            ("Its two-sided permutation p-value (999 permutations)", f"{self.residual_moran_p:.3f}"),
+        ]
+        return pd.DataFrame(rows, columns=["Measure", "Value"])
+
+    def summary(self) -> dict[str, object]:
+        """Plain figures of the fit for ``metrics.json``."""
+        return {
+            "deviance_explained": self.deviance_explained,
+            "cv_deviance_explained": self.cv_deviance_explained,
+            "dispersion": self.dispersion,
+            "residual_moran_i": self.residual_moran_i,
+            "residual_moran_p": self.residual_moran_p,
+            "drivers": list(self.drivers),
+            "white_space_units": int(self.units["white_space"].sum()),
+            "units": self.n_units,
+            "units_without_accounts": self.n_without_accounts,
+        }
+
+
+def _standardised(data: pd.DataFrame, attributes: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Attributes on a comparable scale: z-scores, of log(1 + x) for skewed non-negative counts.
+
+    The log keeps one very large unit (a metropolitan county's population) from deciding a
+    log-link model's slope alone.
+    """
+    columns, names = {}, {}
+    for name in attributes:
+        values = data[name].astype(float)
+        if values.min() >= 0 and values.skew() > 1:
+            values, label = np.log1p(values), f"log {name}"
+        else:
+            label = name
+        columns[name] = (values - values.mean()) / values.std()
+        names[name] = label
+    return pd.DataFrame(columns, index=data.index), names
+
+
+def _tweedie() -> sm.families.Family:
+    return sm.families.Tweedie(var_power=TWEEDIE_POWER, link=sm.families.links.Log())
+
+
+def _fit(target: pd.Series, design: pd.DataFrame, offset: np.ndarray):
+    exog = sm.add_constant(design, has_constant="add")
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        weights = W(neighbours, id_order=list(range(graph.n)))
-        stat = G_Local(
-            metrics[column].to_numpy(dtype=float),
-            weights,
-            transform="B",
-            star=True,
-            permutations=permutations,
-            seed=seed,
-            n_jobs=1,
+        return sm.GLM(target, exog, family=_tweedie(), offset=offset).fit(use_t=True)
+
+
+def _cv_deviance(
+    target: pd.Series, design: pd.DataFrame, offset: np.ndarray, folds: int, seed: int
+) -> tuple[float, float]:
+    """Out-of-sample Tweedie deviance of the model with ``design`` and of the offset-only model."""
+    order = np.random.default_rng(seed).permutation(len(target))
+    family = _tweedie()
+    model, null = 0.0, 0.0
+    for fold in np.array_split(order, folds):
+        train = np.setdiff1d(np.arange(len(target)), fold)
+        for columns, total in ((design.columns, "model"), ([], "null")):
+            fit = _fit(target.iloc[train], design.iloc[train][list(columns)], offset[train])
+            exog = sm.add_constant(design.iloc[fold][list(columns)], has_constant="add")
+            mu = np.exp(exog.to_numpy() @ fit.params.to_numpy() + offset[fold])
+            deviance = float(family.deviance(target.iloc[fold].to_numpy(), mu))
+            if total == "model":
+                model += deviance
+            else:
+                null += deviance
+    return model, null
+
+
+def _tweedie_draws(mu: np.ndarray, dispersion: float, rng: np.random.Generator) -> np.ndarray:
+    """Random values of a Tweedie(mu, dispersion, TWEEDIE_POWER) variable, one per entry of ``mu``.
+
+    A compound Poisson-gamma: N ~ Poisson(mu^(2-p) / (phi (2-p))) terms, each gamma with shape
+    (2-p)/(p-1) and scale phi (p-1) mu^(p-1); their sum is gamma with N times the shape.
+    """
+    p = TWEEDIE_POWER
+    rate = mu ** (2 - p) / (dispersion * (2 - p))
+    counts = rng.poisson(rate)
+    shape = counts * (2 - p) / (p - 1)
+    scale = dispersion * (p - 1) * mu ** (p - 1)
+    return np.where(counts > 0, rng.gamma(np.maximum(shape, 1e-12), scale), 0.0)
+
+
+def _moran(values: np.ndarray, weights: W, seed: int, permutations: int = 999) -> tuple[float, float]:
+    """Moran's I of ``values`` and its two-sided permutation p-value (esda, row-standardised)."""
+    from esda import Moran
+
+    state = np.random.get_state()  # esda draws from numpy's global generator
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stat = Moran(values, weights, transformation="r", permutations=permutations, two_tailed=True)
+    finally:
+        np.random.set_state(state)
+    # p_sim counts draws as extreme as the observed I on its side; both sides double it.
+    return float(stat.I), float(min(1.0, 2.0 * stat.p_sim))
+
+
+def _size_unit(exposure: str) -> str:
+    return "resident" if exposure == "population" else "km²"
+
+
+def size_exposure(metrics: pd.DataFrame, attributes: list[str]) -> tuple[str, np.ndarray]:
+    """The size a unit's potential is proportional to: its population when known, else its area."""
+    if (
+        "population" in attributes
+        and metrics["population"].notna().all()
+        and (metrics["population"] > 0).all()
+    ):
+        return "population", metrics["population"].to_numpy(dtype=float)
+    return "area (km²)", metrics["area_km2"].to_numpy(dtype=float)
+
+
+def potential_model(
+    metrics: pd.DataFrame,
+    attributes: list[str],
+    *,
+    level: float = 0.05,
+    seed: int = 42,
+    folds: int = 5,
+    max_terms: int | None = None,
+    graph: UnitGraph | None = None,
+    weights: W | None = None,
+    draws: int | None = None,
+) -> PotentialModel:
+    """Which attributes potential is associated with, and where known potential falls short.
+
+    The model is a Tweedie GLM (variance power 1.5, log link) of each unit's known potential,
+    every unit included (those without accounts have potential 0), with ``log(size)`` as offset
+    (:func:`size_exposure`), so terms read as potential per resident (or per km²). Attributes enter
+    one at a time, the strongest first, only while the best one's p-value is below ``level``
+    divided by the number of attributes still tried (a Bonferroni bound: on a market where no
+    attribute matters, the chance of naming one is at most about ``level``), at most ``max_terms``
+    (default: one per ten units), none nearly collinear (|r| >= 0.9) with one already in. The
+    model is kept only if it predicts held-out units better than size alone (``folds``-fold
+    cross-validated deviance, seeded); otherwise no attribute is named.
+
+    White space: for each unit, ``draws`` values of its potential under the model (parameters drawn
+    from their estimate's distribution, then potential from the Tweedie distribution) give the
+    interval known potential falls in by chance at ``1 - level`` and a one-sided p-value of a
+    shortfall; a unit is white space when its known potential lies below the interval and the
+    p-value passes false-discovery-rate control at ``level`` over all units.
+
+    Residual spatial autocorrelation: Moran's I of the deviance residuals on the run's adjacency
+    (``graph`` or ``weights``, see :func:`unit_weights`) with a two-sided permutation p-value.
+    """
+    data = metrics.reset_index(drop=True)
+    target = data["potential"].astype(float)
+    exposure, size = size_exposure(data, attributes)
+    offset = np.log(size)
+    candidates = [
+        name
+        for name in attributes
+        if name != "population" or exposure != "population"
+        if data[name].notna().all() and data[name].std() > 0
+    ]
+    scaled, labels = _standardised(data, candidates)
+    limit = max_terms if max_terms is not None else max(1, len(data) // 10)
+    chosen: list[str] = []
+    tried: dict[str, tuple[float, float]] = {}
+    notes: list[str] = []
+    remaining = list(candidates)
+    while remaining and len(chosen) < limit:
+        remaining = [
+            name for name in remaining if all(abs(scaled[name].corr(scaled[other])) < 0.9 for other in chosen)
+        ]
+        if not remaining:
+            break
+        p_values = {
+            name: float(_fit(target, scaled[[*chosen, name]], offset).pvalues[name]) for name in remaining
+        }
+        best = min(p_values, key=p_values.get)
+        for name, p in p_values.items():
+            tried[name] = (p, min(1.0, p * len(remaining)))
+        if p_values[best] >= level / len(remaining):
+            break
+        chosen.append(best)
+        remaining.remove(best)
+    cv_model, cv_null = _cv_deviance(target, scaled[chosen], offset, folds, seed)
+    if chosen and cv_model >= cv_null:
+        notes.append(
+            "Attributes beyond chance in the whole market ("
+            + ", ".join(labels[name] for name in chosen)
+            + ") did not predict held-out units better than size alone, so none is named."
         )
-    significant = stat.p_sim < 0.05
-    label = np.where(
-        significant & (stat.Zs > 0), "hot spot", np.where(significant, "cold spot", "not significant")
+        chosen = []
+        cv_model = cv_null
+    fit = _fit(target, scaled[chosen], offset)
+    null_fit = _fit(target, scaled[[]], offset)
+    interval = fit.conf_int()
+    coefficients = pd.DataFrame(
+        {
+            "multiplier per +1 sd": np.exp(fit.params),
+            "low 95%": np.exp(interval[0]),
+            "high 95%": np.exp(interval[1]),
+            "p-value": fit.pvalues,
+        }
+    ).rename(index={"const": f"(baseline per {_size_unit(exposure)})", **labels})
+    screening = pd.DataFrame(
+        [
+            {
+                "attribute": labels[name],
+                "p-value": tried.get(name, (np.nan, np.nan))[0],
+                "adjusted p-value": tried.get(name, (np.nan, np.nan))[1],
+                "kept": name in chosen,
+            }
+            for name in candidates
+        ]
     )
-    return pd.DataFrame(
-        {"unit_id": metrics["unit_id"].to_numpy(), "gi_z": stat.Zs, "p_value": stat.p_sim, "hot_spot": label}
+
+    modelled = fit.fittedvalues.to_numpy()
+    rng = np.random.default_rng(seed)
+    n_draws = draws if draws is not None else permutations_for(len(data), 2 * level, cap=19_999)
+    exog = sm.add_constant(scaled[chosen], has_constant="add").to_numpy()
+    below = np.zeros(len(data))
+    low_high = []
+    for chunk in np.array_split(np.arange(n_draws), max(1, n_draws // 1000)):
+        params = rng.multivariate_normal(fit.params.to_numpy(), fit.cov_params().to_numpy(), len(chunk))
+        mu = np.exp(exog @ params.T + offset[:, None])
+        simulated = _tweedie_draws(mu, float(fit.scale), rng)
+        below += (simulated <= target.to_numpy()[:, None]).sum(axis=1)
+        low_high.append(simulated)
+    simulated = np.concatenate(low_high, axis=1)
+    low, high = np.quantile(simulated, [level / 2, 1 - level / 2], axis=1)
+    shortfall_p = (below + 1) / (n_draws + 1)
+    white = fdr_reject(shortfall_p, level) & (target.to_numpy() < low)
+    units = pd.DataFrame(
+        {
+            "unit_id": data["unit_id"],
+            "name": data["name"],
+            "accounts": data["accounts"],
+            "potential": target,
+            "modelled_potential": modelled,
+            "low": low,
+            "high": high,
+            "shortfall": modelled - target,
+            "p_shortfall": shortfall_p,
+            "white_space": white,
+        }
+    )
+    if weights is None:
+        weights = unit_weights(data, graph)
+    moran_i, moran_p = _moran(fit.resid_deviance.to_numpy(), weights, seed)
+    if moran_p < level and moran_i > 0:
+        notes.append(
+            f"What the model leaves unexplained clusters on the map (Moran's I {moran_i:+.2f}): "
+            "neighbouring units share something the attributes miss, so the model's certainty is "
+            "overstated and its white space may be a regional pattern rather than single units."
+        )
+    terms = " + ".join(f"z({labels[name]})" for name in chosen) or "1"
+    return PotentialModel(
+        formula=f"log E[potential] = log({exposure}) + {terms}",
+        exposure=exposure,
+        n_units=int(fit.nobs),
+        n_without_accounts=int((data["accounts"] == 0).sum()),
+        level=level,
+        deviance_explained=float(1 - fit.deviance / null_fit.deviance) if null_fit.deviance > 0 else 0.0,
+        cv_deviance_explained=float(1 - cv_model / cv_null) if cv_null > 0 else 0.0,
+        folds=folds,
+        dispersion=float(fit.scale),
+        residual_moran_i=moran_i,
+        residual_moran_p=moran_p,
+        drivers=[labels[name] for name in chosen],
+        coefficients=coefficients,
+        screening=screening,
+        units=units,
+        notes=notes,
     )
 
 
-#: Map colours of the hot-spot classes: hot red, cold blue, the rest a quiet grey.
-HOT_SPOT_COLORS = {"hot spot": "#d7301f", "cold spot": "#2b8cbe", "not significant": "#e5e5e5"}
+def segment_mix_figure(profile: pd.DataFrame) -> Figure:
+    """Share of accounts and of potential by segment, as two horizontal stacked bars.
+
+    ``profile`` is :func:`segment_profile`'s table. Shares of 6 % or more are written inside
+    their segment; the legend names every segment.
+    """
+    import matplotlib.pyplot as plt
+
+    from territory_lib.presentation import chart_text
+
+    colors = ["#1f3a5f", "#4f81bd", "#9fbfdf", "#f2a541", "#c8553d", "#7a9e7e", "#8e6c8a", "#b0b0b0"]
+    rows = {"Accounts": profile["accounts"], "Potential": profile["potential"]}
+    figure, axes = plt.subplots(figsize=(7.5, 1.9))
+    for position, values in enumerate(rows.values()):
+        shares = values / max(float(values.sum()), 1e-12)
+        left = 0.0
+        for index, (segment, share) in enumerate(shares.items()):
+            color = colors[index % len(colors)]
+            axes.barh(
+                position, share, left=left, color=color, label=chart_text(segment) if position == 0 else None
+            )
+            if share >= 0.06:
+                text_color = "white" if index < 2 or index == 4 else "#1f2328"
+                axes.text(
+                    left + share / 2, position, f"{share:.0%}", ha="center", va="center", color=text_color
+                )
+            left += share
+    axes.set_yticks(range(len(rows)), list(rows))
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1)
+    axes.xaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=min(len(profile), 6), frameon=False)
+    plt.close(figure)
+    return figure
 
 
-def key_findings(metrics: pd.DataFrame, spots: pd.DataFrame, unit_label: str = "unit") -> list[str]:
-    """A few sentences a stakeholder can act on, computed from the unit metrics and hot spots."""
+def segment_mix_caption(profile: pd.DataFrame) -> str:
+    """The segment-mix chart in words, for readers who do not see it."""
+    accounts = profile["accounts"] / max(float(profile["accounts"].sum()), 1e-12)
+    potential = profile["potential"] / max(float(profile["potential"].sum()), 1e-12)
+    parts = [
+        f"{segment}: {accounts[segment]:.0%} of accounts, {potential[segment]:.0%} of potential"
+        for segment in profile.index
+    ]
+    return "Segment mix. " + "; ".join(parts) + "."
+
+
+def key_findings(
+    metrics: pd.DataFrame,
+    spots: pd.DataFrame,
+    unit_label: str = "unit",
+    model: PotentialModel | None = None,
+) -> list[str]:
+    """A few sentences a stakeholder can act on, computed from the unit metrics, hot spots and model."""
 
     ranked = metrics.sort_values("potential", ascending=False)
     total = max(ranked["potential"].sum(), 1e-9)
@@ -226,16 +667,47 @@ def key_findings(metrics: pd.DataFrame, spots: pd.DataFrame, unit_label: str = "
     top_share = ranked["potential"].head(top_n).sum() / total
     leaders = ", ".join(ranked["name"].head(3).astype(str))
     covered = metrics["sales_12m"].sum() / total
-    hot = int(spots["hot_spot"].eq("hot spot").sum())
-    cold = int(spots["hot_spot"].eq("cold spot").sum())
+    summary = hot_spot_summary(spots)
+    hot, cold, level = summary["hot_spots"], summary["cold_spots"], summary["level"]
     notes = [
         f"The top {counted(top_n, unit_label)} by potential ({leaders}, ...) hold {top_share:.0%} "
         "of the potential.",
         f"Sales of the last twelve months capture {covered:.0%} of the known annual potential.",
-        f"Hot spots of potential density: {counted(hot, unit_label)}; cold spots: "
-        f"{counted(cold, unit_label)} (Getis-Ord Gi*, p < 0.05).",
     ]
+    chance = (
+        f"Testing all {counted(len(spots), unit_label)} without correction would flag about "
+        f"{summary['uncorrected_chance_spots']:.0f} by chance alone"
+    )
+    if hot or cold:
+        notes.append(
+            f"Potential density clusters beyond chance: {counted(hot, 'hot spot')} and "
+            f"{counted(cold, 'cold spot')} among the {plural(unit_label)}; about "
+            f"{summary['expected_false_spots']:.1f} of them may be chance (false-discovery rate "
+            f"{level:.0%}). {chance}."
+        )
+    else:
+        notes.append(
+            f"No {unit_label} stands out as a hot or cold spot of potential density beyond chance "
+            f"(false-discovery rate {level:.0%}). {chance}."
+        )
+    if model is not None:
+        per = _size_unit(model.exposure)
+        if model.drivers:
+            notes.append(
+                f"Potential per {per} is associated with {', '.join(model.drivers)}, beyond chance and "
+                f"confirmed on held-out {plural(unit_label)}: an association, not proof of cause."
+            )
+        else:
+            notes.append(f"No attribute is associated with potential per {per} beyond chance.")
+        white = int(model.units["white_space"].sum())
+        if white:
+            notes.append(
+                f"White space: {counted(white, unit_label)} with known potential below the range the "
+                "model expects by chance (listed below)."
+            )
+        else:
+            notes.append(f"White space: no {unit_label} falls short of its expected potential beyond chance.")
     empty = int((metrics["accounts"] == 0).sum())
     if empty:
-        notes.append(f"Without known accounts: {counted(empty, unit_label)}, candidates for prospecting.")
+        notes.append(f"Without known accounts: {counted(empty, unit_label)}.")
     return notes

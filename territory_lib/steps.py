@@ -56,7 +56,7 @@ STEPS: tuple[Step, ...] = (
 #: a change to them reruns that step and the ones after it. Top-level settings no step claims
 #: count for every step.
 STEP_SETTINGS: dict[int, tuple[str, ...]] = {
-    1: ("data", "columns", "units_crs", "geometry", "builtin"),
+    1: ("data", "columns", "units_crs", "geometry", "builtin", "analysis"),
     2: ("territories", "design", "scenarios"),
     3: ("resources",),
     4: ("forecast_months", "monitor"),
