@@ -20,6 +20,7 @@ from nbconvert.preprocessors import Preprocessor
 from traitlets.config import Config
 
 from territory_lib.errors import TerritoryError
+from territory_lib.maps import MAP_MIMETYPE, leaflet_tags
 from territory_lib.paths import write_text_atomically
 from territory_lib.presentation import human_time
 
@@ -27,6 +28,7 @@ __all__ = [
     "REMOVE_CELL_TAGS",
     "REMOVE_INPUT_TAGS",
     "REMOVE_OUTPUT_TAGS",
+    "InlineMaps",
     "StakeholderOutputs",
     "export_html",
     "external_resources",
@@ -71,6 +73,32 @@ class StakeholderOutputs(Preprocessor):
                     continue
             kept.append(cell)
         nb.cells = kept
+        return nb, resources
+
+
+class InlineMaps(Preprocessor):
+    """Put each map into the page itself, with Leaflet inlined once before the first map.
+
+    In the notebook a map (:class:`territory_lib.maps.TerritoryMap`) is an iframe holding a
+    whole page with its own copy of Leaflet (~150 KB, more once escaped); it also carries itself as
+    a page fragment without Leaflet (:data:`territory_lib.maps.MAP_MIMETYPE`). The report shows the
+    fragments, so a page with many maps carries Leaflet once.
+    """
+
+    def preprocess(
+        self, nb: nbformat.NotebookNode, resources: dict[str, Any]
+    ) -> tuple[nbformat.NotebookNode, dict[str, Any]]:
+        """Replace the iframe of every map output by the fragment; Leaflet goes before the first."""
+        first = True
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                data = output.get("data") or {}
+                if MAP_MIMETYPE not in data:
+                    continue
+                fragment = data.pop(MAP_MIMETYPE)
+                fragment = "".join(fragment) if isinstance(fragment, list) else str(fragment)
+                data["text/html"] = (leaflet_tags() if first else "") + fragment
+                first = False
         return nb, resources
 
 
@@ -208,6 +236,7 @@ def _exporter() -> HTMLExporter:
         sanitize_html=False,
     )
     exporter.register_preprocessor(StakeholderOutputs(), enabled=True)
+    exporter.register_preprocessor(InlineMaps(), enabled=True)
     return exporter
 
 
