@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import colorsys
 import functools
+import hashlib
 import html
 import importlib.resources
+import json
 import math
 import numbers
 import os
@@ -26,6 +28,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
+from branca.element import Element, MacroElement
 from branca.utilities import color_brewer
 from shapely.geometry import mapping
 from shapely.ops import polylabel
@@ -116,6 +119,56 @@ _MAP_CSS = """
 """
 
 
+# Draws the units of a map from compact data: outlines as Google-polyline strings (shared by the
+# maps of a page that show the same units), one style index and one row of tooltip values per unit.
+_MAP_JS = """
+window.territoryShapes = window.territoryShapes || {};
+window.territoryDecode = function (text, factor) {
+  var points = [], i = 0, lat = 0, lng = 0;
+  while (i < text.length) {
+    for (var k = 0; k < 2; k++) {
+      var b, shift = 0, result = 0;
+      do { b = text.charCodeAt(i++) - 63; result |= (b & 31) << shift; shift += 5; } while (b >= 32);
+      var delta = (result & 1) ? ~(result >> 1) : (result >> 1);
+      if (k === 0) { lat += delta; } else { lng += delta; }
+    }
+    points.push([lat / factor, lng / factor]);
+  }
+  return points;
+};
+window.territoryLatLngs = function (shape, factor) {
+  return shape.split(";").map(function (polygon) {
+    return polygon.split(",").map(function (ring) { return territoryDecode(ring, factor); });
+  });
+};
+window.territoryUnits = function (map, data) {
+  var shapes = territoryShapes[data.shapes], group = L.featureGroup();
+  function tooltip(i) {
+    var rows = "";
+    for (var c = 1; c < data.labels.length; c++) {
+      rows += "<tr><th>" + data.labels[c] + "</th><td>" + data.values[c][i] + "</td></tr>";
+    }
+    return (data.notes[i] || "") + '<div class="territory-tooltip-title">' + data.values[0][i] +
+      "</div>" + (rows ? "<table>" + rows + "</table>" : "");
+  }
+  shapes.forEach(function (shape, i) {
+    var style = data.styles[data.style[i]];
+    var layer = L.polygon(territoryLatLngs(shape, data.factor), style);
+    layer.bindTooltip(function () { return tooltip(i); }, {sticky: true, className: "territory-tooltip"});
+    layer.on("mouseover", function () { layer.setStyle({weight: 3, color: "#000000", fillOpacity: 0.85}); });
+    layer.on("mouseout", function () { layer.setStyle(style); });
+    group.addLayer(layer);
+  });
+  group.addTo(map);
+};
+window.territoryOutlines = function (map, data) {
+  data.lines.forEach(function (line) {
+    L.polyline(territoryDecode(line, data.factor), data.style).addTo(map);
+  });
+};
+"""
+
+
 class TerritoryMap(folium.Map):
     """A folium map with a title and a legend, shown beside (or below) the map rather than on it.
 
@@ -126,6 +179,8 @@ class TerritoryMap(folium.Map):
 
     map_title: str = "Map"
     frame_height: int = 520
+    #: ``{key: JSON array of encoded unit outlines}``, written once per page (see ``_UnitsLayer``).
+    shapes: dict[str, str]
     legend: tuple[str, list[tuple[str, str]]] | None = None
 
     def _repr_html_(self, **kwargs: Any) -> str:
@@ -175,12 +230,13 @@ def leaflet_assets() -> tuple[str, str]:
 
 
 def leaflet_tags() -> str:
-    """Leaflet's stylesheet and script and the maps' stylesheet as inline tags: once per page."""
+    """Leaflet, the maps' stylesheet and their small drawing script as inline tags: once per page."""
     script, css = leaflet_assets()
     return (
         f'<style data-territory-asset="leaflet">{css}</style>'
         f'<style data-territory-asset="maps">{_MAP_CSS}</style>'
         f'<script data-territory-asset="leaflet">{script}</script>'
+        f'<script data-territory-asset="maps">{_MAP_JS}</script>'
     )
 
 
@@ -235,6 +291,7 @@ def offline_map(
     m.default_css = []
     m.map_title = str(title)
     m.frame_height = int(height)
+    m.shapes = {}
     if tiles:
         try:
             folium.TileLayer(tiles).add_to(m)
@@ -267,6 +324,10 @@ def map_fragment(m: TerritoryMap) -> str:
     )
     body = "".join(child.render() for key, child in figure.html._children.items() if key != name)
     script = figure.script.render()
+    shapes = "".join(
+        f'<script data-territory-shapes="{key}">territoryShapes["{key}"]={value};</script>'
+        for key, value in m.shapes.items()
+    )
     title_id = f"{name}_title"
     title = html.escape(m.map_title)
     return (
@@ -276,7 +337,7 @@ def map_fragment(m: TerritoryMap) -> str:
         f'<div class="folium-map territory-map-canvas" id="{name}" role="region" '
         f'aria-label="Map: {title}" style="height:{m.frame_height}px"></div>'
         f"{_legend_html(m.legend, m.frame_height)}{body}</div>"
-        f"<script>{script}</script></figure>"
+        f"{shapes}<script>{script}</script></figure>"
     )
 
 
@@ -360,7 +421,7 @@ def territory_colors(gdf: gpd.GeoDataFrame, territory_columns: str | Sequence[st
     """
     columns = [territory_columns] if isinstance(territory_columns, str) else list(territory_columns)
     _require_columns(gdf, columns, "the units to colour")
-    _, projected, tolerance = _prepare_units(gdf)
+    _, projected, tolerance, _ = _prepare_units(gdf)
     return _color_territories([gdf[c].to_numpy() for c in columns], projected, tolerance)
 
 
@@ -452,10 +513,10 @@ def choropleth_map(
     fills = [colors[i] if ok else MISSING_COLOR for i, ok in zip(class_index, finite, strict=True)]
     column_formats = {value_column: value_format, **(formats or {})}
 
-    units, _, _ = _prepare_units(gdf)
+    units, _, _, decimals = _prepare_units(gdf)
     m = offline_map(units.total_bounds, tiles=tiles, height=height, title=title or legend_title)
     styles = [_unit_style(fill) for fill in fills]
-    _add_units_layer(m, units, styles, _tooltips(gdf, tooltip_columns, column_formats), legend_title)
+    _add_units_layer(m, units, styles, _tooltip_columns(gdf, tooltip_columns, column_formats), decimals)
 
     legend_rows = [
         (_swatch(color), f"{value_format.format(lo)} – {value_format.format(hi)}")
@@ -549,9 +610,9 @@ def category_map(
         _unit_style(MISSING_COLOR if _is_missing(c) else colors[c], highlighted=bool(h))
         for c, h in zip(gdf[category_column], highlighted, strict=True)
     ]
-    units, _, _ = _prepare_units(gdf)
+    units, _, _, decimals = _prepare_units(gdf)
     m = offline_map(units.total_bounds, tiles=tiles, height=height, title=title or legend_title)
-    _add_units_layer(m, units, styles, _tooltips(gdf, tooltip_columns, formats or {}), legend_title)
+    _add_units_layer(m, units, styles, _tooltip_columns(gdf, tooltip_columns, formats or {}), decimals)
 
     labels = category_labels or {}
     legend_rows = [(_swatch(color), str(labels.get(c, c))) for c, color in colors.items()]
@@ -642,7 +703,7 @@ def territory_map(
     _require_columns(gdf, [territory_column], "the units to map")
     if previous_column is not None:
         _require_columns(gdf, [previous_column], "the units to map (their previous territory)")
-    units, projected, tolerance = _prepare_units(gdf)
+    units, projected, tolerance, decimals = _prepare_units(gdf)
     territory = gdf[territory_column].to_numpy()
     if colors is None:
         plans = [territory] if previous_column is None else [territory, gdf[previous_column].to_numpy()]
@@ -653,25 +714,25 @@ def territory_map(
             f"No colour was given for territories {missing_colors[:5]}; pass territory_colors(...)."
         )
     moved = np.zeros(len(gdf), dtype=bool)
-    tooltips = _tooltips(gdf, tooltip_columns, formats or {})
+    notes = {}
     if previous_column is not None:
         before = gdf[previous_column].to_numpy()
         moved = np.array([not _is_missing(b) and b != t for b, t in zip(before, territory, strict=True)])
         for i in np.flatnonzero(moved):
             text = html.escape(f"Moves from {before[i]} to {territory[i]}")
-            tooltips[i] = f'<div class="territory-tooltip-move">{text}</div>{tooltips[i]}'
+            notes[int(i)] = f'<div class="territory-tooltip-move">{text}</div>'
     styles = [
         _unit_style(MISSING_COLOR if _is_missing(t) else colors[t], highlighted=bool(h))
         for t, h in zip(territory, moved, strict=True)
     ]
     m = offline_map(units.total_bounds, tiles=tiles, height=height, title=title or legend_title)
-    _add_units_layer(m, units, styles, tooltips, legend_title)
+    _add_units_layer(m, units, styles, _tooltip_columns(gdf, tooltip_columns, formats or {}), decimals, notes)
 
     names = rep_names or {}
     shown = sorted({t for t in territory if not _is_missing(t)}, key=_natural_key)
     label_text = {t: f"{t} · {names[t]}" if not _is_missing(names.get(t)) else str(t) for t in shown}
     outlines = _territory_outlines(projected, territory, shown)
-    _add_outlines_and_labels(m, outlines, label_text)
+    _add_outlines_and_labels(m, outlines, label_text, decimals)
 
     legend_rows = [(_swatch(colors[t]), label_text[t]) for t in shown]
     if any(_is_missing(t) for t in territory):
@@ -697,11 +758,12 @@ def territory_map(
     return m
 
 
-def _prepare_units(gdf: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, gpd.GeoSeries, float]:
+def _prepare_units(gdf: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, gpd.GeoSeries, float, int]:
     """Simplify the unit outlines for display, keeping shared borders shared.
 
     Returns the outlines in WGS84 with coordinates rounded to a tenth of the tolerance, the same
-    simplified outlines in an equal-area CRS (metres), and the tolerance in metres.
+    simplified outlines in an equal-area CRS (metres), the tolerance in metres and the number of
+    decimals kept.
     """
     if gdf.crs is None:
         raise DataError(
@@ -725,7 +787,7 @@ def _prepare_units(gdf: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, gpd.GeoSeries,
     # Rounding to a tenth of the tolerance cannot be seen, and short numbers keep big maps light.
     decimals = int(np.clip(math.ceil(-math.log10(max(tolerance, 1e-9) / 10 / _METRES_PER_DEGREE)), 3, 6))
     wgs84 = gpd.GeoSeries(_round_coordinates(simplified.to_crs(4326), decimals), crs=4326)
-    return wgs84, simplified, float(tolerance)
+    return wgs84, simplified, float(tolerance), decimals
 
 
 def _round_coordinates(series: gpd.GeoSeries, decimals: int = 5) -> np.ndarray:
@@ -743,21 +805,17 @@ def _territory_outlines(
 
 
 def _add_outlines_and_labels(
-    m: TerritoryMap, outlines: gpd.GeoSeries, label_text: Mapping[Hashable, str]
+    m: TerritoryMap, outlines: gpd.GeoSeries, label_text: Mapping[Hashable, str], decimals: int
 ) -> None:
-    wgs84 = outlines.to_crs(4326)
-    features = [
-        {"type": "Feature", "properties": {}, "geometry": mapping(geom)}
-        for geom in _round_coordinates(wgs84.boundary, 5)
-        if geom is not None and not geom.is_empty
+    factor = 10**decimals
+    lines = [
+        _encode_line(np.asarray(line.coords), factor)
+        for boundary in outlines.to_crs(4326).boundary
+        if boundary is not None and not boundary.is_empty
+        for line in getattr(boundary, "geoms", [boundary])
     ]
-    folium.GeoJson(
-        {"type": "FeatureCollection", "features": features},
-        name="territory outlines",
-        style_function=lambda feature: {"color": OUTLINE_COLOR, "weight": 2.4, "fill": False, "opacity": 0.9},
-        interactive=False,
-        control=False,
-    ).add_to(m)
+    style = {"color": OUTLINE_COLOR, "weight": 2.4, "opacity": 0.9, "interactive": False}
+    _OutlinesLayer(lines, factor, style).add_to(m)
     for territory, geom in outlines.items():
         if geom is None or geom.is_empty:
             continue
@@ -775,21 +833,128 @@ def _add_outlines_and_labels(
         ).add_to(m)
 
 
+class _ScriptCall(MacroElement):
+    """A call ``function(map, payload)`` in the map's script, the payload written as JSON.
+
+    The text is added as is: branca would read a macro's output as a Jinja template, and encoded
+    outlines or names may contain ``{{``.
+    """
+
+    function = ""
+    payload: dict[str, Any]
+
+    def render(self, **kwargs: Any) -> None:
+        data = json.dumps(self.payload, separators=(",", ":")).replace("</", "<\\/")
+        call = _Text(f"{self.function}({self._parent.get_name()}, {data});")
+        self.get_root().script.add_child(call, name=self.get_name())
+
+
+class _Text(Element):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self.text
+
+
+class _UnitsLayer(_ScriptCall):
+    """The units of a map as compact data drawn by ``territoryUnits`` (see ``_MAP_JS``).
+
+    Python keeps ``styles`` (one dict per unit) and ``tooltip_html(i)`` for inspection.
+    """
+
+    function = "territoryUnits"
+
+    def __init__(
+        self,
+        shapes_key: str,
+        factor: int,
+        styles: Sequence[dict[str, Any]],
+        labels: Sequence[str],
+        values: Sequence[Sequence[str]],
+        notes: Mapping[int, str],
+    ) -> None:
+        super().__init__()
+        self._name = "TerritoryUnits"
+        self.styles = list(styles)
+        distinct: dict[str, int] = {}
+        index = [
+            distinct.setdefault(json.dumps(style, sort_keys=True), len(distinct)) for style in self.styles
+        ]
+        self.labels, self.values, self.notes = list(labels), [list(v) for v in values], dict(notes)
+        self.payload = {
+            "shapes": shapes_key,
+            "factor": factor,
+            "styles": [json.loads(style) for style in distinct],
+            "style": index,
+            "labels": self.labels,
+            "values": self.values,
+            "notes": {str(i): note for i, note in self.notes.items()},
+        }
+
+    def tooltip_html(self, i: int) -> str:
+        """The tooltip of unit ``i`` as the page builds it."""
+        rows = "".join(
+            f"<tr><th>{label}</th><td>{column[i]}</td></tr>"
+            for label, column in zip(self.labels[1:], self.values[1:], strict=True)
+        )
+        table = f"<table>{rows}</table>" if rows else ""
+        return f'{self.notes.get(i, "")}<div class="territory-tooltip-title">{self.values[0][i]}</div>{table}'
+
+
 def _add_units_layer(
-    m: folium.Map,
+    m: TerritoryMap,
     units: gpd.GeoSeries,
     styles: Sequence[dict[str, Any]],
-    tooltips: Sequence[str],
-    name: str,
-) -> None:
-    collection = _feature_collection(units, tooltips)
-    folium.GeoJson(
-        collection,
-        name=html.escape(name),
-        style_function=_style_lookup(styles),
-        highlight_function=lambda feature: {"weight": 3, "color": "#000000", "fillOpacity": 0.85},
-        tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False, class_name="territory-tooltip"),
-    ).add_to(m)
+    tooltips: tuple[list[str], list[list[str]]],
+    decimals: int,
+    notes: Mapping[int, str] | None = None,
+) -> _UnitsLayer:
+    factor = 10**decimals
+    encoded = json.dumps([_encode_shape(geom, factor) for geom in units], separators=(",", ":"))
+    # Maps of one page that draw the same units share one copy of their outlines.
+    key = "u" + hashlib.sha1(encoded.encode("utf-8")).hexdigest()[:16]
+    m.shapes[key] = encoded
+    labels, values = tooltips
+    layer = _UnitsLayer(key, factor, styles, labels, values, notes or {})
+    layer.add_to(m)
+    return layer
+
+
+class _OutlinesLayer(_ScriptCall):
+    function = "territoryOutlines"
+
+    def __init__(self, lines: Sequence[str], factor: int, style: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._name = "TerritoryOutlines"
+        self.payload = {"lines": list(lines), "factor": factor, "style": dict(style)}
+
+
+def _encode_shape(geom: shapely.Geometry, factor: int) -> str:
+    """A (multi)polygon as polyline-encoded rings: rings joined by ``,``, polygons by ``;``."""
+    polygons = getattr(geom, "geoms", [geom])
+    return ";".join(
+        ",".join(_encode_line(np.asarray(ring.coords)[:-1], factor) for ring in (p.exterior, *p.interiors))
+        for p in polygons
+        if not p.is_empty
+    )
+
+
+def _encode_line(coords: np.ndarray, factor: int) -> str:
+    """Google's polyline encoding of ``(lon, lat)`` points (latitude first), at ``1 / factor`` degrees."""
+    if len(coords) == 0:
+        return ""
+    ints = np.round(coords[:, 1::-1] * factor).astype(np.int64)
+    deltas = np.diff(ints, axis=0, prepend=np.zeros((1, 2), dtype=np.int64)).ravel()
+    zigzag = np.where(deltas < 0, ~(deltas << 1), deltas << 1)
+    chars = []
+    for value in zigzag.tolist():
+        while value >= 0x20:
+            chars.append(chr((0x20 | (value & 0x1F)) + 63))
+            value >>= 5
+        chars.append(chr(value + 63))
+    return "".join(chars)
 
 
 def _add_points_layer(
@@ -863,23 +1028,32 @@ def _unit_style(fill: str, *, highlighted: bool = False) -> dict[str, Any]:
     }
 
 
-def _tooltips(frame: pd.DataFrame, columns: TooltipColumns, formats: Mapping[str, str]) -> list[str]:
-    """One escaped HTML snippet per row: the first column as heading, the others as a table."""
+def _tooltip_columns(
+    frame: pd.DataFrame, columns: TooltipColumns, formats: Mapping[str, str]
+) -> tuple[list[str], list[list[str]]]:
+    """Escaped tooltip labels and, per label, the escaped value of every row (first: the heading)."""
     pairs = list(columns.items()) if isinstance(columns, Mapping) else [(c, c) for c in columns]
     if isinstance(columns, str):
         pairs = [(columns, columns)]
     _require_columns(frame, [c for c, _ in pairs], "the tooltip columns")
     if not pairs:
-        return [""] * len(frame)
-    rendered = {c: [_format_value(v, formats.get(c)) for v in frame[c]] for c, _ in pairs}
-    (head_column, _), rest = pairs[0], pairs[1:]
+        return [""], [[""] * len(frame)]
+    labels = [html.escape(str(label)) for _, label in pairs]
+    values = [[_format_value(v, formats.get(c)) for v in frame[c]] for c, _ in pairs]
+    return labels, values
+
+
+def _tooltips(frame: pd.DataFrame, columns: TooltipColumns, formats: Mapping[str, str]) -> list[str]:
+    """One escaped HTML snippet per row: the first column as heading, the others as a table."""
+    labels, values = _tooltip_columns(frame, columns, formats)
     tips = []
     for i in range(len(frame)):
         rows = "".join(
-            f"<tr><th>{html.escape(str(label))}</th><td>{rendered[c][i]}</td></tr>" for c, label in rest
+            f"<tr><th>{label}</th><td>{column[i]}</td></tr>"
+            for label, column in zip(labels[1:], values[1:], strict=True)
         )
         table = f"<table>{rows}</table>" if rows else ""
-        tips.append(f'<div class="territory-tooltip-title">{rendered[head_column][i]}</div>{table}')
+        tips.append(f'<div class="territory-tooltip-title">{values[0][i]}</div>{table}')
     return tips
 
 
