@@ -153,9 +153,10 @@ maps.territory_map(
     "territory_id",
     tooltip_columns={"name": unit, "territory_id": "Proposed territory", "potential": "Potential"},
     title="The proposal: territories after the moves",
-    legend_title="Proposed territory",
+    legend_title="Proposed territory · rep",
+    rep_names=dict(zip(workload["territory_id"], workload["rep_name"], strict=True)),
     previous_column="current_territory",
-    moved_label="Proposed move (dashed outline; hover for from → to)",
+    moved_label="Proposed move (dashed outline; stripes of the new territory's colour over the old one's)",
     formats={"potential": "{:,.0f}"},
     tiles=ctx.config.maps.tiles,
 )

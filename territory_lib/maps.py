@@ -151,20 +151,69 @@ window.territoryUnits = function (map, data) {
     return (data.notes[i] || "") + '<div class="territory-tooltip-title">' + data.values[0][i] +
       "</div>" + (rows ? "<table>" + rows + "</table>" : "");
   }
+  var moved = [];
   shapes.forEach(function (shape, i) {
-    var style = data.styles[data.style[i]];
+    var style = Object.assign({}, data.styles[data.style[i]]);
     var layer = L.polygon(territoryLatLngs(shape, data.factor), style);
     layer.bindTooltip(function () { return tooltip(i); }, {sticky: true, className: "territory-tooltip"});
     layer.on("mouseover", function () { layer.setStyle({weight: 3, color: "#000000", fillOpacity: 0.85}); });
     layer.on("mouseout", function () { layer.setStyle(style); });
     group.addLayer(layer);
+    if (data.hatch[i]) { moved.push([layer, style, data.hatch[i]]); }
   });
   group.addTo(map);
+  // A moving unit is hatched: stripes of its new territory's colour over its old one's.
+  moved.forEach(function (item, n) {
+    var layer = item[0], style = item[1], svg = layer._path.ownerSVGElement, ns = "http://www.w3.org/2000/svg";
+    var defs = svg.querySelector("defs");
+    if (!defs) { defs = svg.insertBefore(document.createElementNS(ns, "defs"), svg.firstChild); }
+    var id = map._container.id + "-hatch-" + n, pattern = document.createElementNS(ns, "pattern");
+    pattern.setAttribute("id", id);
+    pattern.setAttribute("patternUnits", "userSpaceOnUse");
+    pattern.setAttribute("width", "8");
+    pattern.setAttribute("height", "8");
+    pattern.setAttribute("patternTransform", "rotate(45)");
+    [[8, item[2][0]], [4, item[2][1]]].forEach(function (stripe) {
+      var rect = document.createElementNS(ns, "rect");
+      rect.setAttribute("width", String(stripe[0]));
+      rect.setAttribute("height", "8");
+      rect.setAttribute("fill", stripe[1]);
+      pattern.appendChild(rect);
+    });
+    defs.appendChild(pattern);
+    style.fillColor = "url(#" + id + ")";
+    layer.setStyle(style);
+  });
+  map._territoryMoved = moved.map(function (item) { return item[0]; });
+};
+window.territoryLabels = function (map, data) {
+  var markers = data.labels.map(function (label) {
+    var icon = L.divIcon({className: "territory-label-anchor", iconSize: [0, 0],
+                          html: '<span class="territory-label">' + label[2] + "</span>"});
+    return L.marker([label[0], label[1]], {icon: icon, interactive: false, keyboard: false}).addTo(map);
+  });
+  // A label overlapping one already shown is hidden at this zoom; the legend still names it.
+  function declutter() {
+    var shown = [];
+    markers.forEach(function (marker) {
+      var span = marker.getElement().firstChild;
+      span.style.visibility = "visible";
+      var r = span.getBoundingClientRect();
+      var clash = shown.some(function (s) {
+        return r.left < s.right && r.right > s.left && r.top < s.bottom && r.bottom > s.top;
+      });
+      if (clash) { span.style.visibility = "hidden"; } else { shown.push(r); }
+    });
+  }
+  map.on("zoomend", declutter);
+  declutter();
 };
 window.territoryOutlines = function (map, data) {
   data.lines.forEach(function (line) {
     L.polyline(territoryDecode(line, data.factor), data.style).addTo(map);
   });
+  // Moving units' dashed outlines stay visible above the territories' outlines.
+  (map._territoryMoved || []).forEach(function (layer) { layer.bringToFront(); });
 };
 """
 
@@ -651,7 +700,7 @@ def territory_map(
     points: gpd.GeoDataFrame | None = None,
     point_tooltip_columns: TooltipColumns = ("name",),
     points_label: str = "Rep home (filled with its territory's colour)",
-    moved_label: str = "Moves to this territory (dashed outline)",
+    moved_label: str = "Moves (dashed outline; stripes: new territory's colour over the old one's)",
     formats: Mapping[str, str] | None = None,
     tiles: str | None = None,
     height: int = 520,
@@ -661,9 +710,9 @@ def territory_map(
     Each territory's units are filled with its colour (:func:`territory_colors`: neighbours never
     share one), the territory is outlined in bold and labelled ``T04 · rep name`` at its centre
     (the pole of inaccessibility of its largest part, so the label sits inside it). With
-    ``previous_column``, units whose territory changes keep the new territory's fill, get a thick
-    dashed outline and say "Moves from T03 to T05" in their tooltip, so a move never depends on
-    telling colours apart.
+    ``previous_column``, units whose territory changes are hatched (stripes of the new territory's
+    colour over the old one's), get a thick dashed outline and say "Moves from T03 to T05" in their
+    tooltip, so a move never depends on telling colours apart.
 
     Parameters
     ----------
@@ -714,19 +763,22 @@ def territory_map(
             f"No colour was given for territories {missing_colors[:5]}; pass territory_colors(...)."
         )
     moved = np.zeros(len(gdf), dtype=bool)
-    notes = {}
+    notes, hatch = {}, {}
     if previous_column is not None:
         before = gdf[previous_column].to_numpy()
         moved = np.array([not _is_missing(b) and b != t for b, t in zip(before, territory, strict=True)])
         for i in np.flatnonzero(moved):
             text = html.escape(f"Moves from {before[i]} to {territory[i]}")
             notes[int(i)] = f'<div class="territory-tooltip-move">{text}</div>'
+            if not _is_missing(territory[i]):
+                hatch[int(i)] = (colors.get(before[i], MISSING_COLOR), colors[territory[i]])
     styles = [
         _unit_style(MISSING_COLOR if _is_missing(t) else colors[t], highlighted=bool(h))
         for t, h in zip(territory, moved, strict=True)
     ]
     m = offline_map(units.total_bounds, tiles=tiles, height=height, title=title or legend_title)
-    _add_units_layer(m, units, styles, _tooltip_columns(gdf, tooltip_columns, formats or {}), decimals, notes)
+    tooltips = _tooltip_columns(gdf, tooltip_columns, formats or {})
+    _add_units_layer(m, units, styles, tooltips, decimals, notes, hatch)
 
     names = rep_names or {}
     shown = sorted({t for t in territory if not _is_missing(t)}, key=_natural_key)
@@ -738,9 +790,11 @@ def territory_map(
     if any(_is_missing(t) for t in territory):
         legend_rows.append((_swatch(MISSING_COLOR), "Unassigned"))
     if moved.any():
+        hatched = "repeating-linear-gradient(45deg,#999 0 3px,#fff 3px 6px)"
         legend_rows.append(
             (
-                f'<span class="territory-legend-swatch" style="border:2px dashed {HIGHLIGHT_COLOR}"></span>',
+                f'<span class="territory-legend-swatch" '
+                f'style="border:2px dashed {HIGHLIGHT_COLOR};background:{hatched}"></span>',
                 moved_label,
             )
         )
@@ -816,6 +870,7 @@ def _add_outlines_and_labels(
     ]
     style = {"color": OUTLINE_COLOR, "weight": 2.4, "opacity": 0.9, "interactive": False}
     _OutlinesLayer(lines, factor, style).add_to(m)
+    labels = []
     for territory, geom in outlines.items():
         if geom is None or geom.is_empty:
             continue
@@ -824,13 +879,10 @@ def _add_outlines_and_labels(
         # The pole of inaccessibility lies well inside the territory, even a crescent-shaped one.
         centre = polylabel(largest, tolerance=max(math.sqrt(largest.area) / 50, 1.0))
         lon, lat = gpd.GeoSeries([centre], crs=outlines.crs).to_crs(4326).iloc[0].coords[0]
-        text = html.escape(label_text[territory])
-        folium.Marker(
-            [lat, lon],
-            icon=folium.DivIcon(html=f'<span class="territory-label">{text}</span>', icon_size=(0, 0)),
-            interactive=False,
-            keyboard=False,
-        ).add_to(m)
+        labels.append((largest.area, round(lat, 5), round(lon, 5), html.escape(label_text[territory])))
+    # Largest territories first: where labels would overlap, the page shows the first one only.
+    labels.sort(key=lambda label: -label[0])
+    _LabelsLayer([label[1:] for label in labels]).add_to(m)
 
 
 class _ScriptCall(MacroElement):
@@ -874,9 +926,11 @@ class _UnitsLayer(_ScriptCall):
         labels: Sequence[str],
         values: Sequence[Sequence[str]],
         notes: Mapping[int, str],
+        hatch: Mapping[int, tuple[str, str]],
     ) -> None:
         super().__init__()
         self._name = "TerritoryUnits"
+        self.hatch = dict(hatch)
         self.styles = list(styles)
         distinct: dict[str, int] = {}
         index = [
@@ -891,6 +945,7 @@ class _UnitsLayer(_ScriptCall):
             "labels": self.labels,
             "values": self.values,
             "notes": {str(i): note for i, note in self.notes.items()},
+            "hatch": {str(i): list(colors) for i, colors in self.hatch.items()},
         }
 
     def tooltip_html(self, i: int) -> str:
@@ -910,6 +965,7 @@ def _add_units_layer(
     tooltips: tuple[list[str], list[list[str]]],
     decimals: int,
     notes: Mapping[int, str] | None = None,
+    hatch: Mapping[int, tuple[str, str]] | None = None,
 ) -> _UnitsLayer:
     factor = 10**decimals
     encoded = json.dumps([_encode_shape(geom, factor) for geom in units], separators=(",", ":"))
@@ -917,9 +973,18 @@ def _add_units_layer(
     key = "u" + hashlib.sha1(encoded.encode("utf-8")).hexdigest()[:16]
     m.shapes[key] = encoded
     labels, values = tooltips
-    layer = _UnitsLayer(key, factor, styles, labels, values, notes or {})
+    layer = _UnitsLayer(key, factor, styles, labels, values, notes or {}, hatch or {})
     layer.add_to(m)
     return layer
+
+
+class _LabelsLayer(_ScriptCall):
+    function = "territoryLabels"
+
+    def __init__(self, labels: Sequence[tuple[float, float, str]]) -> None:
+        super().__init__()
+        self._name = "TerritoryLabels"
+        self.payload = {"labels": [list(label) for label in labels]}
 
 
 class _OutlinesLayer(_ScriptCall):

@@ -47,6 +47,9 @@ REMOVE_INPUT_TAGS = frozenset({"remove-input"})
 
 INDEX_TITLE = "Territory reports"
 
+# The unit outlines a map fragment carries (encoded outlines contain no "<").
+_MAP_SHAPES = re.compile(r'<script data-territory-shapes="(\w+)">[^<]*</script>')
+
 
 class StakeholderOutputs(Preprocessor):
     """Drop what a stakeholder must not see: stderr, error outputs and the cells left empty.
@@ -82,7 +85,8 @@ class InlineMaps(Preprocessor):
     In the notebook a map (:class:`territory_lib.maps.TerritoryMap`) is an iframe holding a
     whole page with its own copy of Leaflet (~150 KB, more once escaped); it also carries itself as
     a page fragment without Leaflet (:data:`territory_lib.maps.MAP_MIMETYPE`). The report shows the
-    fragments, so a page with many maps carries Leaflet once.
+    fragments, so a page with many maps carries Leaflet once, and the outlines of units that several
+    maps draw once.
     """
 
     def preprocess(
@@ -90,6 +94,14 @@ class InlineMaps(Preprocessor):
     ) -> tuple[nbformat.NotebookNode, dict[str, Any]]:
         """Replace the iframe of every map output by the fragment; Leaflet goes before the first."""
         first = True
+        shapes_seen: set[str] = set()
+
+        def drop_repeated_shapes(match: re.Match[str]) -> str:
+            if match.group(1) in shapes_seen:
+                return ""
+            shapes_seen.add(match.group(1))
+            return match.group(0)
+
         for cell in nb.cells:
             for output in cell.get("outputs", []):
                 data = output.get("data") or {}
@@ -97,6 +109,7 @@ class InlineMaps(Preprocessor):
                     continue
                 fragment = data.pop(MAP_MIMETYPE)
                 fragment = "".join(fragment) if isinstance(fragment, list) else str(fragment)
+                fragment = _MAP_SHAPES.sub(drop_repeated_shapes, fragment)
                 data["text/html"] = (leaflet_tags() if first else "") + fragment
                 first = False
         return nb, resources

@@ -101,7 +101,7 @@ window.addEventListener("load", function () { setTimeout(function () {
   ).filter(function (r) { return r.width > 0 && r.height > 0; });
   var result = {
     width: window.innerWidth,
-    scrollWidth: document.documentElement.scrollWidth,
+    scrollWidth: Math.max(document.documentElement.scrollWidth, document.body.scrollWidth),
     leaflet: document.querySelectorAll("script[data-territory-asset=leaflet]").length,
     maps: []
   };
@@ -115,7 +115,9 @@ window.addEventListener("load", function () { setTimeout(function () {
       if (blockers.some(function (b) { return inside(x, y, b); })) { covered += 1; }
     });
     result.maps.push({units: units.length, covered: covered, outside: outside,
-                      labels: canvas.querySelectorAll(".territory-label").length});
+                      labels: canvas.querySelectorAll(".territory-label").length,
+                      shownLabels: Array.prototype.filter.call(canvas.querySelectorAll(".territory-label"),
+                        function (e) { return getComputedStyle(e).visibility === "visible"; }).length});
   });
   if (window.parent !== window) { window.parent.postMessage(JSON.stringify(result), "*"); return; }
   var out = document.createElement("pre");
@@ -166,15 +168,24 @@ def screenshot(html_path: str | Path, png_path: str | Path, width: int = 1400, h
         raise RuntimeError("Chromium is not installed (apt-get install chromium).")
     png_path = Path(png_path).resolve()
     with tempfile.TemporaryDirectory(prefix="territory-browser-") as tmp:
+        target = Path(html_path).resolve().as_uri()
+        if width < _MIN_WINDOW_WIDTH:
+            host = Path(tmp) / "host.html"
+            host.write_text(
+                f'<body style="margin:0;background:#888"><iframe src="{html.escape(target)}" '
+                f'style="border:0;width:{width}px;height:{height}px;background:#fff"></iframe></body>',
+                encoding="utf-8",
+            )
+            target = host.as_uri()
         subprocess.run(
             [
                 CHROMIUM,
                 *_OFFLINE_FLAGS,
                 f"--user-data-dir={Path(tmp) / 'profile'}",
-                f"--window-size={width},{height}",
+                f"--window-size={max(width, _MIN_WINDOW_WIDTH)},{height}",
                 "--hide-scrollbars",
                 f"--screenshot={png_path}",
-                Path(html_path).resolve().as_uri(),
+                target,
             ],
             capture_output=True,
             timeout=120,

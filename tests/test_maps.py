@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import folium
 import geopandas as gpd
@@ -77,14 +78,35 @@ def territories() -> folium.Map:
 
 
 def rendered_documents(m: folium.Map) -> list[str]:
-    """The page ``save_map`` writes and the document inside the notebook output's iframe."""
-    srcdoc = re.search(r'srcdoc="([^"]*)"', m._repr_html_())
+    """The page ``save_map`` writes, the notebook output's iframe document and the report fragment."""
+    bundle = m._repr_mimebundle_()
+    srcdoc = re.search(r'srcdoc="([^"]*)"', bundle["text/html"])
     assert srcdoc, "the notebook representation has no iframe"
-    return [m.get_root().render(), html.unescape(srcdoc.group(1))]
+    return [maps.map_page(m), html.unescape(srcdoc.group(1)), maps.leaflet_tags() + bundle[maps.MAP_MIMETYPE]]
 
 
-def geojson_layers(m: folium.Map) -> list[folium.GeoJson]:
-    return [child for child in m._children.values() if isinstance(child, folium.GeoJson)]
+def units_layer(m: folium.Map) -> Any:
+    (layer,) = [child for child in m._children.values() if type(child).__name__ == "_UnitsLayer"]
+    return layer
+
+
+def decode(text: str, factor: int) -> list[tuple[float, float]]:
+    """Google's polyline decoding, written from the algorithm's description: (lat, lon) pairs."""
+    values, shift, result = [], 0, 0
+    for char in text:
+        b = ord(char) - 63
+        result |= (b & 0x1F) << shift
+        shift += 5
+        if b < 0x20:
+            values.append(~(result >> 1) if result & 1 else result >> 1)
+            shift, result = 0, 0
+    lat_lon = np.cumsum(np.array(values).reshape(-1, 2), axis=0) / factor
+    return [tuple(pair) for pair in lat_lon]
+
+
+def unit_shapes(m: folium.Map) -> list[str]:
+    layer = units_layer(m)
+    return json.loads(m.shapes[layer.payload["shapes"]])
 
 
 @pytest.mark.parametrize("builder", ["choropleth", "territories"])
@@ -95,6 +117,7 @@ def test_map_references_no_other_host(builder: str, request: pytest.FixtureReque
         assert not re.search(r"<script[^>]+src=", document)
         assert not re.search(r"<link[^>]+href=", document)
         assert "L.map(" in document and "leaflet" in document.casefold()
+        assert document.count('<script data-territory-asset="leaflet">') == 1
 
 
 def test_folium_class_defaults_are_left_alone(choropleth: folium.Map) -> None:
@@ -109,14 +132,15 @@ def test_hostile_names_are_escaped(builder: str, request: pytest.FixtureRequest)
         # Only Leaflet's own code and the map script may be scripts; names never become markup.
         assert "<script>alert(1)" not in document
         assert "<img src=x" not in document
-    tooltips = [f["properties"]["tooltip"] for layer in geojson_layers(m) for f in layer.data["features"]]
+    layer = units_layer(m)
+    tooltips = [layer.tooltip_html(i) for i in range(len(layer.styles))]
     assert any(html.escape(HOSTILE) in tip for tip in tooltips)
     assert all("<script" not in tip and "<img" not in tip for tip in tooltips)
 
 
 def test_legend_shows_quantile_ranges_with_separators(choropleth: folium.Map) -> None:
-    page = choropleth.get_root().render()
-    legend = re.search(r'<div class="territory-legend".*?</div></div>', page, re.S)
+    page = maps.map_fragment(choropleth)
+    legend = re.search(r'<details class="territory-legend".*?</details>', page, re.S)
     assert legend, "no legend on the map"
     assert html.escape(f"Potential {HOSTILE}") in legend.group(0)
     assert "<span>Points</span>" in legend.group(0)
@@ -126,7 +150,7 @@ def test_legend_shows_quantile_ranges_with_separators(choropleth: folium.Map) ->
 
 
 def test_category_legend_lists_territories_in_natural_order(territories: folium.Map) -> None:
-    page = territories.get_root().render()
+    page = maps.map_fragment(territories)
     labels = re.findall(r'<div class="territory-legend-row">.*?<span>(.*?)</span></div>', page)
     # Natural order: "<" sorts before letters, and T10 comes after T2.
     assert labels[:4] == [html.escape(HOSTILE), "T1", "T2", "T10"]
@@ -138,9 +162,10 @@ def test_one_feature_per_unit_and_highlight() -> None:
     m = maps.category_map(
         units, "territory_id", tooltip_columns=["name"], legend_title="T", highlight={"U03"}
     )
-    (layer,) = geojson_layers(m)
-    assert len(layer.data["features"]) == len(units)
-    styles = [layer.style_function(f) for f in layer.data["features"]]
+    layer = units_layer(m)
+    assert len(unit_shapes(m)) == len(units) == len(layer.styles)
+    styles = [layer.payload["styles"][i] for i in layer.payload["style"]]
+    assert styles == layer.styles
     assert [s.get("dashArray") is not None for s in styles] == [i == 3 for i in range(len(units))]
     colors = maps.category_colors(units["territory_id"])
     assert [s["fillColor"] for s in styles] == [colors[t] for t in units["territory_id"]]
@@ -151,11 +176,10 @@ def test_fixed_colours_override_the_palette_for_their_categories() -> None:
     m = maps.category_map(
         units, "territory_id", tooltip_columns=["name"], legend_title="T", colors={"T2": "#123456"}
     )
-    (layer,) = geojson_layers(m)
-    fills = [layer.style_function(f)["fillColor"] for f in layer.data["features"]]
+    fills = [style["fillColor"] for style in units_layer(m).styles]
     palette = maps.category_colors(units["territory_id"])
     assert fills == ["#123456" if t == "T2" else palette[t] for t in units["territory_id"]]
-    assert '<span class="territory-legend-swatch" style="background:#123456">' in m.get_root().render()
+    assert '<span class="territory-legend-swatch" style="background:#123456">' in maps.map_fragment(m)
 
 
 def test_tooltip_numbers_are_formatted_for_people() -> None:
@@ -163,18 +187,16 @@ def test_tooltip_numbers_are_formatted_for_people() -> None:
     m = maps.choropleth_map(
         units, "potential", tooltip_columns={"name": "County", "potential": "Potential"}, legend_title="P"
     )
-    tips = [f["properties"]["tooltip"] for f in geojson_layers(m)[0].data["features"]]
-    assert "<td>1,234,567</td>" in tips[10]
+    assert "<td>1,234,567</td>" in units_layer(m).tooltip_html(10)
 
 
 def test_real_state_map_stays_small_and_fits_bounds() -> None:
     states = gpd.read_file(get_path("us48.shp")).set_crs("EPSG:4326")
     m = maps.choropleth_map(states, "AREA", tooltip_columns=["STATE_NAME"], legend_title="Area")
-    (layer,) = geojson_layers(m)
-    assert len(layer.data["features"]) == 48
-    size = len(m.get_root().render())
-    assert size < 450_000, f"48-state map is {size:,} bytes"
-    fit = re.search(r"fitBounds\(\s*(\[\[.*?\]\])", m.get_root().render(), re.S)
+    assert len(unit_shapes(m)) == 48
+    size = len(maps.map_fragment(m))
+    assert size < 60_000, f"48-state map is {size:,} bytes"
+    fit = re.search(r"fitBounds\(\s*(\[\[.*?\]\])", maps.map_fragment(m), re.S)
     (south, west), (north, east) = json.loads(fit.group(1))
     assert west < -124 and east > -67 and south < 25 and north > 49
 
@@ -182,16 +204,16 @@ def test_real_state_map_stays_small_and_fits_bounds() -> None:
 def test_projected_units_are_reprojected_to_wgs84() -> None:
     units = grid_units().to_crs("EPSG:26917")
     m = maps.category_map(units, "territory_id", tooltip_columns=["name"], legend_title="T")
-    coords = np.array(
-        [pt for f in geojson_layers(m)[0].data["features"] for pt in f["geometry"]["coordinates"][0]]
-    )
-    assert coords[:, 0].min() > -84.6 and coords[:, 1].max() < 34.2
+    factor = units_layer(m).payload["factor"]
+    coords = np.array([pt for shape in unit_shapes(m) for pt in decode(shape, factor)])
+    lat, lon = coords[:, 0], coords[:, 1]
+    assert lon.min() > -84.6 and lon.max() < -83.2 and lat.min() > 33.4 and lat.max() < 34.2
 
 
 def test_tiles_are_off_unless_asked() -> None:
     bounds = (-85.0, 33.0, -84.0, 34.0)
-    assert "tile.openstreetmap" not in maps.offline_map(bounds).get_root().render()
-    assert "tile.openstreetmap" in maps.offline_map(bounds, tiles="OpenStreetMap").get_root().render()
+    assert "tile.openstreetmap" not in maps.map_page(maps.offline_map(bounds))
+    assert "tile.openstreetmap" in maps.map_page(maps.offline_map(bounds, tiles="OpenStreetMap"))
 
 
 def test_clear_errors() -> None:
@@ -215,10 +237,8 @@ def test_quantile_classes_handle_ties_and_missing_values() -> None:
     assert maps.quantile_classes([np.nan]).size == 0
     units = grid_units()
     units.loc[0, "potential"] = np.nan
-    page = (
+    page = maps.map_fragment(
         maps.choropleth_map(units, "potential", tooltip_columns=["name"], legend_title="x")
-        .get_root()
-        .render()
     )
     assert "No data" in page
 
