@@ -80,13 +80,18 @@ def dump_dom(html_text: str, timeout: float = 60.0, window: tuple[int, int] | No
 
 
 def count_drawn_polygons(html_path: str | Path) -> list[int]:
-    """For each folium map in the HTML file, the number of vector shapes Leaflet drew offline.
+    """For each map in the HTML file (inline or in an iframe), the vector shapes Leaflet drew offline.
 
     Leaflet's SVG renderer draws every interactive polygon, line or circle marker as a
     ``<path class="leaflet-interactive">``, so a map whose scripts failed to load counts 0.
     """
-    documents = map_documents(Path(html_path).read_text(encoding="utf-8"))
-    return [len(_DRAWN_PATH.findall(dump_dom(doc))) for doc in documents]
+    counts = []
+    for document in map_documents(Path(html_path).read_text(encoding="utf-8")):
+        # A report page holds its maps inline: what follows each map's container until the next
+        # one is that map's drawing.
+        chunks = re.split(r'<div[^>]*\bclass="folium-map\b', dump_dom(document))[1:]
+        counts.extend(len(_DRAWN_PATH.findall(chunk)) for chunk in chunks)
+    return counts
 
 
 # Runs in the page once it has loaded: where every drawn unit's centre lies against the map frame,

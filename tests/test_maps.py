@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import re
 import shutil
@@ -11,7 +12,9 @@ from typing import Any
 
 import folium
 import geopandas as gpd
+import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from libpysal.examples import get_path
@@ -266,3 +269,160 @@ def test_maps_draw_every_unit_with_no_network(tmp_path: Path) -> None:
         tmp_path / "map.html",
     )
     assert count_drawn_polygons(standalone) == [len(units) + 2]
+
+
+def georgia_counties() -> gpd.GeoDataFrame:
+    """Georgia's 159 real counties in three blocks of territories, west / south-east / north-east."""
+    counties = gpd.read_file(get_path("G_utm.shp")).set_crs("EPSG:26916", allow_override=True)
+    x, y = counties.geometry.centroid.x, counties.geometry.centroid.y
+    counties["territory_id"] = np.where(x < x.median(), "T01", np.where(y < y.median(), "T02", "T03"))
+    counties["name"] = counties["AreaKey"].astype(str)
+    counties["potential"] = counties["TotPop90"].astype(float)
+    return counties
+
+
+def touching_pairs(units: gpd.GeoDataFrame, column: str) -> set[tuple[str, str]]:
+    left, right = shapely.STRtree(units.geometry.values).query(units.geometry.values, predicate="intersects")
+    labels = units[column].to_numpy()
+    return {(a, b) for a, b in zip(labels[left], labels[right], strict=True) if a != b}
+
+
+def test_neighbouring_territories_never_share_a_colour() -> None:
+    units = georgia_counties()
+    # Eight territories from a 4 x 2 grid of centroids: each touches up to five others.
+    x, y = units.geometry.centroid.x, units.geometry.centroid.y
+    columns, rows = pd.qcut(x, 4, labels=False), pd.qcut(y, 2, labels=False)
+    units["plan"] = [f"T{i}{j}" for i, j in zip(columns, rows, strict=True)]
+    colors = maps.territory_colors(units, "plan")
+    assert set(colors) == set(units["plan"])
+    assert set(colors.values()) <= set(maps.TERRITORY_PALETTE[:8])
+    pairs = touching_pairs(units, "plan")
+    assert pairs and all(colors[a] != colors[b] for a, b in pairs)
+    # Fewer colours than territories: colours repeat, only ever between territories apart.
+    assert len(set(colors.values())) < len(colors)
+    assert maps.territory_colors(units, "plan") == colors
+
+
+def test_territory_colours_hold_across_plans_shown_side_by_side() -> None:
+    units = georgia_counties()
+    units["other"] = np.where(units.geometry.centroid.y < units.geometry.centroid.y.median(), "T01", "T03")
+    colors = maps.territory_colors(units, ["territory_id", "other"])
+    for column in ("territory_id", "other"):
+        assert all(colors[a] != colors[b] for a, b in touching_pairs(units, column))
+
+
+def test_territory_map_outlines_labels_and_moves() -> None:
+    units = georgia_counties()
+    units["before"] = units["territory_id"]
+    moved = [5, 40]
+    units.loc[moved, "before"] = "T03"
+    units.loc[moved, "territory_id"] = "T01"
+    hostile_rep = "{{ 7 * 7 }} <b>Ann</b>"
+    m = maps.territory_map(
+        units,
+        "territory_id",
+        tooltip_columns={"name": "County"},
+        legend_title="Territory · rep",
+        title="The plan",
+        rep_names={"T01": hostile_rep},
+        previous_column="before",
+    )
+    page = maps.map_fragment(m)
+    # Labels at the territories' centres, escaped and never read as a template.
+    labels = re.search(r"territoryLabels\(\w+, (\{.*?\})\);", page).group(1)
+    texts = [label[2] for label in json.loads(labels)["labels"]]
+    assert sorted(texts) == sorted([html.escape(f"T01 · {hostile_rep}"), "T02", "T03"])
+    assert "49" not in texts[0] and "<b>" not in page
+    # One bold outline path per territory boundary ring, drawn by the page.
+    outlines = json.loads(re.search(r"territoryOutlines\(\w+, (\{.*?\})\);", page).group(1))
+    assert len(outlines["lines"]) >= 3 and outlines["style"]["weight"] > 2
+    layer = units_layer(m)
+    changed = [i for i in range(len(units)) if layer.styles[i].get("dashArray")]
+    changed_rows = [
+        i for i, (b, t) in enumerate(zip(units["before"], units["territory_id"], strict=True)) if b != t
+    ]
+    assert changed == changed_rows and len(changed) >= 2
+    assert "Moves from T03 to T01" in layer.tooltip_html(changed[0])
+    assert "Moves from" not in layer.tooltip_html(next(i for i in range(len(units)) if i not in changed))
+    colors = maps.territory_colors(units, ["territory_id", "before"])
+    assert layer.hatch[changed[0]] == (colors["T03"], colors["T01"])
+    assert 'aria-label="Map: The plan"' in page and '<figcaption class="territory-map-title"' in page
+
+
+def test_quantile_classes_are_mapclassify_quantiles() -> None:
+    import mapclassify
+
+    values = np.random.default_rng(3).lognormal(10, 1, 500)
+    edges = maps.quantile_classes(values, 5)
+    assert edges.tolist() == [values.min(), *mapclassify.Quantiles(values, k=5).bins]
+    # Whole numbers fall on the class limits: each unit is shaded by mapclassify's class.
+    units = grid_units(10, 10)
+    units["potential"] = np.random.default_rng(4).integers(0, 12, len(units)).astype(float)
+    m = maps.choropleth_map(units, "potential", tooltip_columns=["name"], legend_title="P", palette="Blues")
+    classes = mapclassify.Quantiles(units["potential"].to_numpy(), k=5)
+    palette = maps._sequential_colors("Blues", len(classes.bins))
+    assert [style["fillColor"] for style in units_layer(m).styles] == [palette[c] for c in classes.yb]
+
+
+def test_outlines_are_encoded_to_the_rounded_coordinates() -> None:
+    units = georgia_counties()
+    m = maps.choropleth_map(units, "potential", tooltip_columns=["name"], legend_title="P")
+    factor = units_layer(m).payload["factor"]
+    shapes = unit_shapes(m)
+    assert len(shapes) == 159
+    decoded = [decode(ring, factor) for ring in shapes[0].replace(";", ",").split(",")]
+    lat_lon = np.array([pt for ring in decoded for pt in ring])
+    wgs84 = units.to_crs(4326).geometry.iloc[0]
+    assert shapely.Polygon(lat_lon[:, ::-1]).buffer(0).symmetric_difference(wgs84).area < 0.02 * wgs84.area
+
+
+def test_report_carries_leaflet_and_shared_outlines_once() -> None:
+    from territory_lib.report import InlineMaps
+
+    units = georgia_counties()
+    first = maps.choropleth_map(units, "potential", tooltip_columns=["name"], legend_title="P")
+    second = maps.territory_map(units, tooltip_columns=["name"], legend_title="T")
+    cells = [nbformat.v4.new_code_cell() for _ in range(2)]
+    for cell, m in zip(cells, (first, second), strict=True):
+        cell.outputs = [nbformat.v4.new_output("display_data", data=m._repr_mimebundle_())]
+        assert "<iframe srcdoc=" in cell.outputs[0].data["text/html"]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb, _ = InlineMaps().preprocess(nb, {})
+    pages = [cell.outputs[0].data["text/html"] for cell in nb.cells]
+    assert all(maps.MAP_MIMETYPE not in cell.outputs[0].data for cell in nb.cells)
+    assert "<iframe" not in "".join(pages)
+    assert [p.count('<script data-territory-asset="leaflet">') for p in pages] == [1, 0]
+    assert [p.count("<script data-territory-shapes=") for p in pages] == [1, 0]
+    assert len("".join(pages)) < 400_000
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("_plotly_geo") is None, reason="needs plotly-geo (the bench extra)"
+)
+def test_national_county_maps_stay_within_the_large_report_budget() -> None:
+    """Two maps of the 3,108 US counties on one page: at this weight per unit, 30,000 units < 5 MB."""
+    import _plotly_geo
+
+    from territory_lib.report import InlineMaps
+
+    counties = gpd.read_file(
+        Path(_plotly_geo.__file__).parent / "package_data" / "cb_2016_us_county_500k.shp"
+    )
+    counties = counties[~counties["STATEFP"].isin(["02", "15", "60", "66", "69", "72", "78"])]
+    counties = counties.set_crs("EPSG:4269", allow_override=True).reset_index(drop=True)
+    counties["potential"] = np.arange(len(counties)) * 1234.5
+    counties["territory_id"] = [f"T{int(s) % 60:02d}" for s in counties["STATEFP"]]
+    columns = {"NAME": "County", "potential": "Potential", "territory_id": "Territory"}
+    nb = nbformat.v4.new_notebook()
+    for m in (
+        maps.choropleth_map(counties, "potential", tooltip_columns=columns, legend_title="P"),
+        maps.territory_map(counties, tooltip_columns=columns, legend_title="T"),
+    ):
+        cell = nbformat.v4.new_code_cell()
+        cell.outputs = [nbformat.v4.new_output("display_data", data=m._repr_mimebundle_())]
+        nb.cells.append(cell)
+    nb, _ = InlineMaps().preprocess(nb, {})
+    page = "".join(cell.outputs[0].data["text/html"] for cell in nb.cells)
+    per_unit = (len(page.encode()) - len(maps.leaflet_tags().encode())) / len(counties)
+    assert len(counties) == 3108
+    assert per_unit * 30_000 < 4_000_000, f"{per_unit:.0f} bytes per unit"
