@@ -119,7 +119,14 @@ window.addEventListener("load", function () { setTimeout(function () {
       if (!inside(x, y, frame)) { outside += 1; return; }
       if (blockers.some(function (b) { return inside(x, y, b); })) { covered += 1; }
     });
-    result.maps.push({units: units.length, covered: covered, outside: outside,
+    var shown = Array.prototype.filter.call(canvas.querySelectorAll(".territory-label"),
+      function (e) { return getComputedStyle(e).visibility === "visible"; }
+    ).map(function (e) { return e.getBoundingClientRect(); });
+    var overlaps = 0;
+    shown.forEach(function (a, i) { shown.slice(i + 1).forEach(function (b) {
+      if (a.left < b.right && a.right > b.left && a.top < b.bottom && a.bottom > b.top) { overlaps += 1; }
+    }); });
+    result.maps.push({units: units.length, covered: covered, outside: outside, labelOverlaps: overlaps,
                       labels: canvas.querySelectorAll(".territory-label").length,
                       shownLabels: Array.prototype.filter.call(canvas.querySelectorAll(".territory-label"),
                         function (e) { return getComputedStyle(e).visibility === "visible"; }).length});
@@ -151,8 +158,9 @@ def layout_probe(html_text: str, width: int, height: int = 1000) -> dict:
     """Open ``html_text`` offline at ``width`` × ``height`` px and measure the maps' layout.
 
     Returns ``{"width", "scrollWidth", "leaflet", "maps": [{"units", "covered", "outside",
-    "labels"}]}``: per map, how many drawn units there are, how many have their centre under a
-    legend or a Leaflet control (``covered``) or outside the map frame (``outside``).
+    "labels", "shownLabels", "labelOverlaps"}]}``: per map, how many drawn units there are, how
+    many have their centre under a legend or a Leaflet control (``covered``) or outside the map
+    frame (``outside``), its territory labels, those visible and how many visible pairs overlap.
     """
 
     page = html_text.replace("</body>", _LAYOUT_PROBE + "</body>", 1)
