@@ -84,6 +84,7 @@ MAP_MIMETYPE = "application/vnd.territory.map+html"
 # that fits the whole market, so the outlines look the same at a fraction of the size.
 _SIMPLIFY_METRES_PER_1000_KM = 1000.0
 _METRES_PER_DEGREE = 111_320.0
+_MANY_UNITS = 2_000
 # Space kept free of units when the map is fitted: Leaflet's zoom buttons sit in the top-left
 # corner (10 px margin, 34 px wide, 64 px tall) and the attribution (if tiles) in the bottom-right.
 _PADDING_TOP_LEFT = (52, 12)
@@ -185,6 +186,11 @@ window.territoryUnits = function (map, data) {
     layer.setStyle(style);
   });
   map._territoryMoved = moved.map(function (item) { return item[0]; });
+};
+window.territoryFit = function (map, data) {
+  // Without animation, so the view is final before labels are placed and decluttered.
+  map.fitBounds(data.bounds, {paddingTopLeft: data.topLeft, paddingBottomRight: data.bottomRight,
+                              maxZoom: data.maxZoom, animate: false});
 };
 window.territoryLabels = function (map, data) {
   var markers = data.labels.map(function (label) {
@@ -349,12 +355,7 @@ def offline_map(
                 f"tiles {tiles!r} is not a tile provider folium knows (e.g. 'OpenStreetMap', "
                 "'CartoDB positron'); leave it empty for maps that work offline."
             ) from exc
-    m.fit_bounds(
-        [[south, west], [north, east]],
-        padding_top_left=_PADDING_TOP_LEFT,
-        padding_bottom_right=_PADDING_BOTTOM_RIGHT,
-        max_zoom=12,
-    )
+    _FitBounds([[south, west], [north, east]]).add_to(m)
     return m
 
 
@@ -968,6 +969,9 @@ def _add_units_layer(
     hatch: Mapping[int, tuple[str, str]] | None = None,
 ) -> _UnitsLayer:
     factor = 10**decimals
+    if len(units) > _MANY_UNITS:
+        # Thousands of borders at full weight would grey the map out; territories stay bold.
+        styles = [style if "dashArray" in style else {**style, "weight": 0.25} for style in styles]
     encoded = json.dumps([_encode_shape(geom, factor) for geom in units], separators=(",", ":"))
     # Maps of one page that draw the same units share one copy of their outlines.
     key = "u" + hashlib.sha1(encoded.encode("utf-8")).hexdigest()[:16]
@@ -976,6 +980,20 @@ def _add_units_layer(
     layer = _UnitsLayer(key, factor, styles, labels, values, notes or {}, hatch or {})
     layer.add_to(m)
     return layer
+
+
+class _FitBounds(_ScriptCall):
+    function = "territoryFit"
+
+    def __init__(self, bounds: list[list[float]]) -> None:
+        super().__init__()
+        self._name = "TerritoryFit"
+        self.payload = {
+            "bounds": bounds,
+            "topLeft": list(_PADDING_TOP_LEFT),
+            "bottomRight": list(_PADDING_BOTTOM_RIGHT),
+            "maxZoom": 12,
+        }
 
 
 class _LabelsLayer(_ScriptCall):

@@ -199,8 +199,9 @@ def test_real_state_map_stays_small_and_fits_bounds() -> None:
     assert len(unit_shapes(m)) == 48
     size = len(maps.map_fragment(m))
     assert size < 60_000, f"48-state map is {size:,} bytes"
-    fit = re.search(r"fitBounds\(\s*(\[\[.*?\]\])", maps.map_fragment(m), re.S)
-    (south, west), (north, east) = json.loads(fit.group(1))
+    fit = json.loads(re.search(r"territoryFit\(\w+, (\{.*?\})\);", maps.map_fragment(m)).group(1))
+    (south, west), (north, east) = fit["bounds"]
+    assert fit["topLeft"][0] > 44, "the zoom buttons' corner is not kept free"
     assert west < -124 and east > -67 and south < 25 and north > 49
 
 
