@@ -73,7 +73,7 @@ show_list(
 
 # %%
 homes = resources.rep_homes(ctx.market.reps, rep_assignment)
-maps.category_map(
+maps.territory_map(
     alignment,
     "territory_id",
     tooltip_columns={
@@ -82,11 +82,11 @@ maps.category_map(
         "accounts": "Accounts",
         "potential": "Potential",
     },
-    legend_title="Territories",
+    title="The plan: territories and their reps",
+    legend_title="Territory · rep",
+    rep_names=dict(zip(homes["territory_id"], homes["name"], strict=True)),
     points=homes,
-    point_category_column="territory_id",
     point_tooltip_columns={"name": "Rep", "territory_id": "Territory"},
-    points_label="Rep home",
     formats={"potential": "{:,.0f}", "accounts": "{:,.0f}"},
     tiles=ctx.config.maps.tiles,
 )

@@ -231,7 +231,7 @@ territory_units = alignment.merge(
     workload[["territory_id", "rep_name", "utilisation"]], on="territory_id", how="left"
 )
 homes = resources.rep_homes(ctx.market.reps, rep_assignment)
-maps.category_map(
+maps.territory_map(
     territory_units,
     "territory_id",
     tooltip_columns={
@@ -240,11 +240,11 @@ maps.category_map(
         "rep_name": "Rep",
         "utilisation": "Rep utilisation",
     },
-    legend_title="Territories and rep homes",
+    title="Territories and the homes of their reps",
+    legend_title="Territory · rep",
+    rep_names=dict(zip(workload["territory_id"], workload["rep_name"], strict=True)),
     points=homes,
-    point_category_column="territory_id",
     point_tooltip_columns={"name": "Rep", "territory_id": "Territory", "capacity": "Capacity"},
-    points_label="Rep home",
     formats={"utilisation": "{:.0%}"},
     tiles=ctx.config.maps.tiles,
 )

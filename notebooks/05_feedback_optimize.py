@@ -232,14 +232,18 @@ show_table(
 ) if len(moves) else show_list(["No move is needed: the plan already fits the reps' capacity and effort."])
 
 # %%
-proposed = alignment.assign(territory_id=alignment["unit_id"].map(proposal.assignment))
-maps.category_map(
+proposed = alignment.assign(
+    territory_id=alignment["unit_id"].map(proposal.assignment), current_territory=alignment["territory_id"]
+)
+maps.territory_map(
     proposed,
     "territory_id",
     tooltip_columns={"name": unit, "territory_id": "Proposed territory", "potential": "Potential"},
-    legend_title="Proposed territories (outlined: units that move)",
-    highlight=set(moves["unit_id"]),
-    highlight_label="Proposed move",
+    title="The proposal: territories after the moves",
+    legend_title="Proposed territory · rep",
+    rep_names=dict(zip(workload["territory_id"], workload["rep_name"], strict=True)),
+    previous_column="current_territory",
+    moved_label="Proposed move (dashed outline; stripes of the new territory's colour over the old one's)",
     formats={"potential": "{:,.0f}"},
     tiles=ctx.config.maps.tiles,
 )

@@ -1,5 +1,6 @@
-"""Folium maps for the reports that draw with no network: Leaflet is inlined from a Python package,
-base tiles are off unless asked for, and every label that reaches HTML is escaped.
+"""Folium maps for the reports that draw with no network: a titled frame with the legend beside the
+map, Leaflet inlined once per page (not once per map), base tiles off unless asked for, territories
+outlined, labelled and coloured so neighbours differ, and every label that reaches HTML escaped.
 """
 
 from __future__ import annotations
@@ -7,24 +8,30 @@ from __future__ import annotations
 import base64
 import colorsys
 import functools
+import hashlib
 import html
 import importlib.resources
+import json
 import math
 import numbers
 import os
 import re
+import warnings
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import folium
 import geopandas as gpd
+import mapclassify
+import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element
+from branca.element import Element, MacroElement
 from branca.utilities import color_brewer
 from shapely.geometry import mapping
+from shapely.ops import polylabel
 
 from territory_lib.errors import ConfigError, DataError, TerritoryError
 from territory_lib.geo import equal_area_crs
@@ -32,13 +39,21 @@ from territory_lib.paths import write_text_atomically
 
 __all__ = [
     "CATEGORY_PALETTE",
+    "MAP_MIMETYPE",
+    "TERRITORY_PALETTE",
+    "TerritoryMap",
     "category_colors",
     "category_map",
     "choropleth_map",
     "leaflet_assets",
+    "leaflet_tags",
+    "map_fragment",
+    "map_page",
     "offline_map",
     "quantile_classes",
     "save_map",
+    "territory_colors",
+    "territory_map",
 ]
 
 TooltipColumns = Mapping[str, str] | Sequence[str]
@@ -50,33 +65,189 @@ CATEGORY_PALETTE: tuple[str, ...] = (
     "#a0cbe8", "#ffbe7d", "#ff9d9a", "#86bcb6", "#8cd17d",
     "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6", "#79706e",
 )  # fmt: skip
+#: Paul Tol's "light" scheme (made for areas with dark labels on top, distinct for colour-blind
+#: readers), then his "muted" scheme for the rare map whose territories need more than eight colours.
+TERRITORY_PALETTE: tuple[str, ...] = (
+    "#77AADD", "#EE8866", "#EEDD88", "#FFAABB", "#99DDFF", "#44BB99", "#BBCC33", "#AAAA00",
+    "#CC6677", "#88CCEE", "#DDCC77", "#117733", "#332288", "#AA4499", "#44AA99", "#999933",
+)  # fmt: skip
 MISSING_COLOR = "#d9d9d9"
 BOUNDARY_COLOR = "#4d4d4d"
 HIGHLIGHT_COLOR = "#111111"
+OUTLINE_COLOR = "#1a1a1a"
+
+#: Notebook output type carrying the map as a page fragment (no Leaflet); the report exporter
+#: puts it in the page and inlines Leaflet once. Notebook front ends show the ``text/html`` iframe.
+MAP_MIMETYPE = "application/vnd.territory.map+html"
 
 # Simplification tolerance: 1 km per 1,000 km of map extent, about one screen pixel at the zoom
 # that fits the whole market, so the outlines look the same at a fraction of the size.
 _SIMPLIFY_METRES_PER_1000_KM = 1000.0
-_COORDINATE_DECIMALS = 5  # ~1 m: far finer than the simplification, keeps the GeoJSON short
+_METRES_PER_DEGREE = 111_320.0
+_MANY_UNITS = 2_000
+# Space kept free of units when the map is fitted: Leaflet's zoom buttons sit in the top-left
+# corner (10 px margin, 34 px wide, 64 px tall) and the attribution (if tiles) in the bottom-right.
+_PADDING_TOP_LEFT = (52, 12)
+_PADDING_BOTTOM_RIGHT = (12, 22)
 
 _LEAFLET_PACKAGE = "js_lib_leaflet"
 _MAP_CSS = """
-.leaflet-container { background: #ffffff; font: 13px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; }
+.territory-map { margin: 0.5em 0 1.2em; max-width: 100%; font: 13px/1.4 system-ui, -apple-system,
+  "Segoe UI", sans-serif; color: #222; }
+.territory-map-title { font-weight: 600; font-size: 15px; margin: 0 0 6px; }
+.territory-map-body { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: flex-start; }
+.territory-map-canvas { flex: 1 1 420px; min-width: 0; max-height: 115vw; position: relative;
+  border: 1px solid #d0d7de; }
+.territory-map .leaflet-container { background: #ffffff; font: 13px/1.4 system-ui, -apple-system,
+  "Segoe UI", sans-serif; }
 .territory-tooltip table { border-collapse: collapse; }
 .territory-tooltip th { text-align: left; font-weight: normal; color: #555; padding: 1px 8px 1px 0; }
 .territory-tooltip td { text-align: right; padding: 1px 0; }
 .territory-tooltip .territory-tooltip-title { font-weight: 600; margin-bottom: 2px; }
-.territory-legend { position: absolute; right: 10px; bottom: 22px; z-index: 1000;
-  background: rgba(255,255,255,0.92); border: 1px solid #bbb; border-radius: 4px; padding: 6px 9px;
-  max-height: 60%; overflow-y: auto; color: #222;
-  font: 12px/1.35 system-ui, -apple-system, "Segoe UI", sans-serif; }
-.territory-legend-title { font-weight: 600; margin-bottom: 4px; }
-.territory-legend-row { display: flex; align-items: center; gap: 6px; white-space: nowrap; }
+.territory-tooltip .territory-tooltip-move { font-weight: 600; margin-bottom: 2px; }
+.territory-legend { flex: 0 1 230px; min-width: 0; max-height: 520px; overflow-y: auto;
+  background: #fafbfc; border: 1px solid #d0d7de; border-radius: 4px; padding: 6px 9px;
+  font-size: 12px; line-height: 1.35; }
+.territory-legend > summary { font-weight: 600; cursor: pointer; margin-bottom: 4px; }
+.territory-legend-row { display: flex; align-items: center; gap: 6px; }
 .territory-legend-swatch { display: inline-block; width: 14px; height: 12px; border: 1px solid #777;
   flex: none; }
 .territory-legend-dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%;
   border: 1.5px solid #222; flex: none; margin: 0 2px; }
+.territory-label { position: absolute; transform: translate(-50%, -50%); white-space: nowrap;
+  font-weight: 600; font-size: 11px; color: #111; background: rgba(255,255,255,0.8);
+  border: 1px solid #555; border-radius: 3px; padding: 0 3px; pointer-events: none; }
 """
+
+
+# Draws the units of a map from compact data: outlines as Google-polyline strings (shared by the
+# maps of a page that show the same units), one style index and one row of tooltip values per unit.
+_MAP_JS = """
+window.territoryShapes = window.territoryShapes || {};
+window.territoryDecode = function (text, factor) {
+  var points = [], i = 0, lat = 0, lng = 0;
+  while (i < text.length) {
+    for (var k = 0; k < 2; k++) {
+      var b, shift = 0, result = 0;
+      do { b = text.charCodeAt(i++) - 63; result |= (b & 31) << shift; shift += 5; } while (b >= 32);
+      var delta = (result & 1) ? ~(result >> 1) : (result >> 1);
+      if (k === 0) { lat += delta; } else { lng += delta; }
+    }
+    points.push([lat / factor, lng / factor]);
+  }
+  return points;
+};
+window.territoryLatLngs = function (shape, factor) {
+  return shape.split(";").map(function (polygon) {
+    return polygon.split(",").map(function (ring) { return territoryDecode(ring, factor); });
+  });
+};
+window.territoryUnits = function (map, data) {
+  var shapes = territoryShapes[data.shapes], group = L.featureGroup();
+  function tooltip(i) {
+    var rows = "";
+    for (var c = 1; c < data.labels.length; c++) {
+      rows += "<tr><th>" + data.labels[c] + "</th><td>" + data.values[c][i] + "</td></tr>";
+    }
+    return (data.notes[i] || "") + '<div class="territory-tooltip-title">' + data.values[0][i] +
+      "</div>" + (rows ? "<table>" + rows + "</table>" : "");
+  }
+  var moved = [];
+  shapes.forEach(function (shape, i) {
+    var style = Object.assign({}, data.styles[data.style[i]]);
+    var layer = L.polygon(territoryLatLngs(shape, data.factor), style);
+    layer.bindTooltip(function () { return tooltip(i); }, {sticky: true, className: "territory-tooltip"});
+    layer.on("mouseover", function () { layer.setStyle({weight: 3, color: "#000000", fillOpacity: 0.85}); });
+    layer.on("mouseout", function () { layer.setStyle(style); });
+    group.addLayer(layer);
+    if (data.hatch[i]) { moved.push([layer, style, data.hatch[i]]); }
+  });
+  group.addTo(map);
+  // A moving unit is hatched: stripes of its new territory's colour over its old one's.
+  moved.forEach(function (item, n) {
+    var layer = item[0], style = item[1], svg = layer._path.ownerSVGElement, ns = "http://www.w3.org/2000/svg";
+    var defs = svg.querySelector("defs");
+    if (!defs) { defs = svg.insertBefore(document.createElementNS(ns, "defs"), svg.firstChild); }
+    var id = map._container.id + "-hatch-" + n, pattern = document.createElementNS(ns, "pattern");
+    pattern.setAttribute("id", id);
+    pattern.setAttribute("patternUnits", "userSpaceOnUse");
+    pattern.setAttribute("width", "8");
+    pattern.setAttribute("height", "8");
+    pattern.setAttribute("patternTransform", "rotate(45)");
+    [[8, item[2][0]], [4, item[2][1]]].forEach(function (stripe) {
+      var rect = document.createElementNS(ns, "rect");
+      rect.setAttribute("width", String(stripe[0]));
+      rect.setAttribute("height", "8");
+      rect.setAttribute("fill", stripe[1]);
+      pattern.appendChild(rect);
+    });
+    defs.appendChild(pattern);
+    style.fillColor = "url(#" + id + ")";
+    layer.setStyle(style);
+  });
+  map._territoryMoved = moved.map(function (item) { return item[0]; });
+};
+window.territoryFit = function (map, data) {
+  // Without animation, so the view is final before labels are placed and decluttered.
+  map.fitBounds(data.bounds, {paddingTopLeft: data.topLeft, paddingBottomRight: data.bottomRight,
+                              maxZoom: data.maxZoom, animate: false});
+};
+window.territoryLabels = function (map, data) {
+  var markers = data.labels.map(function (label) {
+    var icon = L.divIcon({className: "territory-label-anchor", iconSize: [0, 0],
+                          html: '<span class="territory-label">' + label[2] + "</span>"});
+    return L.marker([label[0], label[1]], {icon: icon, interactive: false, keyboard: false}).addTo(map);
+  });
+  // A label overlapping one already shown is hidden at this zoom; the legend still names it.
+  function declutter() {
+    var shown = [];
+    markers.forEach(function (marker) {
+      var span = marker.getElement().firstChild;
+      span.style.visibility = "visible";
+      var r = span.getBoundingClientRect();
+      var clash = shown.some(function (s) {
+        return r.left < s.right && r.right > s.left && r.top < s.bottom && r.bottom > s.top;
+      });
+      if (clash) { span.style.visibility = "hidden"; } else { shown.push(r); }
+    });
+  }
+  map.on("zoomend", declutter);
+  declutter();
+};
+window.territoryOutlines = function (map, data) {
+  data.lines.forEach(function (line) {
+    L.polyline(territoryDecode(line, data.factor), data.style).addTo(map);
+  });
+  // Moving units' dashed outlines stay visible above the territories' outlines.
+  (map._territoryMoved || []).forEach(function (layer) { layer.bringToFront(); });
+};
+"""
+
+
+class TerritoryMap(folium.Map):
+    """A folium map with a title and a legend, shown beside (or below) the map rather than on it.
+
+    In a notebook it displays as a self-contained iframe and also carries :data:`MAP_MIMETYPE`,
+    the map as a page fragment without Leaflet, which the report exporter inlines (see
+    :func:`territory_lib.report.export_html`). Build it with :func:`offline_map`.
+    """
+
+    map_title: str = "Map"
+    frame_height: int = 520
+    #: ``{key: JSON array of encoded unit outlines}``, written once per page (see ``_UnitsLayer``).
+    shapes: dict[str, str]
+    legend: tuple[str, list[tuple[str, str]]] | None = None
+
+    def _repr_html_(self, **kwargs: Any) -> str:
+        # Leaflet cannot be shared with an iframe (it binds to its own document), so the
+        # notebook view is a whole page; the report replaces it by the fragment.
+        return (
+            f'<iframe srcdoc="{html.escape(map_page(self))}" title="{html.escape(self.map_title)}" '
+            f'style="width:100%;height:{self.frame_height + 70}px;border:none"></iframe>'
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/html": self._repr_html_(), MAP_MIMETYPE: map_fragment(self)}
 
 
 @functools.cache
@@ -113,12 +284,26 @@ def leaflet_assets() -> tuple[str, str]:
     return script, css
 
 
-def offline_map(bounds: Sequence[float], *, tiles: str | None = None, height: int = 520) -> folium.Map:
-    """Create an empty map that draws with no network, fitted to ``bounds``.
+def leaflet_tags() -> str:
+    """Leaflet, the maps' stylesheet and their small drawing script as inline tags: once per page."""
+    script, css = leaflet_assets()
+    return (
+        f'<style data-territory-asset="leaflet">{css}</style>'
+        f'<style data-territory-asset="maps">{_MAP_CSS}</style>'
+        f'<script data-territory-asset="leaflet">{script}</script>'
+        f'<script data-territory-asset="maps">{_MAP_JS}</script>'
+    )
 
-    Leaflet's script and stylesheet are inlined into the page; folium's CDN links (Leaflet, jQuery,
-    Bootstrap, font-awesome) are dropped for this map only, so map elements that need those libraries
-    (icon markers, popups, colour-bar legends) must not be added.
+
+def offline_map(
+    bounds: Sequence[float], *, tiles: str | None = None, height: int = 520, title: str = "Map"
+) -> TerritoryMap:
+    """Create an empty map that draws with no network, fitted to ``bounds`` with padding.
+
+    folium's CDN links (Leaflet, jQuery, Bootstrap, font-awesome) are dropped for this map only;
+    Leaflet comes inline with the page (:func:`map_page`, :func:`leaflet_tags`), so map elements
+    that need the other libraries (icon markers, popups, colour-bar legends) must not be added.
+    The fit leaves the zoom buttons' corner free, so no unit starts under a control.
 
     Parameters
     ----------
@@ -130,10 +315,12 @@ def offline_map(bounds: Sequence[float], *, tiles: str | None = None, height: in
         knows, such as ``"OpenStreetMap"`` or ``"CartoDB positron"``, for readers who are online.
     height
         Height of the map in a notebook or report, in pixels.
+    title
+        The map's title, shown above it and given to screen readers (plain text; escaped).
 
     Returns
     -------
-    folium.Map
+    TerritoryMap
     """
     west, south, east, north = (float(v) for v in bounds)
     if not all(map(math.isfinite, (west, south, east, north))) or west > east or south > north:
@@ -141,13 +328,15 @@ def offline_map(bounds: Sequence[float], *, tiles: str | None = None, height: in
             f"Map bounds {tuple(bounds)!r} are not (west, south, east, north) in degrees; "
             "pass GeoDataFrame.to_crs(4326).total_bounds of non-empty geometries."
         )
-    m = folium.Map(
+    m = TerritoryMap(
         location=[(south + north) / 2, (west + east) / 2],
         tiles=None,
         zoom_start=6,
-        control_scale=True,
-        # A map inside a long report must not capture the page's scrolling.
+        prefer_canvas=False,
+        control_scale=False,
         scroll_wheel_zoom=False,
+        # Leaflet's own credit line would sit over the map; tile providers' credits stay (below).
+        attribution_control=bool(tiles),
         # Fractional zoom lets fit_bounds fill the frame instead of jumping a whole level out.
         zoom_snap=0.25,
         zoom_delta=0.5,
@@ -155,12 +344,9 @@ def offline_map(bounds: Sequence[float], *, tiles: str | None = None, height: in
     # Instance attributes shadow folium's class-level CDN lists without changing other maps.
     m.default_js = []
     m.default_css = []
-    script, css = leaflet_assets()
-    figure = m.get_root()
-    figure.height = f"{int(height)}px"
-    figure.header.add_child(Element(f"<style>{css}</style>"), name="leaflet_css_inline")
-    figure.header.add_child(Element(f"<script>{script}</script>"), name="leaflet_js_inline")
-    figure.header.add_child(Element(f"<style>{_MAP_CSS}</style>"), name="territory_map_css")
+    m.map_title = str(title)
+    m.frame_height = int(height)
+    m.shapes = {}
     if tiles:
         try:
             folium.TileLayer(tiles).add_to(m)
@@ -169,23 +355,68 @@ def offline_map(bounds: Sequence[float], *, tiles: str | None = None, height: in
                 f"tiles {tiles!r} is not a tile provider folium knows (e.g. 'OpenStreetMap', "
                 "'CartoDB positron'); leave it empty for maps that work offline."
             ) from exc
-    m.fit_bounds([[south, west], [north, east]], max_zoom=12)
+    _FitBounds([[south, west], [north, east]]).add_to(m)
     return m
 
 
-def save_map(m: folium.Map, path: str | os.PathLike[str]) -> Path:
+def map_fragment(m: TerritoryMap) -> str:
+    """The map as a piece of a page: a titled frame, the map, its legend and its script.
+
+    Leaflet itself is not included: put :func:`leaflet_tags` once in the page before the first map.
+    """
+    figure = m.get_root()
+    figure.render()
+    name = m.get_name()
+    # The figure's header holds folium's page-wide rules (html/body size, the map's absolute
+    # position) meant for a page of its own; keep only what the map's layers added.
+    head = "".join(
+        child.render() for key, child in figure.header._children.items() if key not in {"meta_http", name}
+    )
+    body = "".join(child.render() for key, child in figure.html._children.items() if key != name)
+    script = figure.script.render()
+    shapes = "".join(
+        f'<script data-territory-shapes="{key}">territoryShapes["{key}"]={value};</script>'
+        for key, value in m.shapes.items()
+    )
+    title_id = f"{name}_title"
+    title = html.escape(m.map_title)
+    return (
+        f'<figure class="territory-map" aria-labelledby="{title_id}">{head}'
+        f'<figcaption class="territory-map-title" id="{title_id}">{title}</figcaption>'
+        f'<div class="territory-map-body">'
+        f'<div class="folium-map territory-map-canvas" id="{name}" role="region" '
+        f'aria-label="Map: {title}" style="height:{m.frame_height}px"></div>'
+        f"{_legend_html(m.legend, m.frame_height)}{body}</div>"
+        f"{shapes}<script>{script}</script></figure>"
+    )
+
+
+def map_page(m: TerritoryMap) -> str:
+    """The map as a standalone HTML page (Leaflet inlined), as :func:`save_map` writes it."""
+    title = html.escape(m.map_title)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title>{leaflet_tags()}"
+        "<style>body { margin: 0; padding: 4px 8px; background: #fff; }</style>"
+        f"</head><body>{map_fragment(m)}</body></html>"
+    )
+
+
+def save_map(m: TerritoryMap, path: str | os.PathLike[str]) -> Path:
     """Write ``m`` as a standalone HTML page, atomically, and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(path, m.get_root().render())
+    write_text_atomically(path, map_page(m))
     return path
 
 
 def quantile_classes(values: Iterable[float], k: int = 5) -> np.ndarray:
     """Return the class edges of ``k`` quantile classes of ``values`` (NaNs ignored).
 
-    Edges repeat when many values tie, so fewer than ``k`` classes come back for such data.
-    The result has ``n_classes + 1`` increasing edges; an empty input gives an empty array.
+    The classes are mapclassify's :class:`~mapclassify.Quantiles`. Edges repeat when many values
+    tie, so fewer than ``k`` classes come back for such data. The result has ``n_classes + 1``
+    increasing edges; an empty input gives an empty array.
     """
     if k < 1:
         raise ConfigError(f"The number of map classes must be at least 1, got {k}.")
@@ -195,7 +426,11 @@ def quantile_classes(values: Iterable[float], k: int = 5) -> np.ndarray:
         return np.array([], dtype=float)
     # More classes than distinct values would invent class limits no unit has.
     k = min(k, np.unique(array).size)
-    edges = np.unique(np.quantile(array, np.linspace(0.0, 1.0, k + 1)))
+    with warnings.catch_warnings():
+        # mapclassify warns when ties merge classes; fewer classes is the documented result.
+        warnings.simplefilter("ignore", UserWarning)
+        bins = mapclassify.Quantiles(array, k=k).bins
+    edges = np.unique(np.concatenate([[array.min()], bins]))
     if edges.size == 1:
         edges = np.array([edges[0], edges[0]])
     return edges
@@ -210,6 +445,49 @@ def category_colors(categories: Iterable[Hashable]) -> dict[Hashable, str]:
     """
     distinct = sorted({c for c in categories if not _is_missing(c)}, key=_natural_key)
     return {c: _palette_color(i) for i, c in enumerate(distinct)}
+
+
+def territory_colors(gdf: gpd.GeoDataFrame, territory_columns: str | Sequence[str]) -> dict[Hashable, str]:
+    """Colour territories so that no two neighbours share a colour, in every plan given.
+
+    Territories are neighbours when their units touch (within the display simplification's
+    tolerance, so hairline gaps of real maps do not hide a border) in any of ``territory_columns``,
+    e.g. today's alignment, the plan and the proposal, so side-by-side maps keep one colour per
+    territory. Colours come from :data:`TERRITORY_PALETTE` by greedy graph colouring
+    (``networkx.greedy_color``, largest territories-by-neighbours first, ties in natural order),
+    which gives the same colours every run.
+
+    Parameters
+    ----------
+    gdf
+        Units (polygons) with a CRS.
+    territory_columns
+        One column or several columns of territory ids (missing values are left uncoloured).
+
+    Returns
+    -------
+    dict
+        ``{territory: colour}`` for every territory in any of the columns.
+    """
+    columns = [territory_columns] if isinstance(territory_columns, str) else list(territory_columns)
+    _require_columns(gdf, columns, "the units to colour")
+    _, projected, tolerance, _ = _prepare_units(gdf)
+    return _color_territories([gdf[c].to_numpy() for c in columns], projected, tolerance)
+
+
+def _color_territories(
+    plans: Sequence[np.ndarray], projected: gpd.GeoSeries, tolerance: float
+) -> dict[Hashable, str]:
+    graph = nx.Graph()
+    graph.add_nodes_from(sorted({t for p in plans for t in p if not _is_missing(t)}, key=_natural_key))
+    tree = shapely.STRtree(projected.values)
+    left, right = tree.query(projected.values, predicate="dwithin", distance=max(tolerance, 1.0))
+    for labels in plans:
+        for a, b in zip(labels[left], labels[right], strict=True):
+            if not _is_missing(a) and not _is_missing(b) and a != b:
+                graph.add_edge(a, b)
+    coloring = nx.greedy_color(graph, strategy="largest_first")
+    return {t: _territory_palette_color(coloring[t]) for t in graph.nodes}
 
 
 def choropleth_map(
@@ -228,7 +506,8 @@ def choropleth_map(
     formats: Mapping[str, str] | None = None,
     point_color: str = "#d62728",
     points_label: str = "Points",
-) -> folium.Map:
+    title: str | None = None,
+) -> TerritoryMap:
     """Map units shaded by ``value_column`` in quantile classes, with a legend of the class ranges.
 
     Parameters
@@ -262,37 +541,43 @@ def choropleth_map(
         Fill colour of the points.
     points_label
         Legend entry for the points.
+    title
+        Title above the map (default: ``legend_title``).
 
     Returns
     -------
-    folium.Map
+    TerritoryMap
     """
     _require_columns(gdf, [value_column], "the units to map")
     values = pd.to_numeric(gdf[value_column], errors="coerce").to_numpy(dtype=float)
     edges = quantile_classes(values, classes)
     n_classes = max(edges.size - 1, 0)
     colors = _sequential_colors(palette, n_classes)
-    class_index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, max(n_classes - 1, 0))
-    fills = [
-        colors[i] if math.isfinite(v) else MISSING_COLOR for i, v in zip(class_index, values, strict=True)
-    ]
+    finite = np.isfinite(values)
+    class_index = np.zeros(len(values), dtype=int)
+    if n_classes:
+        # mapclassify's rule: a value belongs to the first class whose upper edge it does not exceed.
+        class_index[finite] = np.clip(
+            np.searchsorted(edges[1:], values[finite], side="left"), 0, n_classes - 1
+        )
+    fills = [colors[i] if ok else MISSING_COLOR for i, ok in zip(class_index, finite, strict=True)]
     column_formats = {value_column: value_format, **(formats or {})}
 
-    units = _prepare_units(gdf)
-    m = offline_map(units.total_bounds, tiles=tiles, height=height)
+    units, _, _, decimals = _prepare_units(gdf)
+    m = offline_map(units.total_bounds, tiles=tiles, height=height, title=title or legend_title)
     styles = [_unit_style(fill) for fill in fills]
-    _add_units_layer(m, units, styles, _tooltips(gdf, tooltip_columns, column_formats), legend_title)
+    _add_units_layer(m, units, styles, _tooltip_columns(gdf, tooltip_columns, column_formats), decimals)
 
     legend_rows = [
         (_swatch(color), f"{value_format.format(lo)} – {value_format.format(hi)}")
         for color, lo, hi in zip(colors, edges[:-1], edges[1:], strict=True)
     ]
-    if not np.isfinite(values).all():
+    if not finite.all():
         legend_rows.append((_swatch(MISSING_COLOR), "No data"))
     if points is not None:
         _add_points_layer(m, points, [point_color] * len(points), point_tooltip_columns, formats)
         legend_rows.append((_dot(point_color), points_label))
-    _add_legend(m, legend_title, legend_rows)
+    m.legend = (legend_title, legend_rows)
     return m
 
 
@@ -314,8 +599,9 @@ def category_map(
     category_labels: Mapping[Hashable, str] | None = None,
     formats: Mapping[str, str] | None = None,
     colors: Mapping[Hashable, str] | None = None,
-) -> folium.Map:
-    """Map units coloured by a category, such as their territory.
+    title: str | None = None,
+) -> TerritoryMap:
+    """Map units coloured by a category, such as a hot-spot class (territories: :func:`territory_map`).
 
     Parameters
     ----------
@@ -351,10 +637,12 @@ def category_map(
         Optional ``{column: format pattern}`` for tooltip columns.
     colors
         Optional fixed colours of some categories (CSS colours); the others take the palette's.
+    title
+        Title above the map (default: ``legend_title``).
 
     Returns
     -------
-    folium.Map
+    TerritoryMap
     """
     _require_columns(gdf, [category_column], "the units to map")
     fixed = dict(colors or {})
@@ -372,9 +660,9 @@ def category_map(
         _unit_style(MISSING_COLOR if _is_missing(c) else colors[c], highlighted=bool(h))
         for c, h in zip(gdf[category_column], highlighted, strict=True)
     ]
-    units = _prepare_units(gdf)
-    m = offline_map(units.total_bounds, tiles=tiles, height=height)
-    _add_units_layer(m, units, styles, _tooltips(gdf, tooltip_columns, formats or {}), legend_title)
+    units, _, _, decimals = _prepare_units(gdf)
+    m = offline_map(units.total_bounds, tiles=tiles, height=height, title=title or legend_title)
+    _add_units_layer(m, units, styles, _tooltip_columns(gdf, tooltip_columns, formats or {}), decimals)
 
     labels = category_labels or {}
     legend_rows = [(_swatch(color), str(labels.get(c, c))) for c, color in colors.items()]
@@ -396,12 +684,142 @@ def category_map(
             ]
         _add_points_layer(m, points, point_fills, point_tooltip_columns, formats)
         legend_rows.append((_dot("#555555" if point_category_column is None else "#ffffff"), points_label))
-    _add_legend(m, legend_title, legend_rows)
+    m.legend = (legend_title, legend_rows)
     return m
 
 
-def _prepare_units(gdf: gpd.GeoDataFrame) -> gpd.GeoSeries:
-    """Return the unit outlines in WGS84, simplified for display and rounded to ~1 m."""
+def territory_map(
+    gdf: gpd.GeoDataFrame,
+    territory_column: str = "territory_id",
+    *,
+    tooltip_columns: TooltipColumns,
+    legend_title: str,
+    title: str | None = None,
+    rep_names: Mapping[Hashable, str] | None = None,
+    previous_column: str | None = None,
+    colors: Mapping[Hashable, str] | None = None,
+    points: gpd.GeoDataFrame | None = None,
+    point_tooltip_columns: TooltipColumns = ("name",),
+    points_label: str = "Rep home (filled with its territory's colour)",
+    moved_label: str = "Moves (dashed outline; stripes: new territory's colour over the old one's)",
+    formats: Mapping[str, str] | None = None,
+    tiles: str | None = None,
+    height: int = 520,
+) -> TerritoryMap:
+    """Map territories: units filled so neighbouring territories differ, bold outlines, labels.
+
+    Each territory's units are filled with its colour (:func:`territory_colors`: neighbours never
+    share one), the territory is outlined in bold and labelled ``T04 · rep name`` at its centre
+    (the pole of inaccessibility of its largest part, so the label sits inside it). With
+    ``previous_column``, units whose territory changes are hatched (stripes of the new territory's
+    colour over the old one's), get a thick dashed outline and say "Moves from T03 to T05" in their
+    tooltip, so a move never depends on telling colours apart.
+
+    Parameters
+    ----------
+    gdf
+        Units (polygons) with a CRS.
+    territory_column
+        Column of territory ids (the new territory when ``previous_column`` is given).
+    tooltip_columns
+        Columns shown when hovering a unit (see :func:`choropleth_map`).
+    legend_title
+        Title of the legend (plain text; escaped).
+    title
+        Title above the map (default: ``legend_title``).
+    rep_names
+        Optional ``{territory: rep name}``; the label then reads ``T04 · name``.
+    previous_column
+        Optional column of each unit's territory before the change.
+    colors
+        Optional ``{territory: colour}``, e.g. :func:`territory_colors` over several plans so maps
+        side by side colour a territory the same; by default computed for this map.
+    points
+        Optional points (e.g. rep homes), filled with their territory's colour when they have a
+        ``territory_column`` column.
+    point_tooltip_columns, points_label
+        Tooltip columns of the points and their legend entry.
+    moved_label
+        Legend entry of the units that move.
+    formats
+        Optional ``{column: format pattern}`` for tooltip columns.
+    tiles, height
+        See :func:`offline_map`.
+
+    Returns
+    -------
+    TerritoryMap
+    """
+    _require_columns(gdf, [territory_column], "the units to map")
+    if previous_column is not None:
+        _require_columns(gdf, [previous_column], "the units to map (their previous territory)")
+    units, projected, tolerance, decimals = _prepare_units(gdf)
+    territory = gdf[territory_column].to_numpy()
+    if colors is None:
+        plans = [territory] if previous_column is None else [territory, gdf[previous_column].to_numpy()]
+        colors = _color_territories(plans, projected, tolerance)
+    missing_colors = sorted({t for t in territory if not _is_missing(t)} - set(colors), key=_natural_key)
+    if missing_colors:
+        raise DataError(
+            f"No colour was given for territories {missing_colors[:5]}; pass territory_colors(...)."
+        )
+    moved = np.zeros(len(gdf), dtype=bool)
+    notes, hatch = {}, {}
+    if previous_column is not None:
+        before = gdf[previous_column].to_numpy()
+        moved = np.array([not _is_missing(b) and b != t for b, t in zip(before, territory, strict=True)])
+        for i in np.flatnonzero(moved):
+            text = html.escape(f"Moves from {before[i]} to {territory[i]}")
+            notes[int(i)] = f'<div class="territory-tooltip-move">{text}</div>'
+            if not _is_missing(territory[i]):
+                hatch[int(i)] = (colors.get(before[i], MISSING_COLOR), colors[territory[i]])
+    styles = [
+        _unit_style(MISSING_COLOR if _is_missing(t) else colors[t], highlighted=bool(h))
+        for t, h in zip(territory, moved, strict=True)
+    ]
+    m = offline_map(units.total_bounds, tiles=tiles, height=height, title=title or legend_title)
+    tooltips = _tooltip_columns(gdf, tooltip_columns, formats or {})
+    _add_units_layer(m, units, styles, tooltips, decimals, notes, hatch)
+
+    names = rep_names or {}
+    shown = sorted({t for t in territory if not _is_missing(t)}, key=_natural_key)
+    label_text = {t: f"{t} · {names[t]}" if not _is_missing(names.get(t)) else str(t) for t in shown}
+    outlines = _territory_outlines(projected, territory, shown)
+    _add_outlines_and_labels(m, outlines, label_text, decimals)
+
+    legend_rows = [(_swatch(colors[t]), label_text[t]) for t in shown]
+    if any(_is_missing(t) for t in territory):
+        legend_rows.append((_swatch(MISSING_COLOR), "Unassigned"))
+    if moved.any():
+        hatched = "repeating-linear-gradient(45deg,#999 0 3px,#fff 3px 6px)"
+        legend_rows.append(
+            (
+                f'<span class="territory-legend-swatch" '
+                f'style="border:2px dashed {HIGHLIGHT_COLOR};background:{hatched}"></span>',
+                moved_label,
+            )
+        )
+    if points is not None:
+        if territory_column in points.columns:
+            fills = [
+                MISSING_COLOR if _is_missing(t) else colors.get(t, MISSING_COLOR)
+                for t in points[territory_column]
+            ]
+        else:
+            fills = ["#555555"] * len(points)
+        _add_points_layer(m, points, fills, point_tooltip_columns, formats)
+        legend_rows.append((_dot("#ffffff"), points_label))
+    m.legend = (legend_title, legend_rows)
+    return m
+
+
+def _prepare_units(gdf: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, gpd.GeoSeries, float, int]:
+    """Simplify the unit outlines for display, keeping shared borders shared.
+
+    Returns the outlines in WGS84 with coordinates rounded to a tenth of the tolerance, the same
+    simplified outlines in an equal-area CRS (metres), the tolerance in metres and the number of
+    decimals kept.
+    """
     if gdf.crs is None:
         raise DataError(
             "The units to map have no coordinate reference system; set it on the GeoDataFrame "
@@ -421,28 +839,205 @@ def _prepare_units(gdf: gpd.GeoDataFrame) -> gpd.GeoSeries:
         simplified = projected.simplify_coverage(tolerance)
     else:
         simplified = projected.simplify(tolerance, preserve_topology=True)
-    return gpd.GeoSeries(_round_coordinates(simplified.to_crs(4326)), crs=4326)
+    # Rounding to a tenth of the tolerance cannot be seen, and short numbers keep big maps light.
+    decimals = int(np.clip(math.ceil(-math.log10(max(tolerance, 1e-9) / 10 / _METRES_PER_DEGREE)), 3, 6))
+    wgs84 = gpd.GeoSeries(_round_coordinates(simplified.to_crs(4326), decimals), crs=4326)
+    return wgs84, simplified, float(tolerance), decimals
 
 
-def _round_coordinates(series: gpd.GeoSeries) -> np.ndarray:
-    return shapely.transform(np.asarray(series.values), lambda xy: np.round(xy, _COORDINATE_DECIMALS))
+def _round_coordinates(series: gpd.GeoSeries, decimals: int = 5) -> np.ndarray:
+    return shapely.transform(np.asarray(series.values), lambda xy: np.round(xy, decimals))
+
+
+def _territory_outlines(
+    projected: gpd.GeoSeries, territory: np.ndarray, shown: Sequence[Hashable]
+) -> gpd.GeoSeries:
+    """One (multi)polygon per territory, dissolved from the simplified units, in the same CRS."""
+    frame = gpd.GeoDataFrame({"territory": territory}, geometry=projected.values, crs=projected.crs)
+    frame = frame[frame["territory"].isin(list(shown))]
+    dissolved = frame.dissolve(by="territory").geometry
+    return dissolved.reindex(list(shown))
+
+
+def _add_outlines_and_labels(
+    m: TerritoryMap, outlines: gpd.GeoSeries, label_text: Mapping[Hashable, str], decimals: int
+) -> None:
+    factor = 10**decimals
+    lines = [
+        _encode_line(np.asarray(line.coords), factor)
+        for boundary in outlines.to_crs(4326).boundary
+        if boundary is not None and not boundary.is_empty
+        for line in getattr(boundary, "geoms", [boundary])
+    ]
+    style = {"color": OUTLINE_COLOR, "weight": 2.4, "opacity": 0.9, "interactive": False}
+    _OutlinesLayer(lines, factor, style).add_to(m)
+    labels = []
+    for territory, geom in outlines.items():
+        if geom is None or geom.is_empty:
+            continue
+        parts = list(getattr(geom, "geoms", [geom]))
+        largest = max(parts, key=lambda part: part.area)
+        # The pole of inaccessibility lies well inside the territory, even a crescent-shaped one.
+        centre = polylabel(largest, tolerance=max(math.sqrt(largest.area) / 50, 1.0))
+        lon, lat = gpd.GeoSeries([centre], crs=outlines.crs).to_crs(4326).iloc[0].coords[0]
+        labels.append((largest.area, round(lat, 5), round(lon, 5), html.escape(label_text[territory])))
+    # Largest territories first: where labels would overlap, the page shows the first one only.
+    labels.sort(key=lambda label: -label[0])
+    _LabelsLayer([label[1:] for label in labels]).add_to(m)
+
+
+class _ScriptCall(MacroElement):
+    """A call ``function(map, payload)`` in the map's script, the payload written as JSON.
+
+    The text is added as is: branca would read a macro's output as a Jinja template, and encoded
+    outlines or names may contain ``{{``.
+    """
+
+    function = ""
+    payload: dict[str, Any]
+
+    def render(self, **kwargs: Any) -> None:
+        data = json.dumps(self.payload, separators=(",", ":")).replace("</", "<\\/")
+        call = _Text(f"{self.function}({self._parent.get_name()}, {data});")
+        self.get_root().script.add_child(call, name=self.get_name())
+
+
+class _Text(Element):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self.text
+
+
+class _UnitsLayer(_ScriptCall):
+    """The units of a map as compact data drawn by ``territoryUnits`` (see ``_MAP_JS``).
+
+    Python keeps ``styles`` (one dict per unit) and ``tooltip_html(i)`` for inspection.
+    """
+
+    function = "territoryUnits"
+
+    def __init__(
+        self,
+        shapes_key: str,
+        factor: int,
+        styles: Sequence[dict[str, Any]],
+        labels: Sequence[str],
+        values: Sequence[Sequence[str]],
+        notes: Mapping[int, str],
+        hatch: Mapping[int, tuple[str, str]],
+    ) -> None:
+        super().__init__()
+        self._name = "TerritoryUnits"
+        self.hatch = dict(hatch)
+        self.styles = list(styles)
+        distinct: dict[str, int] = {}
+        index = [
+            distinct.setdefault(json.dumps(style, sort_keys=True), len(distinct)) for style in self.styles
+        ]
+        self.labels, self.values, self.notes = list(labels), [list(v) for v in values], dict(notes)
+        self.payload = {
+            "shapes": shapes_key,
+            "factor": factor,
+            "styles": [json.loads(style) for style in distinct],
+            "style": index,
+            "labels": self.labels,
+            "values": self.values,
+            "notes": {str(i): note for i, note in self.notes.items()},
+            "hatch": {str(i): list(colors) for i, colors in self.hatch.items()},
+        }
+
+    def tooltip_html(self, i: int) -> str:
+        """The tooltip of unit ``i`` as the page builds it."""
+        rows = "".join(
+            f"<tr><th>{label}</th><td>{column[i]}</td></tr>"
+            for label, column in zip(self.labels[1:], self.values[1:], strict=True)
+        )
+        table = f"<table>{rows}</table>" if rows else ""
+        return f'{self.notes.get(i, "")}<div class="territory-tooltip-title">{self.values[0][i]}</div>{table}'
 
 
 def _add_units_layer(
-    m: folium.Map,
+    m: TerritoryMap,
     units: gpd.GeoSeries,
     styles: Sequence[dict[str, Any]],
-    tooltips: Sequence[str],
-    name: str,
-) -> None:
-    collection = _feature_collection(units, tooltips)
-    folium.GeoJson(
-        collection,
-        name=html.escape(name),
-        style_function=_style_lookup(styles),
-        highlight_function=lambda feature: {"weight": 3, "color": "#000000", "fillOpacity": 0.85},
-        tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False, class_name="territory-tooltip"),
-    ).add_to(m)
+    tooltips: tuple[list[str], list[list[str]]],
+    decimals: int,
+    notes: Mapping[int, str] | None = None,
+    hatch: Mapping[int, tuple[str, str]] | None = None,
+) -> _UnitsLayer:
+    factor = 10**decimals
+    if len(units) > _MANY_UNITS:
+        # Thousands of borders at full weight would grey the map out; territories stay bold.
+        styles = [style if "dashArray" in style else {**style, "weight": 0.25} for style in styles]
+    encoded = json.dumps([_encode_shape(geom, factor) for geom in units], separators=(",", ":"))
+    # Maps of one page that draw the same units share one copy of their outlines.
+    key = "u" + hashlib.sha1(encoded.encode("utf-8")).hexdigest()[:16]
+    m.shapes[key] = encoded
+    labels, values = tooltips
+    layer = _UnitsLayer(key, factor, styles, labels, values, notes or {}, hatch or {})
+    layer.add_to(m)
+    return layer
+
+
+class _FitBounds(_ScriptCall):
+    function = "territoryFit"
+
+    def __init__(self, bounds: list[list[float]]) -> None:
+        super().__init__()
+        self._name = "TerritoryFit"
+        self.payload = {
+            "bounds": bounds,
+            "topLeft": list(_PADDING_TOP_LEFT),
+            "bottomRight": list(_PADDING_BOTTOM_RIGHT),
+            "maxZoom": 12,
+        }
+
+
+class _LabelsLayer(_ScriptCall):
+    function = "territoryLabels"
+
+    def __init__(self, labels: Sequence[tuple[float, float, str]]) -> None:
+        super().__init__()
+        self._name = "TerritoryLabels"
+        self.payload = {"labels": [list(label) for label in labels]}
+
+
+class _OutlinesLayer(_ScriptCall):
+    function = "territoryOutlines"
+
+    def __init__(self, lines: Sequence[str], factor: int, style: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._name = "TerritoryOutlines"
+        self.payload = {"lines": list(lines), "factor": factor, "style": dict(style)}
+
+
+def _encode_shape(geom: shapely.Geometry, factor: int) -> str:
+    """A (multi)polygon as polyline-encoded rings: rings joined by ``,``, polygons by ``;``."""
+    polygons = getattr(geom, "geoms", [geom])
+    return ";".join(
+        ",".join(_encode_line(np.asarray(ring.coords)[:-1], factor) for ring in (p.exterior, *p.interiors))
+        for p in polygons
+        if not p.is_empty
+    )
+
+
+def _encode_line(coords: np.ndarray, factor: int) -> str:
+    """Google's polyline encoding of ``(lon, lat)`` points (latitude first), at ``1 / factor`` degrees."""
+    if len(coords) == 0:
+        return ""
+    ints = np.round(coords[:, 1::-1] * factor).astype(np.int64)
+    deltas = np.diff(ints, axis=0, prepend=np.zeros((1, 2), dtype=np.int64)).ravel()
+    zigzag = np.where(deltas < 0, ~(deltas << 1), deltas << 1)
+    chars = []
+    for value in zigzag.tolist():
+        while value >= 0x20:
+            chars.append(chr((0x20 | (value & 0x1F)) + 63))
+            value >>= 5
+        chars.append(chr(value + 63))
+    return "".join(chars)
 
 
 def _add_points_layer(
@@ -464,7 +1059,14 @@ def _add_points_layer(
     geometry = points.geometry.reset_index(drop=True).to_crs(4326)
     geometry = gpd.GeoSeries(_round_coordinates(geometry), crs=4326)
     styles = [
-        {"fillColor": fill, "color": "#222222", "weight": 1.5, "fillOpacity": 0.95, "radius": 6}
+        {
+            "fillColor": fill,
+            "color": "#222222",
+            "weight": 1.5,
+            "fillOpacity": 0.95,
+            "radius": 6,
+            "className": "territory-point",
+        }
         for fill in fills
     ]
     folium.GeoJson(
@@ -498,27 +1100,43 @@ def _unit_style(fill: str, *, highlighted: bool = False) -> dict[str, Any]:
             "weight": 3,
             "dashArray": "6 4",
             "fillOpacity": 0.75,
+            "className": "territory-unit",
         }
-    return {"fillColor": fill, "color": BOUNDARY_COLOR, "weight": 0.6, "fillOpacity": 0.75}
+    return {
+        "fillColor": fill,
+        "color": BOUNDARY_COLOR,
+        "weight": 0.6,
+        "fillOpacity": 0.75,
+        "className": "territory-unit",
+    }
 
 
-def _tooltips(frame: pd.DataFrame, columns: TooltipColumns, formats: Mapping[str, str]) -> list[str]:
-    """One escaped HTML snippet per row: the first column as heading, the others as a table."""
+def _tooltip_columns(
+    frame: pd.DataFrame, columns: TooltipColumns, formats: Mapping[str, str]
+) -> tuple[list[str], list[list[str]]]:
+    """Escaped tooltip labels and, per label, the escaped value of every row (first: the heading)."""
     pairs = list(columns.items()) if isinstance(columns, Mapping) else [(c, c) for c in columns]
     if isinstance(columns, str):
         pairs = [(columns, columns)]
     _require_columns(frame, [c for c, _ in pairs], "the tooltip columns")
     if not pairs:
-        return [""] * len(frame)
-    rendered = {c: [_format_value(v, formats.get(c)) for v in frame[c]] for c, _ in pairs}
-    (head_column, _), rest = pairs[0], pairs[1:]
+        return [""], [[""] * len(frame)]
+    labels = [html.escape(str(label)) for _, label in pairs]
+    values = [[_format_value(v, formats.get(c)) for v in frame[c]] for c, _ in pairs]
+    return labels, values
+
+
+def _tooltips(frame: pd.DataFrame, columns: TooltipColumns, formats: Mapping[str, str]) -> list[str]:
+    """One escaped HTML snippet per row: the first column as heading, the others as a table."""
+    labels, values = _tooltip_columns(frame, columns, formats)
     tips = []
     for i in range(len(frame)):
         rows = "".join(
-            f"<tr><th>{html.escape(str(label))}</th><td>{rendered[c][i]}</td></tr>" for c, label in rest
+            f"<tr><th>{label}</th><td>{column[i]}</td></tr>"
+            for label, column in zip(labels[1:], values[1:], strict=True)
         )
         table = f"<table>{rows}</table>" if rows else ""
-        tips.append(f'<div class="territory-tooltip-title">{rendered[head_column][i]}</div>{table}')
+        tips.append(f'<div class="territory-tooltip-title">{values[0][i]}</div>{table}')
     return tips
 
 
@@ -547,17 +1165,19 @@ def _format_value(value: Any, pattern: str | None = None) -> str:
     return html.escape(text)
 
 
-def _add_legend(m: folium.Map, title: str, rows: Sequence[tuple[str, str]]) -> None:
-    """A plain HTML legend (branca's colormap legend would pull d3 from a CDN)."""
+def _legend_html(legend: tuple[str, Sequence[tuple[str, str]]] | None, height: int) -> str:
+    """A plain HTML legend beside the map, folded open (branca's would pull d3 from a CDN)."""
+    if legend is None:
+        return ""
+    title, rows = legend
     body = "".join(
         f'<div class="territory-legend-row">{swatch}<span>{html.escape(label)}</span></div>'
         for swatch, label in rows
     )
-    legend = (
-        f'<div class="territory-legend" role="group" aria-label="Legend">'
-        f'<div class="territory-legend-title">{html.escape(title)}</div>{body}</div>'
+    return (
+        f'<details class="territory-legend" open style="max-height:{int(height)}px">'
+        f'<summary class="territory-legend-title">{html.escape(title)}</summary>{body}</details>'
     )
-    m.get_root().html.add_child(Element(legend), name="territory_legend")
 
 
 def _swatch(color: str) -> str:
@@ -583,6 +1203,12 @@ def _sequential_colors(palette: str, n: int) -> list[str]:
     if n == 2:
         return [colors[0], colors[-1]]
     return list(colors[:n])
+
+
+def _territory_palette_color(i: int) -> str:
+    if i < len(TERRITORY_PALETTE):
+        return TERRITORY_PALETTE[i]
+    return _palette_color(i)
 
 
 def _palette_color(i: int) -> str:

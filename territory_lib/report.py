@@ -21,6 +21,7 @@ from nbconvert.preprocessors import Preprocessor
 from traitlets.config import Config
 
 from territory_lib.errors import TerritoryError
+from territory_lib.maps import MAP_MIMETYPE, leaflet_tags
 from territory_lib.paths import write_text_atomically
 from territory_lib.presentation import human_time
 
@@ -29,6 +30,7 @@ __all__ = [
     "REMOVE_CELL_TAGS",
     "REMOVE_INPUT_TAGS",
     "REMOVE_OUTPUT_TAGS",
+    "InlineMaps",
     "MethodFold",
     "StakeholderOutputs",
     "export_html",
@@ -49,6 +51,9 @@ REMOVE_INPUT_TAGS = frozenset({"remove-input"})
 INDEX_TITLE = "Territory reports"
 #: The alerts a market's card on the index page shows at most (the overview lists them all).
 MAX_CARD_ALERTS = 4
+
+# The unit outlines a map fragment carries (encoded outlines contain no "<").
+_MAP_SHAPES = re.compile(r'<script data-territory-shapes="(\w+)">[^<]*</script>')
 
 
 class StakeholderOutputs(Preprocessor):
@@ -154,6 +159,42 @@ def _shorten_provenance(cell: nbformat.NotebookNode) -> list[str]:
 
         output["data"]["text/html"] = _HEADER_DATA_ROW.sub(shorten, text, count=1)
     return taken
+
+
+class InlineMaps(Preprocessor):
+    """Put each map into the page itself, with Leaflet inlined once before the first map.
+
+    In the notebook a map (:class:`territory_lib.maps.TerritoryMap`) is an iframe holding a
+    whole page with its own copy of Leaflet (~150 KB, more once escaped); it also carries itself as
+    a page fragment without Leaflet (:data:`territory_lib.maps.MAP_MIMETYPE`). The report shows the
+    fragments, so a page with many maps carries Leaflet once, and the outlines of units that several
+    maps draw once.
+    """
+
+    def preprocess(
+        self, nb: nbformat.NotebookNode, resources: dict[str, Any]
+    ) -> tuple[nbformat.NotebookNode, dict[str, Any]]:
+        """Replace the iframe of every map output by the fragment; Leaflet goes before the first."""
+        first = True
+        shapes_seen: set[str] = set()
+
+        def drop_repeated_shapes(match: re.Match[str]) -> str:
+            if match.group(1) in shapes_seen:
+                return ""
+            shapes_seen.add(match.group(1))
+            return match.group(0)
+
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                data = output.get("data") or {}
+                if MAP_MIMETYPE not in data:
+                    continue
+                fragment = data.pop(MAP_MIMETYPE)
+                fragment = "".join(fragment) if isinstance(fragment, list) else str(fragment)
+                fragment = _MAP_SHAPES.sub(drop_repeated_shapes, fragment)
+                data["text/html"] = (leaflet_tags() if first else "") + fragment
+                first = False
+        return nb, resources
 
 
 def export_html(
@@ -290,7 +331,9 @@ def _exporter() -> HTMLExporter:
         sanitize_html=False,
     )
     exporter.register_preprocessor(StakeholderOutputs(), enabled=True)
+    # The fold first: it reorders cells, and Leaflet must come before the first map of the final page.
     exporter.register_preprocessor(MethodFold(), enabled=True)
+    exporter.register_preprocessor(InlineMaps(), enabled=True)
     return exporter
 
 

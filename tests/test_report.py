@@ -89,8 +89,10 @@ def test_report_has_title_header_map_and_table(exported: Path) -> None:
     assert re.search(r"<h1\b[^>]*>Analyze the market<", page)
     assert f"Georgia, USA {html.escape(HOSTILE)}" in page and HOSTILE not in page
     assert "27 November 2026, 08:00 UTC" in page and "accounts are synthetic" in page
-    assert page.index("territory-run-header") < page.index("<iframe")
-    assert len(re.findall(r"<iframe\b[^>]*srcdoc=", page)) == 1
+    # The map sits in the page itself (no iframe), with Leaflet inlined once before it.
+    assert page.index("territory-run-header") < page.index('class="territory-map"')
+    assert page.count('class="territory-map"') == 1 and "<iframe" not in page
+    assert page.count('<script data-territory-asset="leaflet">') == 1
     assert '<table border="1" class="dataframe">' in page and "<td>3400</td>" in page
     nav = re.search(r"<nav\b.*?</nav>", page, re.S).group(0)
     assert 'href="../index.html"' in nav and 'href="02_x.html"' in nav
