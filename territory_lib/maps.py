@@ -391,6 +391,26 @@ def map_fragment(m: TerritoryMap) -> str:
     )
 
 
+#: The unit outlines a map fragment carries (encoded outlines contain no "<").
+_MAP_SHAPES = re.compile(r'<script data-territory-shapes="(\w+)">[^<]*</script>')
+
+
+def without_repeated_outlines(fragments: Iterable[str]) -> list[str]:
+    """Map fragments for one page, each set of unit outlines kept in the first fragment carrying it.
+
+    Maps of the same units (today, plan and proposal side by side) then carry their outlines once.
+    """
+    seen: set[str] = set()
+
+    def first_only(match: re.Match[str]) -> str:
+        if match.group(1) in seen:
+            return ""
+        seen.add(match.group(1))
+        return match.group(0)
+
+    return [_MAP_SHAPES.sub(first_only, fragment) for fragment in fragments]
+
+
 def map_page(m: TerritoryMap) -> str:
     """The map as a standalone HTML page (Leaflet inlined), as :func:`save_map` writes it."""
     title = html.escape(m.map_title)

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import folium
 import geopandas as gpd
 import jinja2
 import numpy as np
 import pandas as pd
 import shapely
 
-from territory_lib.config import MarketConfig, distance_unit
+from territory_lib.config import MarketConfig, counted, distance_unit
 from territory_lib.presentation import distance, human_time, money, percent
 from territory_lib.steps import STEPS, Workspace, provenance
 
@@ -31,7 +30,6 @@ __all__ = [
     "OverviewPage",
     "build_overview",
     "compare_alignments",
-    "inline_maps",
     "overview_alerts",
     "recommendation",
     "territory_shapes",
@@ -325,28 +323,6 @@ def recommendation(comparison: pd.DataFrame, measures: Sequence[str]) -> str:
     return sentence + "."
 
 
-def inline_maps(maps: Sequence[folium.Map]) -> tuple[str, list[str]]:
-    """Several offline folium maps in one page, with Leaflet's script and style inlined once.
-
-    Returns the ``<head>`` markup (Leaflet and the map styles, once) and, per map, the markup to
-    place in the body (its ``<div>`` and the script that draws it; folium's ids keep them apart).
-    """
-    head: dict[str, str] = {}
-    bodies = []
-    for m in maps:
-        root = m.get_root()
-        root.render()
-        for name, child in root.header._children.items():
-            # A map's own header sizes <html> and <body> to fill its iframe: not wanted in a page.
-            if name in {m.get_name(), "meta_http"}:
-                continue
-            # The maps share Leaflet, the map styles and the tooltip style: keep the first of each.
-            key = "tooltip_style" if name.endswith("tablestyle") else name
-            head.setdefault(key, child.render())
-        bodies.append(f"{root.html.render()}<script>{root.script.render()}</script>")
-    return "\n".join(head.values()), bodies
-
-
 def territory_shapes(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """One outline per ``territory_id``: the union of its units (a coverage union, fast on clean maps)."""
     groups = units.dropna(subset=["territory_id"]).groupby("territory_id", sort=True)
@@ -427,16 +403,19 @@ def build_overview(config: MarketConfig, folder: str | Path, run_date: str | Non
         notes.append("The data carry no current alignment, so today cannot be compared.")
     alerts = overview_alerts(plan.workload if plan is not None else pd.DataFrame(), recorded, notes, unit)
 
-    colours = maps.category_colors(sorted({t for a in alignments for t in a.territory.dropna().unique()}))
     units = metrics[["unit_id", "name", "geometry"]].copy()
-    frames = []
-    large = len(units) > OVERVIEW_UNIT_LIMIT
     for alignment in alignments:
-        shown = units.assign(territory_id=units["unit_id"].astype(str).map(alignment.territory))
+        units[alignment.name] = units["unit_id"].astype(str).map(alignment.territory)
+    # One colour per territory across today, plan and proposal; neighbours never share one.
+    colours = maps.territory_colors(units, [alignment.name for alignment in alignments])
+    large = len(units) > OVERVIEW_UNIT_LIMIT
+    frames = []
+    for alignment in alignments:
+        shown = units[["unit_id", "name", "geometry"]].assign(territory_id=units[alignment.name])
         if large:
             shown = territory_shapes(shown)
         frames.append(
-            maps.category_map(
+            maps.territory_map(
                 shown,
                 "territory_id",
                 tooltip_columns=(
@@ -445,11 +424,13 @@ def build_overview(config: MarketConfig, folder: str | Path, run_date: str | Non
                     else {"name": config.unit_label.capitalize(), "territory_id": "Territory"}
                 ),
                 legend_title="Territories",
+                title=f"{alignment.name}: {counted(shown['territory_id'].nunique(), 'territory')}",
                 colors=colours,
                 height=380,
             )
         )
-    head, bodies = inline_maps(frames)
+    head = maps.leaflet_tags()
+    bodies = maps.without_repeated_outlines(maps.map_fragment(frame) for frame in frames)
     panels = [{"title": a.name, "map": body} for a, body in zip(alignments, bodies, strict=True)]
     table_rows = [{"label": label, "values": list(row)} for label, row in comparison.iterrows()]
     page = (

@@ -21,7 +21,7 @@ from nbconvert.preprocessors import Preprocessor
 from traitlets.config import Config
 
 from territory_lib.errors import TerritoryError
-from territory_lib.maps import MAP_MIMETYPE, leaflet_tags
+from territory_lib.maps import MAP_MIMETYPE, leaflet_tags, without_repeated_outlines
 from territory_lib.paths import write_text_atomically
 from territory_lib.presentation import human_time
 
@@ -51,9 +51,6 @@ REMOVE_INPUT_TAGS = frozenset({"remove-input"})
 INDEX_TITLE = "Territory reports"
 #: The alerts a market's card on the index page shows at most (the overview lists them all).
 MAX_CARD_ALERTS = 4
-
-# The unit outlines a map fragment carries (encoded outlines contain no "<").
-_MAP_SHAPES = re.compile(r'<script data-territory-shapes="(\w+)">[^<]*</script>')
 
 
 class StakeholderOutputs(Preprocessor):
@@ -175,25 +172,18 @@ class InlineMaps(Preprocessor):
         self, nb: nbformat.NotebookNode, resources: dict[str, Any]
     ) -> tuple[nbformat.NotebookNode, dict[str, Any]]:
         """Replace the iframe of every map output by the fragment; Leaflet goes before the first."""
-        first = True
-        shapes_seen: set[str] = set()
-
-        def drop_repeated_shapes(match: re.Match[str]) -> str:
-            if match.group(1) in shapes_seen:
-                return ""
-            shapes_seen.add(match.group(1))
-            return match.group(0)
-
-        for cell in nb.cells:
-            for output in cell.get("outputs", []):
-                data = output.get("data") or {}
-                if MAP_MIMETYPE not in data:
-                    continue
-                fragment = data.pop(MAP_MIMETYPE)
-                fragment = "".join(fragment) if isinstance(fragment, list) else str(fragment)
-                fragment = _MAP_SHAPES.sub(drop_repeated_shapes, fragment)
-                data["text/html"] = (leaflet_tags() if first else "") + fragment
-                first = False
+        outputs = [
+            output
+            for cell in nb.cells
+            for output in cell.get("outputs", [])
+            if MAP_MIMETYPE in (output.get("data") or {})
+        ]
+        fragments = [output["data"].pop(MAP_MIMETYPE) for output in outputs]
+        fragments = ["".join(f) if isinstance(f, list) else str(f) for f in fragments]
+        for i, (output, fragment) in enumerate(
+            zip(outputs, without_repeated_outlines(fragments), strict=True)
+        ):
+            output["data"]["text/html"] = (leaflet_tags() if i == 0 else "") + fragment
         return nb, resources
 
 

@@ -387,8 +387,8 @@ def sizing_alt_text(total_accounts: float, capacities: Sequence[float], k: int) 
 
 
 def scenario_maps(scenarios: Sequence[Scenario], metrics: gpd.GeoDataFrame) -> Figure:
-    """Small maps of the scenarios drawn, side by side, one colour per territory."""
-    from territory_lib.maps import category_colors
+    """Small maps of the scenarios drawn, side by side; neighbouring territories never share a colour."""
+    from territory_lib.maps import territory_colors
 
     drawn = [row for row in scenarios if row.result is not None]
     figure = Figure(figsize=(3.0 * max(len(drawn), 1), 3.2), layout="constrained")
@@ -396,7 +396,7 @@ def scenario_maps(scenarios: Sequence[Scenario], metrics: gpd.GeoDataFrame) -> F
     shapes = metrics[["unit_id", "geometry"]].to_crs(metrics.estimate_utm_crs())
     for axis, row in zip(axes, drawn, strict=False):
         labels = shapes["unit_id"].astype(str).map(row.result.assignment.rename(index=str))
-        colours = category_colors(sorted(labels.dropna().unique()))
+        colours = territory_colors(metrics.assign(scenario_territory=labels.to_numpy()), "scenario_territory")
         shapes.plot(
             ax=axis, color=labels.map(colours).fillna("#d9d9d9").to_list(), edgecolor="white", linewidth=0.2
         )

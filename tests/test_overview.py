@@ -97,7 +97,7 @@ def test_overview_compares_today_plan_and_proposal_in_one_table(page: str) -> No
         re.fullmatch(r"0\.\d\d", value) for value in rows["Mean compactness (Polsby-Popper, 1 = circle)"]
     )
     assert "Recommendation." in page and "Adopt" in page
-    assert page.count('class="overview-map"') == 3
+    assert page.count('class="panel overview-map"') == 3
 
 
 def test_overview_today_deviation_matches_step_2s_current_balance(
@@ -280,8 +280,9 @@ def test_large_maps_draw_one_outline_per_territory(
     shutil.copytree(folder, copy)
     monkeypatch.setattr(overview, "OVERVIEW_UNIT_LIMIT", 100)  # Georgia's 159 counties count as large
     page = overview.build_overview(config, copy, RUN_DATE).path.read_text(encoding="utf-8")
-    features = re.findall(r'"type":\s*"Feature"', page)
-    assert len(features) == 3 * 8  # three maps of 8 territories, not 3 x 159 counties
+    drawn = re.findall(r'territoryShapes\["\w+"\]=(\[.*?\]);</script>', page)
+    # Three maps of 8 territories (each map's units: its territories' outlines), not 3 x 159 counties.
+    assert sorted(len(json.loads(shapes)) for shapes in drawn) == [8, 8, 8]
     units = Workspace(folder).read("unit_metrics")
     shapes = overview.territory_shapes(units)
     assert len(shapes) == 8 and shapes.is_valid.all()
