@@ -54,6 +54,12 @@ alignment, rep_assignment, account_assignment = territories.plan_tables(
     plan.assignment, metrics, accounts, ctx.market.reps, ctx.config.resources.capacity_weight
 )
 
+# %% tags=["remove-cell"]
+ctx.workspace.record_metrics(
+    "step2",
+    territories.step2_metrics(plan, targets, design.anchored, territories.current_balance(metrics, targets)),
+)
+
 # %% [markdown]
 # ## The plan in brief
 

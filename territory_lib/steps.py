@@ -148,7 +148,7 @@ class Workspace:
             return {}
         return loaded if isinstance(loaded, dict) else {}
 
-    def record_metrics(self, section: str, values: Mapping[str, object]) -> Path:
+    def record_metrics(self, section: str, values: Mapping[str, object]) -> None:
         """Set ``section`` (``"step1"`` ... ``"step5"``) of ``metrics.json`` to ``values``, atomically.
 
         The other sections are kept, so a rerun of step 4 alone leaves steps 1-3's figures in place.
@@ -159,7 +159,8 @@ class Workspace:
         metrics[section] = _plain_json(values)
         self.root.mkdir(parents=True, exist_ok=True)
         text = json.dumps(metrics, indent=2, ensure_ascii=False, sort_keys=True, allow_nan=False)
-        return write_text_atomically(self.metrics_path, text + "\n")
+        # Returns nothing, so a notebook cell ending with this call shows no output.
+        write_text_atomically(self.metrics_path, text + "\n")
 
     def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
         """Write a download for stakeholders and CRM uploads (``<root>/<name>``) atomically.

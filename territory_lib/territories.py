@@ -203,6 +203,29 @@ def plan_findings(
     return notes
 
 
+def step2_metrics(
+    plan: DesignResult, targets: list[BalanceTarget], anchored: bool, current: dict[str, float] | None
+) -> dict[str, object]:
+    """Step 2's section of ``metrics.json``: the plan's balance, compactness and contiguity.
+
+    ``max_deviation.<measure>`` is the largest deviation from the target share (a fraction), with
+    each measure's ``tolerance`` and whether every territory is ``within_band``;
+    ``current_max_deviation`` is today's alignment's, when the data carry one.
+    """
+    summary = plan.summary
+    worst = {target.column: float(summary[f"max_dev_{target.column}"]) for target in targets}
+    return {
+        "territories": int(summary["k"]),
+        "max_deviation": worst,
+        "tolerance": {target.column: target.tolerance for target in targets},
+        "within_band": all(worst[t.column] <= t.tolerance + 1e-9 for t in targets),
+        "mean_polsby_popper": float(summary["mean_polsby_popper"]),
+        "contiguous": bool(summary["all_contiguous"]),
+        "anchored_at_rep_homes": anchored,
+        "current_max_deviation": current,
+    }
+
+
 def summary_table(plan: DesignResult) -> pd.DataFrame:
     """The plan-level metrics as a two-column table for the report."""
     labels = {

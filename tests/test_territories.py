@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
+from territory_lib import territories
 from territory_lib.config import load_config
 from territory_lib.errors import ConfigError
 from territory_lib.territories import balance_targets, design_plan, plan_tables
@@ -92,3 +93,22 @@ def test_plan_tables_give_every_account_a_territory_and_a_rep(config) -> None:
     # The rep living in the first cell covers the territory holding it.
     home = rep_assignment.set_index("rep_id").loc["R0", "territory_id"]
     assert home == plan.result.assignment["u00"]
+
+
+def test_step2_metrics_carry_the_keys_ci_gates_read(config) -> None:
+    import json
+
+    from territory_lib.io import load_market
+    from territory_lib.market import unit_metrics
+
+    market = load_market(config)
+    metrics = unit_metrics(market)
+    targets = territories.balance_targets(config, metrics)
+    design = territories.design_plan(config, metrics, market.reps)
+    recorded = json.loads(
+        json.dumps(territories.step2_metrics(design.result, targets, design.anchored, None))
+    )
+    worst = recorded["max_deviation"]["potential"]
+    assert worst == pytest.approx(design.result.territories["potential_dev"].abs().max())
+    assert recorded["within_band"] == (worst <= 0.05 + 1e-9)
+    assert recorded["contiguous"] is True and 0 < recorded["mean_polsby_popper"] < 1
