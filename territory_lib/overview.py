@@ -383,8 +383,10 @@ def build_overview(config: MarketConfig, folder: str | Path, run_date: str | Non
     trend = "–"
     if workspace.artifact_path("trends").is_file():
         trends = workspace.read("trends")
-        if len(trends) and "annual_growth" in trends:
-            trend = f"{percent(trends['annual_growth'].iloc[0], signed=True)} a year"
+        growth = float(trends["annual_growth"].iloc[0]) if len(trends) and "annual_growth" in trends else None
+        if growth is not None and np.isfinite(growth):
+            # Step 4's one definition of growth: the last 12 months against the 12 before.
+            trend = f"{percent(growth, signed=True)} vs prior 12 months"
         else:
             trend = "too little history"
     plan = next((a for a in alignments if a.name == "Plan"), None)
