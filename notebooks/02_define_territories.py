@@ -32,9 +32,9 @@ from territory_lib.config import plural
 from territory_lib.presentation import (
     COUNT,
     DECIMAL,
-    MONEY,
     PERCENT,
     SIGNED_PERCENT,
+    measure_formats,
     percent,
     show_figure,
     show_list,
@@ -105,10 +105,10 @@ maps.territory_map(
 
 # %%
 table = plan.territories.merge(rep_assignment[["territory_id", "rep_name"]], on="territory_id", how="left")
-measure_formats = {t.column: MONEY for t in targets} | {f"{t.column}_dev": SIGNED_PERCENT for t in targets}
+formats = measure_formats([c for t in targets for c in (t.column, f"{t.column}_dev")], ctx.config.currency)
 show_table(
     table,
-    {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.0f}", **measure_formats},
+    {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.0f}", **formats},
     labels={
         "territory_id": "Territory",
         "rep_name": "Rep",

@@ -29,7 +29,7 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 # %% tags=["remove-cell"]
 from territory_lib import maps, resources
 from territory_lib.config import distance_unit
-from territory_lib.presentation import COUNT, MONEY, PERCENT, distance, show_figure, show_list, show_table
+from territory_lib.presentation import COUNT, PERCENT, distance, money, show_figure, show_list, show_table
 from territory_lib.steps import start_step
 
 # %%
@@ -101,7 +101,13 @@ show_table(
             "status",
         ]
     ],
-    {"accounts": COUNT, "customers": COUNT, "capacity": COUNT, "utilisation": PERCENT, "potential": MONEY},
+    {
+        "accounts": COUNT,
+        "customers": COUNT,
+        "capacity": COUNT,
+        "utilisation": PERCENT,
+        "potential": lambda v: money(v, ctx.config.currency),
+    },
     labels={"territory_id": "Territory", "rep_name": "Rep"},
 )
 

@@ -30,15 +30,16 @@ run_date: str = ""  # date printed on the report, YYYY-MM-DD; empty: today
 import pandas as pd
 from IPython.display import display
 
-from territory_lib import config, feedback, maps, resources, territories
+from territory_lib import config, feedback, maps, resources, scenarios, territories
 from territory_lib.config import counted, plural
 from territory_lib.design import BalanceTarget, design_territories
 from territory_lib.presentation import (
     COUNT,
     DECIMAL,
-    MONEY,
     PERCENT,
     SIGNED_PERCENT,
+    measure_formats,
+    money,
     show_figure,
     show_list,
     show_table,
@@ -223,10 +224,25 @@ before = feedback.target_deviations(units, current, [t.column for t in targets],
 moves = feedback.moves_table(proposal.moves, alignment, workload, scores, before)
 show_list(territories.plan_findings(proposal, targets, anchored=False, unit_label=ctx.config.unit_label))
 
+# %% [markdown]
+# ### Balance before and after
+#
+# Each bar is a territory's deviation from its target (its rep's share of capacity, where the
+# params size territories by capacity); the shaded band is the tolerance. Grey hatched bars are the
+# step 2 plan, coloured bars the proposal.
+
+# %%
+after = feedback.target_deviations(units, proposal.assignment, [t.column for t in targets], shares)
+band = {t.column: t.tolerance for t in targets}
+show_figure(
+    scenarios.balance_bars(after, band, before, labels=("Plan (step 2)", "Proposal")),
+    alt=scenarios.balance_alt_text(after, band, before, labels=("Plan (step 2)", "Proposal")),
+)
+
 # %%
 show_table(
     moves,
-    {"accounts": COUNT, "potential": MONEY},
+    {"accounts": COUNT, "potential": lambda v: money(v, ctx.config.currency)},
     labels={"unit_id": f"{unit} id", "name": unit, "from_territory": "From", "to_territory": "To"},
     caption=f"Proposed moves: {counted(len(moves), ctx.config.unit_label)}",
 ) if len(moves) else show_list(["No move is needed: the plan already fits the reps' capacity and effort."])
@@ -252,8 +268,7 @@ maps.territory_map(
 show_table(
     proposal.territories,
     {"n_units": COUNT, "polsby_popper": DECIMAL, "inertia": "{:,.0f}"}
-    | {t.column: MONEY for t in targets}
-    | {f"{t.column}_dev": SIGNED_PERCENT for t in targets},
+    | measure_formats([c for t in targets for c in (t.column, f"{t.column}_dev")], ctx.config.currency),
     labels={
         "territory_id": "Territory",
         "n_units": plural(ctx.config.unit_label).capitalize(),

@@ -81,6 +81,26 @@ def distance(km: object, unit: str = "km") -> str:
     return f"{value:,.0f} {DISTANCE_NAMES[unit]}"
 
 
+#: Measure columns holding money (the rest of a plan's measures are counts, e.g. accounts).
+MONEY_MEASURES = ("potential", "sales", "revenue", "amount")
+
+
+def measure_formats(columns: Iterable[str], currency: str = "USD") -> dict[str, Callable[[object], str]]:
+    """Formats for balance-measure columns: money in short scale for money measures, counts otherwise.
+
+    A column ``<measure>_dev`` (a deviation from target) is a signed percent.
+    """
+    formats: dict[str, Callable[[object], str]] = {}
+    for column in columns:
+        if column.endswith("_dev"):
+            formats[column] = lambda value: percent(value, signed=True)
+        elif column.startswith(MONEY_MEASURES):
+            formats[column] = lambda value, currency=currency: money(value, currency)
+        else:
+            formats[column] = _formatter(COUNT)
+    return formats
+
+
 def show_table(
     frame: pd.DataFrame,
     formats: Mapping[str, Formatter] | None = None,
