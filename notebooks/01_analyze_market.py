@@ -126,7 +126,7 @@ show_table(
 
 # %%
 segments = market.segment_profile(ctx.market.accounts, ctx.market.sales)
-display(show_figure(market.segment_mix_figure(segments)))
+display(show_figure(market.segment_mix_figure(segments), alt=market.segment_mix_caption(segments)))
 HTML(f"<p><em>{html.escape(market.segment_mix_caption(segments))}</em></p>")
 
 # %%

@@ -85,7 +85,10 @@ show_list([resources.route_assumptions(settings, km_unit)])
 # bar says the same. A rep whose capacity is 0 in the reps file shows as "no cap.".
 
 # %%
-show_figure(resources.utilisation_today_vs_plan_chart(comparison, settings))
+show_figure(
+    resources.utilisation_today_vs_plan_chart(comparison, settings),
+    alt=resources.utilisation_alt_text(comparison, settings),
+)
 
 # %%
 show_table(

@@ -116,7 +116,7 @@ show_table(
 # %%
 if fits:
     chart = performance.forecast_chart(fits, currency, settings.chart_territories)
-    display(show_figure(chart))
+    display(show_figure(chart, alt=performance.forecast_alt_text(fits, settings.chart_territories)))
 else:
     display(show_list(["Not enough history for a trend: no trend, growth rate or forecast is shown."]))
 

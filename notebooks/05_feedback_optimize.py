@@ -108,7 +108,9 @@ if has_feedback and len(scores):
         for label in matrix.index
         if label.endswith(f" · {flag.rep_name}")
     }
-    display(show_figure(feedback.survey_heatmap(matrix, marked)))
+    display(
+        show_figure(feedback.survey_heatmap(matrix, marked), alt=feedback.survey_heatmap_alt(matrix, marked))
+    )
 
 # %% [markdown]
 # The chart above reads across: one row per territory and its rep, one column per survey question,

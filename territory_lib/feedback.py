@@ -443,6 +443,16 @@ def theme_summary(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     return order.drop(columns="last").reset_index(drop=True)
 
 
+def survey_heatmap_alt(matrix: pd.DataFrame, marked: set[tuple[str, str]]) -> str:
+    """What :func:`survey_heatmap` shows, in words (the image's alt text)."""
+    low = [f"{row} on {question}" for row, question in sorted(marked)]
+    return (
+        f"Heatmap of mean survey scores (1 poor to 5 good), {len(matrix)} territories by "
+        f"{len(matrix.columns)} questions, each cell labelled with its score. "
+        + (f"Flagged low: {'; '.join(low)}." if low else "No score is flagged low.")
+    )
+
+
 def survey_matrix(scores: pd.DataFrame, territory_of: Mapping[str, str]) -> pd.DataFrame:
     """Mean scores with one row per territory (``"T01 · rep name"``) and one column per question."""
     names = question_names(scores)

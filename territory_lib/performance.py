@@ -695,6 +695,20 @@ def data_notes(sales: pd.DataFrame, currency: str = "USD") -> list[str]:
     return notes
 
 
+def forecast_alt_text(fits: list[TrendFit], territories: int = CHART_TERRITORIES) -> str:
+    """What :func:`forecast_chart` shows, in words (the image's alt text)."""
+    shown = largest_fits(fits, territories)
+    lines = [
+        f"{fit.name}: {fit.trend.verdict}"
+        + (f", {fit.annual_growth:+.1%} on the prior 12 months" if np.isfinite(fit.annual_growth) else "")
+        for fit in shown
+    ]
+    return (
+        f"Monthly sales with the fitted trend and the median forecast with 80 % and 95 % bands, "
+        f"{len(shown)} panel(s): " + "; ".join(lines) + "."
+    )
+
+
 def largest_fits(fits: list[TrendFit], territories: int = CHART_TERRITORIES) -> list[TrendFit]:
     """The market total and the ``territories`` territories with the most recent sales, in order.
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from IPython.display import HTML, Image
+from IPython.display import HTML
 from matplotlib.figure import Figure
 
 Formatter = str | Callable[[object], str]
@@ -176,16 +176,15 @@ def chart_text(value: object) -> str:
     return str(value).replace("$", r"\$")
 
 
-def show_figure(figure: Figure, dpi: int = 110, alt: str | None = None) -> Image | HTML:
-    """A matplotlib figure as an embedded PNG (no file, no network).
+def show_figure(figure: Figure, *, alt: str, dpi: int = 110) -> HTML:
+    """A matplotlib figure as an embedded PNG (no file, no network) with its alt text.
 
     ``alt`` says in words what the chart shows, for readers who cannot see it (screen readers,
-    images blocked); with it the figure is an ``<img>`` carrying that text, escaped.
+    images blocked): the figure is an ``<img>`` carrying that text, escaped. It is required, so no
+    chart reaches a report with the exporter's placeholder ("No description has been provided").
     """
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    if alt is None:
-        return Image(data=buffer.getvalue(), format="png")
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return HTML(
         f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt, quote=True)}" '

@@ -363,6 +363,27 @@ def utilisation_chart(workload: pd.DataFrame, settings: ResourceSettings) -> Fig
 STATUS_HATCH = {"over capacity": "xx", "under-used": "..", "balanced": "", "no capacity": "//", "vacant": ""}
 
 
+def utilisation_alt_text(comparison: pd.DataFrame, settings: ResourceSettings) -> str:
+    """What :func:`utilisation_today_vs_plan_chart` shows, in words (the image's alt text)."""
+    parts = []
+    for when, name in (("today", "today"), ("plan", "in the plan")):
+        statuses = comparison[f"status_{when}"].fillna("")
+        if statuses.eq("").all():
+            continue
+        over = comparison.loc[statuses == "over capacity", "rep_name"].tolist()
+        under = comparison.loc[statuses == "under-used", "rep_name"].tolist()
+        parts.append(
+            f"{name}: {len(over)} over capacity ({', '.join(over) or 'none'}), "
+            f"{len(under)} under-used ({', '.join(under) or 'none'})"
+        )
+    return (
+        f"Bar chart of each of {len(comparison)} reps' accounts against capacity, today and in the plan, "
+        f"with the healthy band {settings.under_capacity:.0%} to {settings.over_capacity:.0%}. "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def utilisation_today_vs_plan_chart(comparison: pd.DataFrame, settings: ResourceSettings) -> Figure:
     """Paired bars per rep: utilisation today and in the plan, against the healthy capacity band.
 

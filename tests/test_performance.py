@@ -115,8 +115,13 @@ def test_step_4_charts_the_largest_territories_and_its_table_keeps_them_all() ->
     largest = [account.removesuffix("-a") for account in last_year.nlargest(top).index]
     assert panels == [performance.TOTAL, *sorted(largest)]  # in the order of the tables
     assert "12 territories of 200" in figure.texts[0].get_text()
-    png = show_figure(figure).data
+    import base64
+    import re
+
+    shown = show_figure(figure, alt=performance.forecast_alt_text(fits, top)).data
+    png = base64.b64decode(re.search(r"base64,([^\"]+)", shown).group(1))
     assert int.from_bytes(png[20:24], "big") <= 2000  # PNG height in pixels (IHDR), 110 dpi
+    assert "13 panel(s)" in shown and f"{performance.TOTAL}:" in shown
     assert len([axis for axis in performance.forecast_chart(fits).axes if axis.get_visible()]) == 13
 
     table = performance.trend_table(fits)

@@ -92,6 +92,11 @@ def test_report_shows_no_code_and_starts_with_title_market_and_date(georgia_run:
     body = page[page.index("<body") :]
     title = body.index(f"Step {step.number} ")
     assert title < body.index("Georgia, USA") < body.index("27 November 2026")
+    # Every chart says what it shows, for readers who cannot see it; no exporter placeholder.
+    images = re.findall(r"<img\b[^>]*>", body)
+    alts = [re.search(r'\balt="([^"]*)"', image) for image in images]
+    assert all(alt is not None and len(alt.group(1)) > 20 for alt in alts), images
+    assert "No description has been provided" not in page
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: apt-get install chromium")

@@ -42,7 +42,14 @@ def test_lists_and_figures() -> None:
     )
     figure = Figure()
     figure.subplots().plot([1, 2], [3, 4])
-    assert show_figure(figure).data.startswith(b"\x89PNG")
+    import base64
+    import re
+
+    shown = show_figure(figure, alt="A line <rising> from 3 to 4").data
+    alt = re.search(r'alt="([^"]*)"', shown).group(1)
+    assert alt == "A line &lt;rising&gt; from 3 to 4"
+    payload = re.search(r'src="data:image/png;base64,([^"]+)"', shown).group(1)
+    assert base64.b64decode(payload).startswith(b"\x89PNG")
     assert humanize("mean_distance_km") == "Mean distance km"
 
 
