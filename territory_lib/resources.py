@@ -370,8 +370,8 @@ def utilisation_alt_text(comparison: pd.DataFrame, settings: ResourceSettings) -
         statuses = comparison[f"status_{when}"].fillna("")
         if statuses.eq("").all():
             continue
-        over = comparison.loc[statuses == "over capacity", "rep_name"].tolist()
-        under = comparison.loc[statuses == "under-used", "rep_name"].tolist()
+        over = comparison.loc[statuses == "over capacity", "name"].astype(str).tolist()
+        under = comparison.loc[statuses == "under-used", "name"].astype(str).tolist()
         parts.append(
             f"{name}: {len(over)} over capacity ({', '.join(over) or 'none'}), "
             f"{len(under)} under-used ({', '.join(under) or 'none'})"

@@ -155,6 +155,11 @@ def test_totals_today_and_plan_and_their_metrics() -> None:
     assert set(metrics["annual_drive_km"]) == {"max_rep", "total_today", "total_plan"}
     assert metrics["reps_over_capacity"] == {"today": 1, "plan": 0}
     assert metrics["annual_drive_km"]["total_plan"] == pytest.approx(comparison["annual_drive_km_plan"].sum())
+    from territory_lib.resources import utilisation_alt_text
+
+    alt = utilisation_alt_text(comparison, ResourceSettings())
+    over_today = comparison.loc[comparison["status_today"] == "over capacity", "name"].iloc[0]
+    assert f"today: 1 over capacity ({over_today})" in alt and "in the plan: 0 over capacity" in alt
 
 
 def test_proposal_costs_count_accounts_and_sales_changing_rep() -> None:
