@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -47,8 +48,14 @@ from territory_lib.safety import (
 from territory_lib.snapshot import build_snapshot, file_digest, input_hashes, is_current, snapshot_info
 from territory_lib.steps import STEPS, Step, Workspace, assigned_names, step_settings
 
-#: The kernel every notebook runs on, named explicitly: never the one saved in a notebook's metadata.
-KERNEL_NAME = "python3"
+logger = logging.getLogger(__name__)
+
+#: The kernel the notebooks run on: the project's named kernelspec, which ``make setup`` installs
+#: (``python -m ipykernel install --sys-prefix --name territory``) and the notebooks name.
+KERNEL_NAME = "territory"
+#: The kernel used when ``territory`` is not installed (a plain ``pip install``): ipykernel's own,
+#: which runs this Python.
+FALLBACK_KERNEL_NAME = "python3"
 
 #: The parameters every step notebook declares in its ``parameters`` cell, and the runner passes.
 NOTEBOOK_PARAMETERS = ("params_path", "output_dir", "run_date")
@@ -500,6 +507,42 @@ def check_notebook_parameters(notebook: Path, parameters: Sequence[str]) -> None
         )
 
 
+def kernel_name() -> str:
+    """The kernelspec to run notebooks on: ``territory`` when installed, else ipykernel's ``python3``.
+
+    Never the one saved in a notebook's metadata, which may name a kernel of another machine.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        logger.debug(
+            "kernelspec %r is not installed; running notebooks on %r", KERNEL_NAME, FALLBACK_KERNEL_NAME
+        )
+        return FALLBACK_KERNEL_NAME
+    return KERNEL_NAME
+
+
+def run_step(number: int, params: str | Path, folder: Path, run_date: str) -> Path:
+    """Execute step ``number``'s notebook into ``folder`` (its artifacts and executed notebook), no export.
+
+    What a stakeholder report is built from, without publishing: tests use it to give a notebook
+    the results of the steps before it.
+
+    Raises
+    ------
+    TerritoryError
+        With the step's one-line failure message.
+    """
+    step = STEPS[number - 1]
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    failure = _execute(step, load_config(params).source, Path(folder), run_date)
+    if failure is not None:
+        raise TerritoryError(f"step {number} ({step.notebook}) failed: {failure}")
+    return Path(folder) / f"{step.notebook}.ipynb"
+
+
 def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str | None:
     """Execute one step notebook into ``folder``; return a one-line failure message or ``None``."""
     import papermill as pm
@@ -511,7 +554,7 @@ def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str 
             str(step.path),
             str(folder / f"{step.notebook}.ipynb"),
             parameters=parameters,
-            kernel_name=KERNEL_NAME,
+            kernel_name=kernel_name(),
             kernel_manager_class=LocalKernelManager,
             progress_bar=False,
             # The kernel starts in the project folder: it finds the same project as this process, and
