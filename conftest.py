@@ -25,6 +25,19 @@ os.environ[REPORTS_ENV_VAR] = tempfile.mkdtemp(prefix="territory-test-reports-")
 NOTEBOOK_MARKET = "georgia"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """With pytest-xdist, generate the built-in markets' data once, before the workers start.
+
+    Otherwise two workers could generate the same ``data/<market>/`` at the same moment.
+    """
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        from territory_lib.config import available_markets, load_config
+        from territory_lib.io import prepare_builtin_data
+
+        for name in available_markets():
+            prepare_builtin_data(load_config(name))
+
+
 def upstream_steps(notebook: Path) -> list[int]:
     """The steps that must have run before ``notebook`` (a step notebook) can run; none for others."""
     from territory_lib.steps import STEPS
