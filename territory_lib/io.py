@@ -386,7 +386,7 @@ def table_schema(table: str, columns: list[Column], unique: str | None = None) -
             choices = column.choices
             column_checks.append(
                 pa.Check(
-                    lambda v, c=choices: _missing(v) | _clean_text(v).str.lower().isin(c),  # type: ignore[misc]
+                    lambda v, c=choices: _missing(v) | _clean_text(v).str.lower().isin(c),
                     name="choices",
                     ignore_na=False,
                 )
@@ -401,7 +401,7 @@ def table_schema(table: str, columns: list[Column], unique: str | None = None) -
             )
             if column.minimum is not None or column.maximum is not None:
                 column_checks.append(
-                    pa.Check(lambda v, c=column: ~_outside(_numbers(v), c), name="range", ignore_na=False)  # type: ignore[misc]
+                    pa.Check(lambda v, c=column: ~_outside(_numbers(v), c), name="range", ignore_na=False)
                 )
         if column.name == unique:
             column_checks.append(
