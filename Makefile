@@ -38,7 +38,7 @@ lint: $(INSTALLED) ## ruff, then mypy on the library
 	$(BIN)/mypy
 
 hooks: $(INSTALLED) ## run the pre-commit hooks on every file (install them with .venv/bin/pre-commit install)
-	$(BIN)/pre-commit run --all-files
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pre-commit run --all-files
 
 format: $(INSTALLED) ## format code and re-sync the notebooks with their .py twins
 	$(BIN)/ruff format .
