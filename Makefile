@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup kernel-user report test test-fast lint format lab notebooks hooks bench bench-pipeline wheel clean
+.PHONY: setup kernel-user report test test-fast lint format lab notebooks checked-outputs hooks bench bench-pipeline wheel clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ lint: $(INSTALLED) ## ruff, then mypy on the library
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+checked-outputs: $(INSTALLED) ## rerun the notebooks and store the outputs nbval checks (cells tagged nbval-check-output)
+	$(BIN)/python -m tests.checked_outputs
 
 hooks: $(INSTALLED) ## run the pre-commit hooks on every file (install them with .venv/bin/pre-commit install)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pre-commit run --all-files
