@@ -47,7 +47,7 @@ alignment, rep_assignment, account_assignment = territories.plan_tables(
 # %% [markdown]
 # ## The plan in brief
 
-# %%
+# %% keep_output=true tags=["nbval-check-output"]
 show_list(
     design.notes
     + territories.plan_findings(
