@@ -38,6 +38,20 @@ def pytest_configure(config: pytest.Config) -> None:
             prepare_builtin_data(load_config(name))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Let nbval compare the stored output of the headline cells (tagged ``nbval-check-output``).
+
+    Those are committed with their output but, like every cell, without an execution count
+    (nbstripout strips counts); nbval takes a cell without a count for one never run and refuses
+    its output, so the count is set here, in memory.
+    """
+    for item in items:
+        cell = getattr(item, "cell", None)
+        options = getattr(item, "options", {})
+        if cell is not None and options.get("check") and cell.get("outputs") and cell.execution_count is None:
+            cell.execution_count = 1
+
+
 def upstream_steps(notebook: Path) -> list[int]:
     """The steps that must have run before ``notebook`` (a step notebook) can run; none for others."""
     from territory_lib.steps import STEPS
