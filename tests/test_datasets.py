@@ -68,6 +68,7 @@ def market(request: pytest.FixtureRequest, prepared: dict[str, Path]) -> tuple[s
     return request.param, Tables(prepared[request.param])
 
 
+@pytest.mark.slow
 def test_every_market_writes_its_files_and_provenance(market: tuple[str, Tables]) -> None:
     name, tables = market
     assert sorted(p.name for p in tables.folder.iterdir()) == sorted(

@@ -71,6 +71,7 @@ def test_reps_in_one_unit_fall_back_to_a_free_plan_and_say_why(config) -> None:
     assert len(plan.notes) == 1 and "drawn freely" in plan.notes[0]
 
 
+@pytest.mark.slow
 def test_plan_tables_give_every_account_a_territory_and_a_rep(config) -> None:
     units = grid()
     plan = design_plan(config, units, reps_at((33.05, -84.35), (33.55, -83.85)))

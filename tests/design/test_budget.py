@@ -28,6 +28,7 @@ def fast_clock(factor: float):
     return lambda: origin + (real() - origin) * factor
 
 
+@pytest.mark.slow
 def test_plan_does_not_depend_on_time_limit_or_clock_speed(nc_counties, monkeypatch) -> None:
     first = design_territories(nc_counties, 6, BALANCE, id_column="FIPS", seed=3)
     generous = design_territories(nc_counties, 6, BALANCE, id_column="FIPS", seed=3, time_limit=3600)
@@ -144,6 +145,7 @@ def test_params_reject_a_work_budget_that_is_not_positive(make_market) -> None:
         load_config(path)
 
 
+@pytest.mark.slow
 def test_exact_model_stops_by_node_work_not_by_the_clock() -> None:
     # 40 Voronoi cells, four anchored territories, a ±0.1 % band: far more nodes than allowed.
     rng = np.random.default_rng(1)
