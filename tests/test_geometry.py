@@ -217,6 +217,7 @@ def test_params_snap_zero_keeps_gaps_open(make_market) -> None:
     assert not any(r.kind == "gap closed" for r in kept.repairs)
 
 
+@pytest.mark.slow
 def test_enclaves_neighbour_the_unit_around_them_and_multipolygons_keep_working() -> None:
     """Virginia's independent cities sit inside counties: each must neighbour its host county."""
     virginia = gpd.read_file(examples.get_path("vautm17n.shp"))

@@ -58,6 +58,7 @@ def test_unknown_balance_measure_names_the_params_key(make_market) -> None:
         balance_targets(config, grid())
 
 
+@pytest.mark.slow
 def test_territories_grow_from_rep_homes_when_balance_allows(config) -> None:
     plan = design_plan(config, grid(), reps_at((33.05, -84.35), (33.55, -83.85)))
     assert plan.anchored and plan.notes == [] and plan.result.feasible

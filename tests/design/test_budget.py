@@ -49,6 +49,7 @@ def test_a_plan_cut_by_the_safety_time_limit_says_so(nc_counties, monkeypatch) -
     assert result.work < result.work_budget
 
 
+@pytest.mark.slow
 def test_a_small_work_budget_gives_the_same_plan_twice_and_says_it_was_spent(nc_counties) -> None:
     full = design_territories(nc_counties, 6, BALANCE, id_column="FIPS", seed=3)
     budget = full.work // 10

@@ -11,6 +11,7 @@ from territory_lib.design import BalanceTarget, design_territories
 from territory_lib.errors import ConfigError, InfeasibleError
 
 
+@pytest.mark.slow
 def test_nc_births_six_territories_within_one_percent(nc_counties: gpd.GeoDataFrame) -> None:
     result = design_territories(nc_counties, 6, {"BIR79": 0.01}, id_column="FIPS")
     assert result.feasible
