@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -520,17 +521,25 @@ def check_notebook_parameters(notebook: Path, parameters: Sequence[str]) -> None
 
 
 def kernel_name() -> str:
-    """The kernelspec to run notebooks on: ``territory`` when installed, else ipykernel's ``python3``.
+    """The kernelspec to run notebooks on: ``territory`` when it runs this environment's Python.
 
-    Never the one saved in a notebook's metadata, which may name a kernel of another machine.
+    Else ipykernel's ``python3``, which always does: a ``territory`` kernel installed for the user
+    by another environment (``make kernel-user``) would run the notebooks on that environment's
+    library. Never the kernel saved in a notebook's metadata, which may name one of another machine.
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
-        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
     except NoSuchKernel:
+        logger.debug("kernel %r is not installed; running notebooks on %r", KERNEL_NAME, FALLBACK_KERNEL_NAME)
+        return FALLBACK_KERNEL_NAME
+    if Path(spec.argv[0]).parent != Path(sys.executable).parent:
         logger.debug(
-            "kernelspec %r is not installed; running notebooks on %r", KERNEL_NAME, FALLBACK_KERNEL_NAME
+            "kernel %r runs %s, not this environment's Python; running notebooks on %r",
+            KERNEL_NAME,
+            spec.argv[0],
+            FALLBACK_KERNEL_NAME,
         )
         return FALLBACK_KERNEL_NAME
     return KERNEL_NAME
@@ -560,13 +569,15 @@ def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str 
     import papermill as pm
 
     parameters = dict(zip(NOTEBOOK_PARAMETERS, (str(params_path), str(folder), run_date), strict=True))
+    kernel = kernel_name()
+    logger.debug("%s: running %s on the %r kernel into %s", step.notebook, step.path, kernel, folder)
     try:
         check_notebook_parameters(step.path, list(parameters))
         pm.execute_notebook(
             str(step.path),
             str(folder / f"{step.notebook}.ipynb"),
             parameters=parameters,
-            kernel_name=kernel_name(),
+            kernel_name=kernel,
             kernel_manager_class=LocalKernelManager,
             progress_bar=False,
             # The kernel starts in the project folder: it finds the same project as this process, and

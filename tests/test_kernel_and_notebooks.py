@@ -39,6 +39,10 @@ def test_notebooks_runner_and_nbval_use_the_territory_kernel(monkeypatch: pytest
     assert runner.kernel_name() == "territory"
     options = tomllib.loads((SOURCE_ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert "--nbval-kernel-name territory" in options["addopts"]
+    # Another environment's `territory` kernel (installed with --user) would run its own library.
+    monkeypatch.setattr(sys, "executable", "/elsewhere/venv/bin/python")
+    assert runner.kernel_name() == "python3"
+    monkeypatch.undo()
     monkeypatch.setattr(runner, "KERNEL_NAME", "territory-not-installed")  # a plain pip install
     assert runner.kernel_name() == "python3"
 
