@@ -358,55 +358,84 @@ def validate_table(frame: pd.DataFrame, path: Path, table: str, *, geo: bool = F
         scores = [name for name in frame.columns if str(name).startswith(SCORE_PREFIX)]
         columns += [Column(name, "number", minimum=1, maximum=5) for name in scores]
     unique = {"units": "unit_id", "accounts": "account_id", "reps": "rep_id"}.get(table)
+    # Each column is parsed once (millions of sales rows): the checks read the parsed values.
+    parsed = {column.name: _parse(frame[column.name], column) for column in columns if column.name in frame}
     try:
-        table_schema(table, columns, unique).validate(frame, lazy=True)
+        _schema(table, columns, unique, parsed).validate(frame, lazy=True)
     except SchemaErrors as exc:
         failures = exc.failure_cases
         raise DataError(
             "\n".join(_failure_messages(failures, frame, path, table, columns, unique, geo))
         ) from None
-    for column in columns:
-        if column.name in frame.columns:
-            frame[column.name] = _typed(frame[column.name], column)
+    for name, values in parsed.items():
+        frame[name] = values.typed
     return frame
 
 
-def table_schema(table: str, columns: list[Column], unique: str | None = None) -> pa.DataFrameSchema:
-    """The pandera schema of a table as read (text): each check's name says which message it gives.
+@dataclass(frozen=True)
+class _Parsed:
+    """A column's values as read: which are empty, and the values typed by the column's kind."""
 
-    Checks run on the raw values and parse them as :func:`validate_table` will type them, so a
-    file that passes is typed without surprises.
+    missing: pd.Series
+    typed: pd.Series
+
+
+def _parse(values: pd.Series, column: Column) -> _Parsed:
+    text = _text(values)
+    missing = (text.isna() | (text == "")).astype(bool)
+    if column.kind == "date":
+        return _Parsed(missing, pd.to_datetime(text, errors="coerce", format="mixed"))
+    if column.kind == "number":
+        numbers = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+        return _Parsed(missing, numbers.astype(float))
+    cleaned = text.fillna("").astype(object)
+    if column.kind == "id":
+        # Spreadsheets turn ids like 01 into 1.0: keep integral floats as integers.
+        cleaned = cleaned.str.replace(INTEGRAL_FLOAT, r"\1", regex=True)
+    return _Parsed(missing, cleaned.str.lower() if column.choices else cleaned)
+
+
+def _schema(
+    table: str, columns: list[Column], unique: str | None, parsed: dict[str, _Parsed]
+) -> pa.DataFrameSchema:
+    """The pandera schema of a table as read: each check's name says which message it gives.
+
+    The checks read the columns as :func:`_parse` typed them, so a file that passes is typed
+    without surprises.
     """
     checks: dict[str, pa.Column] = {}
     for column in columns:
         column_checks = []
-        if column.required and column.kind in {"id", "number", "date"}:
-            column_checks.append(pa.Check(lambda v: ~_missing(v), name="filled", ignore_na=False))
-        if column.choices:
-            choices = column.choices
-            column_checks.append(
-                pa.Check(
-                    lambda v, c=choices: _missing(v) | _clean_text(v).str.lower().isin(c),
-                    name="choices",
-                    ignore_na=False,
-                )
-            )
-        if column.kind == "date":
-            column_checks.append(
-                pa.Check(lambda v: _missing(v) | _dates(v).notna(), name="date", ignore_na=False)
-            )
-        if column.kind == "number":
-            column_checks.append(
-                pa.Check(lambda v: _missing(v) | _numbers(v).notna(), name="number", ignore_na=False)
-            )
-            if column.minimum is not None or column.maximum is not None:
+        if column.name in parsed:
+            values = parsed[column.name]
+            if column.required and column.kind in {"id", "number", "date"}:
+                column_checks.append(pa.Check(lambda _, v=values: ~v.missing, name="filled", ignore_na=False))
+            if column.choices:
                 column_checks.append(
-                    pa.Check(lambda v, c=column: ~_outside(_numbers(v), c), name="range", ignore_na=False)
+                    pa.Check(
+                        lambda _, v=values, c=column.choices: v.missing | v.typed.isin(c),
+                        name="choices",
+                        ignore_na=False,
+                    )
                 )
-        if column.name == unique:
-            column_checks.append(
-                pa.Check(lambda v: ~_ids(v).duplicated(keep=False), name="unique", ignore_na=False)
-            )
+            if column.kind in {"date", "number"}:
+                column_checks.append(
+                    pa.Check(
+                        lambda _, v=values: v.missing | v.typed.notna(), name=column.kind, ignore_na=False
+                    )
+                )
+            if column.kind == "number" and (column.minimum is not None or column.maximum is not None):
+                column_checks.append(
+                    pa.Check(
+                        lambda _, v=values, c=column: ~_outside(v.typed, c), name="range", ignore_na=False
+                    )
+                )
+            if column.name == unique:
+                column_checks.append(
+                    pa.Check(
+                        lambda _, v=values: ~v.typed.duplicated(keep=False), name="unique", ignore_na=False
+                    )
+                )
         checks[column.name] = pa.Column(checks=column_checks, required=column.required, nullable=True)
     frame_checks = []
     if table == "feedback":
@@ -492,11 +521,6 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype("string").str.strip()
 
 
-def _missing(values: pd.Series) -> pd.Series:
-    text = _text(values)
-    return (text.isna() | (text == "")).astype(bool)
-
-
 def _clean_text(values: pd.Series) -> pd.Series:
     return _text(values).fillna("").astype(object)
 
@@ -510,10 +534,6 @@ def _numbers(values: pd.Series) -> pd.Series:
     return pd.to_numeric(_text(values).str.replace(",", "", regex=False), errors="coerce")
 
 
-def _dates(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(_text(values), errors="coerce", format="mixed")
-
-
 def _outside(numbers: pd.Series, column: Column) -> pd.Series:
     outside = pd.Series(False, index=numbers.index)
     if column.minimum is not None:
@@ -521,17 +541,6 @@ def _outside(numbers: pd.Series, column: Column) -> pd.Series:
     if column.maximum is not None:
         outside |= numbers > column.maximum
     return outside
-
-
-def _typed(values: pd.Series, column: Column) -> pd.Series:
-    """The column's values typed by kind; they have passed :func:`table_schema`'s checks."""
-    if column.kind == "id":
-        return _ids(values)
-    if column.kind == "text":
-        return _clean_text(values).str.lower() if column.choices else _clean_text(values)
-    if column.kind == "date":
-        return _dates(values)
-    return _numbers(values).astype(float)
 
 
 def _rows(mask: pd.Series, geo: bool) -> str:
