@@ -1,33 +1,47 @@
-# Territory: `make report` runs every step for every market; `make test` runs the whole test suite.
-# Both create .venv and install the pinned dependencies (requirements.lock) on first use.
+# Territory: `make report` runs every step for every market; `make test` runs the whole test suite,
+# `make test-fast` the unit tests only (no notebooks, browser or whole runs; under a minute).
+# All create .venv, install the pinned dependencies (requirements.lock) and the `territory` kernel
+# on first use.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup report test lint format lab notebooks bench bench-pipeline wheel screenshots clean
+.PHONY: setup kernel-user report test test-fast lint format lab notebooks checked-outputs hooks bench bench-pipeline wheel screenshots clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name territory --display-name "Territory"
 	@touch $@
 
-setup: $(INSTALLED) ## create .venv with the pinned dependencies
+setup: $(INSTALLED) ## create .venv with the pinned dependencies and the `territory` Jupyter kernel
+
+kernel-user: $(INSTALLED) ## also offer the `territory` kernel to a JupyterLab installed outside .venv
+	$(BIN)/python -m ipykernel install --user --name territory --display-name "Territory"
 
 report: $(INSTALLED) ## prepare built-in data, run all five steps for every market, write reports/index.html
 	$(BIN)/territory prepare
 	$(BIN)/territory run
 
-test: $(INSTALLED) ## lint, then unit, property, notebook (nbval) and end-to-end tests
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+test: lint ## lint, then unit, property, notebook (nbval) and end-to-end tests, two at a time
+	$(BIN)/python -m pytest -n 2
 
-lint: $(INSTALLED)
+test-fast: $(INSTALLED) ## unit tests only: no notebooks, browser, or whole runs
+	$(BIN)/python -m pytest tests -m "not slow and not browser" -n 2 -q
+
+lint: $(INSTALLED) ## ruff, then mypy on the library
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+checked-outputs: $(INSTALLED) ## rerun the notebooks and store the outputs nbval checks (cells tagged nbval-check-output)
+	$(BIN)/python -m tests.checked_outputs
+
+hooks: $(INSTALLED) ## run the pre-commit hooks on every file (install them with .venv/bin/pre-commit install)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pre-commit run --all-files
 
 format: $(INSTALLED) ## format code and re-sync the notebooks with their .py twins
 	$(BIN)/ruff format .

@@ -8,9 +8,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3 (ipykernel)
+#     display_name: Territory
 #     language: python
-#     name: python3
+#     name: territory
 # ---
 
 # %% [markdown]
@@ -63,7 +63,7 @@ ctx.workspace.record_metrics(
 # %% [markdown]
 # ## The plan in brief
 
-# %%
+# %% keep_output=true tags=["nbval-check-output"]
 show_list(
     design.notes
     + territories.plan_findings(

@@ -1,9 +1,14 @@
-"""The ``territory`` command: run markets, prepare built-in data, check inputs, design territories."""
+"""The ``territory`` command: run markets, prepare built-in data, check inputs, export, design territories.
+
+Progress goes through :mod:`logging` (logger ``territory_lib``): one line per event on stdout by
+default, more with ``-v``, only warnings and errors with ``-q``. A command's result is printed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -18,11 +23,14 @@ from territory_lib.paths import PROJECT_ENV_VAR, builtin_dir, params_dir
 if TYPE_CHECKING:
     from territory_lib.io import Market
 
+log = logging.getLogger("territory_lib")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``territory`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(_log_level(getattr(args, "verbose", 0), getattr(args, "quiet", False)))
     try:
         with _project(getattr(args, "project", None)):
             return args.handler(args)
@@ -32,6 +40,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; reports already published are intact.", file=sys.stderr)
         return 130
+
+
+def _log_level(verbose: int, quiet: bool) -> int:
+    if quiet:
+        return logging.WARNING
+    return logging.DEBUG if verbose else logging.INFO
+
+
+def configure_logging(level: int) -> None:
+    """Show the library's log records at ``level`` and above: below WARNING on stdout, plainly.
+
+    Progress lines look as they always have (no level or logger name); warnings go to stderr.
+    Called again (another command in the same process, a worker process), it replaces its handlers.
+    """
+    handler = _ConsoleHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+class _ConsoleHandler(logging.Handler):
+    """Writes to whatever ``sys.stdout``/``sys.stderr`` are when a record comes (as ``print`` does)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(record)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="the project folder, with params/ (and data/, reports/, optionally notebooks/); "
         "default: the current folder or the nearest one above it that has params/",
     )
+    project.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="say more: which kernel, folders and steps a run uses",
+    )
+    project.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="no progress lines, only results",
+    )
     parser.add_argument("--project", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="say more (progress details)")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines, only results and errors"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     init = commands.add_parser(
@@ -115,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
         "index", parents=[project], help="rebuild reports/index.html from the published reports"
     )
     index.set_defaults(handler=_index)
+
+    export = commands.add_parser(
+        "export",
+        parents=[project],
+        help="render an executed notebook (e.g. a papermill run) as the stakeholder HTML report",
+    )
+    export.add_argument("notebook", metavar="NOTEBOOK.ipynb", help="the executed notebook")
+    export.add_argument(
+        "--out", metavar="FILE.html", help="where to write the report (default: beside the notebook, .html)"
+    )
+    export.set_defaults(handler=_export)
 
     add_design_parser(commands)
     return parser
@@ -241,7 +309,7 @@ def _prepare(args: argparse.Namespace) -> int:
             print(
                 f"{config.market}: not a built-in market (its params name no 'builtin:'); nothing to prepare."
             )
-        elif prepare_builtin_data(config, print, force=args.force):
+        elif prepare_builtin_data(config, log.info, force=args.force):
             print(f"{config.market}: wrote the data files to {folder}")
         else:
             print(f"{config.market}: data already in {folder} (use --force to regenerate)")
@@ -256,7 +324,7 @@ def _check(args: argparse.Namespace) -> int:
     configs = [load_config(name) for name in _chosen_markets(args.markets)]
     check_unique_markets(configs)
     for config in configs:
-        market = load_market(config, progress=print, run_date=run_date)
+        market = load_market(config, progress=log.info, run_date=run_date)
         months = market.sales["date"].dt.to_period("M").nunique()
         print(
             f"{market.config.market}: OK: {len(market.units):,} units, {len(market.accounts):,} accounts, "
@@ -284,6 +352,13 @@ def _markets(args: argparse.Namespace) -> int:
         config = load_config(name)
         kind = f"built-in ({config.builtin})" if config.builtin else "own data"
         print(f"{name:<20} {config.title:<30} {config.territories:>3} territories  {kind}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from territory_lib.runner import export_notebook
+
+    print(f"wrote {export_notebook(Path(args.notebook), Path(args.out) if args.out else None)}")
     return 0
 
 

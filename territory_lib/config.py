@@ -222,7 +222,7 @@ class MarketConfig(_Strict):
             name: (base / path).resolve() if path is not None else None
             for name, path in self.data.model_dump().items()
         }
-        object.__setattr__(self, "data", DataFiles(**resolved))
+        object.__setattr__(self, "data", DataFiles.model_validate(resolved))
         return self
 
 

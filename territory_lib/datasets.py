@@ -483,7 +483,7 @@ _PlaceArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # lat, lon
 
 
 def _place_arrays(places: pd.DataFrame) -> _PlaceArrays:
-    return tuple(places[column].to_numpy() for column in ("lat", "lon", "zip_code", "city"))  # type: ignore[return-value]
+    return tuple(places[column].to_numpy() for column in ("lat", "lon", "zip_code", "city"))
 
 
 def _places_by_unit(real: _RealUnits) -> dict[str, _PlaceArrays]:
@@ -632,7 +632,7 @@ def _make_accounts(
     unit_ids = units["unit_id"].to_numpy()
     drawn = [
         _sample_place_arrays(real, unit, int(per_unit[unit]), rng, by_unit.get(unit_ids[unit]))
-        for unit in np.flatnonzero(per_unit)
+        for unit in map(int, np.flatnonzero(per_unit))
     ]
     unit = np.repeat(np.flatnonzero(per_unit), per_unit[per_unit > 0])
     lat, lon, zip_codes, cities = (np.concatenate([arrays[i] for arrays in drawn]) for i in range(4))

@@ -191,7 +191,7 @@ def clean_coverage(projected: np.ndarray, ids: np.ndarray, snap: float) -> Cover
     after = np.where(shapely.is_empty(cleaned) | shapely.is_missing(cleaned), 0.0, shapely.area(cleaned))
     stacked = after < STACKED_SHARE * before
     cleaned = np.where(stacked, projected, cleaned)
-    repairs = [Repair(ids[i], *_stacked_detail(projected, i, ids)) for i in np.flatnonzero(stacked)]
+    repairs = [Repair(ids[i], *_stacked_detail(projected, int(i), ids)) for i in np.flatnonzero(stacked)]
     change = (after - before) / np.maximum(before, 1e-300)
     moved = ~stacked & _outline_moved(projected, cleaned, max(0.01 * snap, 0.01))
     for i in np.flatnonzero(moved):

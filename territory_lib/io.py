@@ -17,6 +17,8 @@ from typing import Literal
 
 import geopandas as gpd
 import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
@@ -345,92 +347,200 @@ def _rename(frame: pd.DataFrame, path: Path, table: str, mapping: dict[str, str]
 def validate_table(frame: pd.DataFrame, path: Path, table: str, *, geo: bool = False) -> pd.DataFrame:
     """Check ``frame`` against the canonical schema of ``table`` and return it typed.
 
-    ``geo`` says the rows came from a geographic file, where row numbers count from 1 without a
-    header line; in CSV files they count the header as line 1, as a spreadsheet shows them.
+    Every problem of the file is reported at once (a pandera schema validated lazily): the
+    ``DataError`` has one line per column and problem, each naming the file, the column and the
+    rows. ``geo`` says the rows came from a geographic file, where row numbers count from 1
+    without a header line; in CSV files they count the header as line 1, as a spreadsheet shows them.
     """
     frame = frame.reset_index(drop=True).copy()
-    for column in SCHEMAS[table]:
-        if column.name not in frame.columns:
-            if not column.required:
-                continue
-            raise DataError(
-                f"{path}: required column '{column.name}' is missing (columns present: "
-                f"{', '.join(map(str, frame.columns))}). Rename the column in the file, or map yours in the "
-                f"params under 'columns: {table}: {column.name}: <your column>'."
-            )
-        frame[column.name] = _typed(frame[column.name], column, path, geo)
+    columns = list(SCHEMAS[table])
     if table == "feedback":
         scores = [name for name in frame.columns if str(name).startswith(SCORE_PREFIX)]
-        if not scores:
-            raise DataError(
-                f"{path}: feedback needs at least one 'score_*' column (e.g. score_workload) with values 1-5."
-            )
-        for name in scores:
-            frame[name] = _typed(frame[name], Column(name, "number", minimum=1, maximum=5), path, geo)
-    id_column = {"units": "unit_id", "accounts": "account_id", "reps": "rep_id"}.get(table)
-    if id_column is not None:
-        duplicated = frame[id_column].duplicated(keep=False)
-        if duplicated.any():
-            raise DataError(
-                f"{path}: column '{id_column}' must be unique; {_rows(duplicated, geo)} share the ids "
-                f"{', '.join(sorted(frame.loc[duplicated, id_column].unique())[:5])}."
-            )
+        columns += [Column(name, "number", minimum=1, maximum=5) for name in scores]
+    unique = {"units": "unit_id", "accounts": "account_id", "reps": "rep_id"}.get(table)
+    # Each column is parsed once (millions of sales rows): the checks read the parsed values.
+    parsed = {column.name: _parse(frame[column.name], column) for column in columns if column.name in frame}
+    try:
+        _schema(table, columns, unique, parsed).validate(frame, lazy=True)
+    except SchemaErrors as exc:
+        failures = exc.failure_cases
+        raise DataError(
+            "\n".join(_failure_messages(failures, frame, path, table, columns, unique, geo))
+        ) from None
+    for name, values in parsed.items():
+        frame[name] = values.typed
     return frame
 
 
-def _typed(values: pd.Series, column: Column, path: Path, geo: bool) -> pd.Series:
-    text = values.astype("string").str.strip()
-    missing = text.isna() | (text == "")
-    if column.kind in {"id", "text"}:
-        if column.required and column.kind == "id" and missing.any():
-            raise DataError(f"{path}: column '{column.name}' is empty in {_rows(missing, geo)}; fill it in.")
-        cleaned = text.fillna("").astype(object)
-        if column.kind == "id":
-            # Spreadsheets turn ids like 01 into 1.0: keep integral floats as integers.
-            cleaned = cleaned.str.replace(INTEGRAL_FLOAT, r"\1", regex=True)
-        if column.choices:
-            cleaned = cleaned.str.lower()
-            bad = ~cleaned.isin(column.choices)
-            if bad.any():
-                raise DataError(
-                    f"{path}: column '{column.name}' must be one of {', '.join(column.choices)}; "
-                    f"{_rows(bad, geo)} have {', '.join(map(repr, cleaned[bad].unique()[:5]))}."
-                )
-        return cleaned
-    if missing.any() and column.required:
-        raise DataError(f"{path}: column '{column.name}' is empty in {_rows(missing, geo)}; fill it in.")
+@dataclass(frozen=True)
+class _Parsed:
+    """A column's values as read: which are empty, and the values typed by the column's kind."""
+
+    missing: pd.Series
+    typed: pd.Series
+
+
+def _parse(values: pd.Series, column: Column) -> _Parsed:
+    text = _text(values)
+    missing = (text.isna() | (text == "")).astype(bool)
     if column.kind == "date":
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
-        bad = parsed.isna() & ~missing
-        if bad.any():
-            raise DataError(
-                f"{path}: column '{column.name}' has values that are not dates in {_rows(bad, geo)} "
-                f"(e.g. {text[bad].iloc[0]!r}); write dates as YYYY-MM-DD."
+        return _Parsed(missing, pd.to_datetime(text, errors="coerce", format="mixed"))
+    if column.kind == "number":
+        numbers = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+        return _Parsed(missing, numbers.astype(float))
+    cleaned = text.fillna("").astype(object)
+    if column.kind == "id":
+        # Spreadsheets turn ids like 01 into 1.0: keep integral floats as integers.
+        cleaned = cleaned.str.replace(INTEGRAL_FLOAT, r"\1", regex=True)
+    return _Parsed(missing, cleaned.str.lower() if column.choices else cleaned)
+
+
+def _schema(
+    table: str, columns: list[Column], unique: str | None, parsed: dict[str, _Parsed]
+) -> pa.DataFrameSchema:
+    """The pandera schema of a table as read: each check's name says which message it gives.
+
+    The checks read the columns as :func:`_parse` typed them, so a file that passes is typed
+    without surprises.
+    """
+    checks: dict[str, pa.Column] = {}
+    for column in columns:
+        column_checks = []
+        if column.name in parsed:
+            values = parsed[column.name]
+            if column.required and column.kind in {"id", "number", "date"}:
+                column_checks.append(pa.Check(lambda _, v=values: ~v.missing, name="filled", ignore_na=False))
+            if column.choices:
+                column_checks.append(
+                    pa.Check(
+                        lambda _, v=values, c=column.choices: v.missing | v.typed.isin(c),
+                        name="choices",
+                        ignore_na=False,
+                    )
+                )
+            if column.kind in {"date", "number"}:
+                column_checks.append(
+                    pa.Check(
+                        lambda _, v=values: v.missing | v.typed.notna(), name=column.kind, ignore_na=False
+                    )
+                )
+            if column.kind == "number" and (column.minimum is not None or column.maximum is not None):
+                column_checks.append(
+                    pa.Check(
+                        lambda _, v=values, c=column: ~_outside(v.typed, c), name="range", ignore_na=False
+                    )
+                )
+            if column.name == unique:
+                column_checks.append(
+                    pa.Check(
+                        lambda _, v=values: ~v.typed.duplicated(keep=False), name="unique", ignore_na=False
+                    )
+                )
+        checks[column.name] = pa.Column(checks=column_checks, required=column.required, nullable=True)
+    frame_checks = []
+    if table == "feedback":
+        frame_checks.append(
+            pa.Check(
+                lambda frame: any(str(name).startswith(SCORE_PREFIX) for name in frame.columns),
+                name="score_columns",
             )
-        return parsed
-    numbers = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
-    bad = numbers.isna() & ~missing
-    if bad.any():
-        raise DataError(
-            f"{path}: column '{column.name}' has values that are not numbers in {_rows(bad, geo)} "
-            f"(e.g. {text[bad].iloc[0]!r}); fix those values."
         )
+    return pa.DataFrameSchema(checks, checks=frame_checks, name=table)
+
+
+def _failure_messages(
+    failures: pd.DataFrame,
+    frame: pd.DataFrame,
+    path: Path,
+    table: str,
+    columns: list[Column],
+    unique: str | None,
+    geo: bool,
+) -> list[str]:
+    """One message per column and failed check of :func:`table_schema`, in the schema's order."""
+    messages = []
+    checks = failures["check"].astype(str)
+    if (checks == "score_columns").any():
+        messages.append(
+            f"{path}: feedback needs at least one 'score_*' column (e.g. score_workload) with values 1-5."
+        )
+    for column in columns:
+        name = column.name
+        if ((checks == "column_in_dataframe") & (failures["failure_case"] == name)).any():
+            messages.append(
+                f"{path}: required column '{name}' is missing (columns present: "
+                f"{', '.join(map(str, frame.columns))}). Rename the column in the file, or map yours in the "
+                f"params under 'columns: {table}: {name}: <your column>'."
+            )
+            continue
+        for check in ("filled", "choices", "date", "number", "range", "unique"):
+            rows = failures.loc[(failures["column"] == name) & (checks == check), "index"]
+            if len(rows):
+                mask = pd.Series(frame.index.isin(rows.astype(int)), index=frame.index)
+                messages.append(_message(check, frame[name], column, mask, path, geo))
+    return messages
+
+
+def _message(check: str, values: pd.Series, column: Column, bad: pd.Series, path: Path, geo: bool) -> str:
+    """The message of one failed check on ``column`` at the rows ``bad``."""
+    where = f"{path}: column '{column.name}'"
+    rows = _rows(bad, geo)
+    if check == "filled":
+        return f"{where} is empty in {rows}; fill it in."
+    if check == "choices":
+        found = _clean_text(values).str.lower()[bad].unique()[:5]
+        return (
+            f"{where} must be one of {', '.join(column.choices)}; {rows} have {', '.join(map(repr, found))}."
+        )
+    if check == "date":
+        return (
+            f"{where} has values that are not dates in {rows} (e.g. {_text(values)[bad].iloc[0]!r}); "
+            "write dates as YYYY-MM-DD."
+        )
+    if check == "number":
+        return (
+            f"{where} has values that are not numbers in {rows} (e.g. {_text(values)[bad].iloc[0]!r}); "
+            "fix those values."
+        )
+    if check == "range":
+        band = (
+            f"between {column.minimum:g} and {column.maximum:g}"
+            if column.minimum is not None and column.maximum is not None
+            else (
+                f"at least {column.minimum:g}"
+                if column.minimum is not None
+                else f"at most {column.maximum:g}"
+            )
+        )
+        return f"{where} must be {band}; {rows} are not (e.g. {_numbers(values)[bad].iloc[0]:g})."
+    ids = sorted(_ids(values)[bad].unique())[:5]
+    return f"{where} must be unique; {rows} share the ids {', '.join(ids)}."
+
+
+def _text(values: pd.Series) -> pd.Series:
+    return values.astype("string").str.strip()
+
+
+def _clean_text(values: pd.Series) -> pd.Series:
+    return _text(values).fillna("").astype(object)
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    # Spreadsheets turn ids like 01 into 1.0: keep integral floats as integers.
+    return _clean_text(values).str.replace(INTEGRAL_FLOAT, r"\1", regex=True)
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(_text(values).str.replace(",", "", regex=False), errors="coerce")
+
+
+def _outside(numbers: pd.Series, column: Column) -> pd.Series:
     outside = pd.Series(False, index=numbers.index)
     if column.minimum is not None:
         outside |= numbers < column.minimum
     if column.maximum is not None:
         outside |= numbers > column.maximum
-    if outside.any():
-        band = (
-            f"between {column.minimum:g} and {column.maximum:g}"
-            if column.maximum is not None
-            else (f"at least {column.minimum:g}")
-        )
-        raise DataError(
-            f"{path}: column '{column.name}' must be {band}; {_rows(outside, geo)} are not "
-            f"(e.g. {numbers[outside].iloc[0]:g})."
-        )
-    return numbers.astype(float)
+    return outside
 
 
 def _rows(mask: pd.Series, geo: bool) -> str:

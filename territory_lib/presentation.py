@@ -62,7 +62,7 @@ def long_date(value: object) -> str:
     """The one date style of the reports: ``27 November 2026``; a month alone: ``November 2026``."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
-    moment = pd.Timestamp(value)  # type: ignore[arg-type]
+    moment = pd.Timestamp(value)
     return f"{moment.day} {moment:%B %Y}"
 
 
@@ -70,7 +70,7 @@ def month(value: object) -> str:
     """A month in the reports' style: ``November 2026``."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
-    return f"{pd.Timestamp(value):%B %Y}"  # type: ignore[arg-type]
+    return f"{pd.Timestamp(value):%B %Y}"
 
 
 def distance(km: object, unit: str = "km") -> str:

@@ -338,7 +338,7 @@ def utilisation_chart(workload: pd.DataFrame, settings: ResourceSettings) -> Fig
     for position, status in zip(positions, order["status"], strict=True):
         if status in {"vacant", "no capacity"}:
             axis.text(
-                position,
+                float(position),
                 0.02,
                 status,
                 rotation=90,

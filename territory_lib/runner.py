@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -46,10 +48,16 @@ from territory_lib.safety import (
     remove_stale_staging,
 )
 from territory_lib.snapshot import build_snapshot, file_digest, input_hashes, is_current, snapshot_info
-from territory_lib.steps import STEPS, Step, Workspace, assigned_names, step_settings
+from territory_lib.steps import MANIFEST, STEPS, Step, Workspace, assigned_names, step_settings
 
-#: The kernel every notebook runs on, named explicitly: never the one saved in a notebook's metadata.
-KERNEL_NAME = "python3"
+logger = logging.getLogger(__name__)
+
+#: The kernel the notebooks run on: the project's named kernelspec, which ``make setup`` installs
+#: (``python -m ipykernel install --sys-prefix --name territory``) and the notebooks name.
+KERNEL_NAME = "territory"
+#: The kernel used when ``territory`` is not installed (a plain ``pip install``): ipykernel's own,
+#: which runs this Python.
+FALLBACK_KERNEL_NAME = "python3"
 
 #: The parameters every step notebook declares in its ``parameters`` cell, and the runner passes.
 NOTEBOOK_PARAMETERS = ("params_path", "output_dir", "run_date")
@@ -121,7 +129,7 @@ def run_market(
     params: str,
     steps: Sequence[int] | None = None,
     run_date: str | None = None,
-    progress: Callable[[str], None] = print,
+    progress: Callable[[str], None] = logger.info,
     reports_root: str | None = None,
     project: str | None = None,
     force: bool = False,
@@ -145,7 +153,8 @@ def run_market(
     run_date
         The date printed on the reports (``YYYY-MM-DD``); today by default.
     progress
-        Called with one line per event (start, each step done, published, failed).
+        Called with one line per event (start, each step done, published, failed); by default the
+        ``territory_lib.runner`` log at INFO, which the ``territory`` command prints.
     reports_root, project
         The reports folder to publish into and the project folder, when this process (a worker)
         does not know them.
@@ -192,8 +201,13 @@ def _run_locked(
             say("up to date: no input file, params, notebook or library change since the published run")
             return MarketRun(config.market, config.title, ok=True, seconds=0.0, folder=final)
     staging = root / STAGING_DIR / f"{config.market}-{uuid.uuid4().hex[:8]}"
+    logger.debug("[%s] steps to run: %s; staging folder %s", config.market, steps, staging)
     if final.exists():
-        shutil.copytree(final, staging)
+        # Without the published manifest: the staging folder is not a published one, so the notebooks
+        # may write into it (steps.refuse_published_folder); the run writes its own manifest at the end.
+        shutil.copytree(
+            final, staging, ignore=lambda folder, names: [MANIFEST] if Path(folder) == final else []
+        )
     staging.mkdir(parents=True, exist_ok=True)
     manifest = published
     manifest.update(title=config.title, run_started=_now(), last_failure=None)
@@ -325,7 +339,7 @@ def run_markets(
     steps: Sequence[int] | None = None,
     jobs: int = 2,
     run_date: str | None = None,
-    progress: Callable[[str], None] = print,
+    progress: Callable[[str], None] = logger.info,
     scheduler: str | None = None,
     force: bool = False,
 ) -> list[MarketRun]:
@@ -348,9 +362,15 @@ def run_markets(
         runs = [run_market(path, steps, run_date, progress, force=force) for path in params]
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(params)), mp_context=context) as pool:
+        # Spawned workers start with logging unset: give them this process's level and handlers.
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(params)),
+            mp_context=context,
+            initializer=_configure_worker_logging,
+            initargs=(logging.getLogger("territory_lib").getEffectiveLevel(),),
+        ) as pool:
             futures = [
-                pool.submit(run_market, path, steps, run_date, _print_flush, force=force) for path in params
+                pool.submit(run_market, path, steps, run_date, _log_progress, force=force) for path in params
             ]
             runs = [future.result() for future in futures]
     index = reports_dir() / "index.html"
@@ -509,18 +529,64 @@ def check_notebook_parameters(notebook: Path, parameters: Sequence[str]) -> None
         )
 
 
+def kernel_name() -> str:
+    """The kernelspec to run notebooks on: ``territory`` when it runs this environment's Python.
+
+    Else ipykernel's ``python3``, which always does: a ``territory`` kernel installed for the user
+    by another environment (``make kernel-user``) would run the notebooks on that environment's
+    library. Never the kernel saved in a notebook's metadata, which may name one of another machine.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        logger.debug("kernel %r is not installed; running notebooks on %r", KERNEL_NAME, FALLBACK_KERNEL_NAME)
+        return FALLBACK_KERNEL_NAME
+    if Path(spec.argv[0]).parent != Path(sys.executable).parent:
+        logger.debug(
+            "kernel %r runs %s, not this environment's Python; running notebooks on %r",
+            KERNEL_NAME,
+            spec.argv[0],
+            FALLBACK_KERNEL_NAME,
+        )
+        return FALLBACK_KERNEL_NAME
+    return KERNEL_NAME
+
+
+def run_step(number: int, params: str | Path, folder: Path, run_date: str) -> Path:
+    """Execute step ``number``'s notebook into ``folder`` (its artifacts and executed notebook), no export.
+
+    What a stakeholder report is built from, without publishing: tests use it to give a notebook
+    the results of the steps before it.
+
+    Raises
+    ------
+    TerritoryError
+        With the step's one-line failure message.
+    """
+    step = STEPS[number - 1]
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    failure = _execute(step, load_config(params).source, Path(folder), run_date)
+    if failure is not None:
+        raise TerritoryError(f"step {number} ({step.notebook}) failed: {failure}")
+    return Path(folder) / f"{step.notebook}.ipynb"
+
+
 def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str | None:
     """Execute one step notebook into ``folder``; return a one-line failure message or ``None``."""
     import papermill as pm
 
     parameters = dict(zip(NOTEBOOK_PARAMETERS, (str(params_path), str(folder), run_date), strict=True))
+    kernel = kernel_name()
+    logger.debug("%s: running %s on the %r kernel into %s", step.notebook, step.path, kernel, folder)
     try:
         check_notebook_parameters(step.path, list(parameters))
         pm.execute_notebook(
             str(step.path),
             str(folder / f"{step.notebook}.ipynb"),
             parameters=parameters,
-            kernel_name=KERNEL_NAME,
+            kernel_name=kernel,
             kernel_manager_class=LocalKernelManager,
             progress_bar=False,
             # The kernel starts in the project folder: it finds the same project as this process, and
@@ -587,6 +653,59 @@ def _export(step: Step, title: str, folder: Path) -> str | None:
     return None
 
 
+def export_notebook(notebook: Path, out: Path | None = None) -> Path:
+    """Render an executed notebook (JupyterLab, papermill) as the stakeholder HTML of ``territory run``.
+
+    The title names the market and step when the notebook is a step notebook run with papermill
+    (its ``params_path`` parameter), else the notebook's name.
+
+    Parameters
+    ----------
+    notebook
+        The executed ``.ipynb``.
+    out
+        Where to write the report; default: beside the notebook, with ``.html``. Never into a
+        published market folder (see :func:`territory_lib.steps.refuse_published_folder`).
+
+    Raises
+    ------
+    TerritoryError
+        For a missing or unexecuted notebook, or an ``out`` in a published market folder.
+    """
+    import nbformat
+
+    from territory_lib.report import export_html
+    from territory_lib.steps import refuse_published_folder
+
+    notebook = Path(notebook)
+    out = Path(out) if out is not None else notebook.with_suffix(".html")
+    if notebook.suffix != ".ipynb" or not notebook.is_file():
+        raise TerritoryError(f"{notebook}: no such notebook; give the path of an executed .ipynb file.")
+    if out.resolve() == notebook.resolve() or out.suffix.lower() != ".html":
+        raise TerritoryError(f"--out {out}: give an .html file to write (not the notebook itself).")
+    refuse_published_folder(out, "--out")
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception as exc:  # not JSON, or not a notebook
+        raise TerritoryError(f"{notebook}: not a readable notebook ({exc}).".splitlines()[0]) from None
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    if code and all(cell.get("execution_count") is None and not cell.get("outputs") for cell in code):
+        raise TerritoryError(
+            f"{notebook} has not been run, so there is nothing to show: run it first (Run All in "
+            "JupyterLab, or papermill), save it, then export it."
+        )
+    title = notebook.stem
+    step = next((step for step in STEPS if step.notebook == notebook.stem), None)
+    params = nb.metadata.get("papermill", {}).get("parameters", {}).get("params_path")
+    if step is not None and params:
+        try:
+            title = f"{load_config(params).title}: step {step.number}, {step.title}"
+        except TerritoryError:
+            logger.debug("%s: params %r not found; the report is titled %r", notebook, params, title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return export_html(notebook, out, title=title)
+
+
 def _keep_failed(staging: Path, failed: Path) -> None:
     shutil.rmtree(failed, ignore_errors=True)
     failed.parent.mkdir(parents=True, exist_ok=True)
@@ -631,5 +750,12 @@ def _prefixed(progress: Callable[[str], None], market: str) -> Callable[[str], N
     return lambda message: progress(f"[{market}] {message}")
 
 
-def _print_flush(message: str) -> None:
-    print(message, flush=True)
+def _configure_worker_logging(level: int) -> None:
+    from territory_lib.cli import configure_logging
+
+    configure_logging(level)
+
+
+def _log_progress(message: str) -> None:
+    """A market's progress line in a worker process (a module function: the pool pickles it by name)."""
+    logger.info(message)

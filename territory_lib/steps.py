@@ -94,6 +94,19 @@ ARTIFACT_PRODUCERS = {
 }
 
 
+if TYPE_CHECKING:
+    _ConcretePath = Path
+else:
+    _ConcretePath = type(Path())  # PosixPath or WindowsPath: Path itself cannot be subclassed on 3.11
+
+
+class SavedPath(_ConcretePath):
+    """The path of a file a step saved, which a notebook cell ending in the save does not echo."""
+
+    def _ipython_display_(self) -> None:
+        """Show nothing: a saved file is not a finding (its path would be a stray ``PosixPath(...)``)."""
+
+
 class Workspace:
     """The folder of one market's run: reports, CSV downloads, and ``artifacts/`` passed between steps."""
 
@@ -116,7 +129,7 @@ class Workspace:
             os.replace(temp, target)
         finally:
             temp.unlink(missing_ok=True)
-        return target
+        return SavedPath(target)
 
     def read(self, name: str) -> pd.DataFrame:
         """Load the artifact ``name``; a missing one says which step to run first."""
@@ -169,7 +182,9 @@ class Workspace:
         (:func:`neutralise_formulas`).
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        return write_text_atomically(self.root / name, neutralise_formulas(frame).to_csv(index=False))
+        return SavedPath(
+            write_text_atomically(self.root / name, neutralise_formulas(frame).to_csv(index=False))
+        )
 
 
 def _plain_json(value: object) -> object:
@@ -249,11 +264,61 @@ def resolve_output_dir(output_dir: str | Path, market: str) -> Path:
     """The run folder: the given one (inside the reports folder) or ``reports/_scratch/<market>``.
 
     Interactive runs default to a scratch folder so they never touch the reports of ``territory run``.
+
+    Raises
+    ------
+    ConfigError
+        When ``output_dir`` lies outside the reports folder, or in a published market folder
+        (see :func:`refuse_published_folder`).
     """
     root = reports_dir()
     if str(output_dir).strip() == "":
         return root / "_scratch" / market
-    return ensure_inside(Path(output_dir), root, "output_dir parameter")
+    folder = ensure_inside(Path(output_dir), root, "output_dir parameter")
+    refuse_published_folder(folder, "output_dir parameter", market)
+    return folder
+
+
+#: The file that marks a market folder published by ``territory run`` (see territory_lib.runner).
+MANIFEST = "manifest.json"
+
+
+def published_folder(path: Path) -> Path | None:
+    """The published market folder (one with a ``manifest.json``) that ``path`` is or lies in, if any.
+
+    Only folders inside the reports folder count.
+    """
+    root = reports_dir().resolve()
+    path = Path(path).resolve()
+    for folder in (path, *path.parents):
+        if folder == root or root not in folder.parents:
+            return None
+        if (folder / MANIFEST).is_file():
+            return folder
+    return None
+
+
+def refuse_published_folder(path: Path, what: str, market: str = "") -> None:
+    """Refuse to write ``path`` (a folder or file) into a market folder that ``territory run`` published.
+
+    Its HTML reports and ``manifest.json`` describe the published run: results written there by a
+    notebook would not match them, and the next ``territory run`` would take them for its own.
+
+    Raises
+    ------
+    ConfigError
+        Naming the folder and what to do instead.
+    """
+    published = published_folder(path)
+    if published is None:
+        return
+    name = market or published.name
+    raise ConfigError(
+        f"{what} {str(path)!r} is inside {published}, the published reports of market '{published.name}' "
+        f"(it has {MANIFEST}): writing there would overwrite their results while the HTML reports and "
+        f"manifest stay old. Leave output_dir empty (results go to reports/_scratch/{name}), choose "
+        f"another folder inside {reports_dir()}, or publish with `territory run {name}`."
+    )
 
 
 def start_step(

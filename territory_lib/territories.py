@@ -182,7 +182,7 @@ def plan_findings(
         else f"{summary['k']} territories; some are not connected (see the notes below)."
     ]
     for target in targets:
-        worst = summary[f"max_dev_{target.column}"]
+        worst = float(summary[f"max_dev_{target.column}"])
         verdict = "within" if worst <= target.tolerance + 1e-9 else "outside"
         line = (
             f"{target.column}: the largest deviation from target is {worst:.1%}, {verdict} the "
@@ -194,7 +194,7 @@ def plan_findings(
     notes.append(f"Mean Polsby-Popper compactness {summary['mean_polsby_popper']:.2f} (1 is a circle).")
     if "units_moved" in summary:
         notes.append(
-            f"{counted(summary['units_moved'], unit_label)} change territory "
+            f"{counted(int(summary['units_moved']), unit_label)} change territory "
             f"({summary['share_moved']:.0%} of all {plural(unit_label)})."
         )
     if anchored:

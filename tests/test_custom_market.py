@@ -32,6 +32,7 @@ def voronoi_cells(count: int = 30, seed: int = 1) -> gpd.GeoDataFrame:
     )
 
 
+@pytest.mark.slow
 def test_a_custom_map_gets_accounts_at_its_real_zip_codes_and_passes_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

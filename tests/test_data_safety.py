@@ -125,6 +125,7 @@ def test_built_in_generation_refuses_a_folder_of_the_users(
         assert path.read_text() == f"my own {path.name}"
 
 
+@pytest.mark.slow
 def test_built_in_generation_never_replaces_a_file_it_did_not_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -68,6 +68,7 @@ def market(request: pytest.FixtureRequest, prepared: dict[str, Path]) -> tuple[s
     return request.param, Tables(prepared[request.param])
 
 
+@pytest.mark.slow
 def test_every_market_writes_its_files_and_provenance(market: tuple[str, Tables]) -> None:
     name, tables = market
     assert sorted(p.name for p in tables.folder.iterdir()) == sorted(
@@ -79,6 +80,7 @@ def test_every_market_writes_its_files_and_provenance(market: tuple[str, Tables]
     assert "seed 7" in provenance
 
 
+@pytest.mark.slow
 def test_units_are_the_real_polygons_with_ids_names_attributes_and_crs(market: tuple[str, Tables]) -> None:
     name, tables = market
     units = tables.units
@@ -318,6 +320,7 @@ def test_markets_describe_what_is_real_and_what_is_synthetic() -> None:
         assert market.title
 
 
+@pytest.mark.slow
 def test_company_names_never_run_out_and_stay_unique_and_seeded() -> None:
     # One city has 270 names of its own and shares 56,400 built from surnames: 60,000 exceed them.
     cities = np.full(60_000, "Macon")

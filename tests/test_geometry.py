@@ -73,6 +73,7 @@ def test_tokyo_repaired_is_a_clean_coverage_with_every_repair_named(tokyo: gpd.G
     assert repaired.geometry.union_all().area == pytest.approx(before, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_tokyo_designs_contiguous_balanced_territories(tokyo: gpd.GeoDataFrame) -> None:
     units = tokyo.assign(stores=1.0)
     result = design_territories(units, 8, {"stores": 0.05}, id_column="GEOCODE", seed=1)
@@ -94,6 +95,7 @@ def test_gaps_and_overlaps_of_5_m_give_the_clean_maps_adjacency(nc: gpd.GeoDataF
     assert np.median(errors) < 0.01 and np.quantile(errors, 0.95) < 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flaw", FLAWS)
 def test_a_flawed_map_designs_as_well_as_the_clean_one(nc: gpd.GeoDataFrame, flaw: str) -> None:
     units = flawed_map(nc, flaw)
@@ -215,6 +217,7 @@ def test_params_snap_zero_keeps_gaps_open(make_market) -> None:
     assert not any(r.kind == "gap closed" for r in kept.repairs)
 
 
+@pytest.mark.slow
 def test_enclaves_neighbour_the_unit_around_them_and_multipolygons_keep_working() -> None:
     """Virginia's independent cities sit inside counties: each must neighbour its host county."""
     virginia = gpd.read_file(examples.get_path("vautm17n.shp"))

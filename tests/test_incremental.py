@@ -169,6 +169,7 @@ def test_a_notebook_step_reads_the_snapshot_until_a_file_changes(make_market, tm
     assert "Changed" not in set(first.reps["name"])
 
 
+@pytest.mark.slow
 def test_steps_1_2_and_5_reuse_the_runs_adjacency(georgia, monkeypatch: pytest.MonkeyPatch) -> None:
     from territory_lib.design import engine
     from territory_lib.design import graph as graph_module

@@ -90,6 +90,7 @@ def test_short_history_fits_without_seasonality() -> None:
     assert len([axis for axis in figure.axes if axis.get_visible()]) == 3
 
 
+@pytest.mark.slow
 def test_step_4_charts_the_largest_territories_and_its_table_keeps_them_all() -> None:
     """200 territories: at most N + 1 panels and a bounded image; the trend table has every one."""
     rng = np.random.default_rng(1)

@@ -71,6 +71,7 @@ def exported(executed_notebook: Path) -> Path:
     )
 
 
+@pytest.mark.slow
 def test_report_shows_no_code_prompts_or_stderr(exported: Path) -> None:
     page = exported.read_text(encoding="utf-8")
     for marker in CODE_MARKERS:

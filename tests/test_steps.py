@@ -50,6 +50,7 @@ def test_start_step_validates_its_inputs(georgia_config) -> None:
         start_step(6, "georgia", show_header=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.notebook)
 def test_a_step_kernel_imports_no_report_machinery(step) -> None:
     """A step's imports and start, in a fresh interpreter, load neither nbconvert nor jsonschema.

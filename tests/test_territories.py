@@ -59,6 +59,7 @@ def test_unknown_balance_measure_names_the_params_key(make_market) -> None:
         balance_targets(config, grid())
 
 
+@pytest.mark.slow
 def test_territories_grow_from_rep_homes_when_balance_allows(config) -> None:
     plan = design_plan(config, grid(), reps_at((33.05, -84.35), (33.55, -83.85)))
     assert plan.anchored and plan.notes == [] and plan.result.feasible
@@ -72,6 +73,7 @@ def test_reps_in_one_unit_fall_back_to_a_free_plan_and_say_why(config) -> None:
     assert len(plan.notes) == 1 and "drawn freely" in plan.notes[0]
 
 
+@pytest.mark.slow
 def test_plan_tables_give_every_account_a_territory_and_a_rep(config) -> None:
     units = grid()
     plan = design_plan(config, units, reps_at((33.05, -84.35), (33.55, -83.85)))

@@ -8,6 +8,8 @@ centres move to their territory's weighted centre (a balanced, graph-constrained
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
@@ -92,7 +94,7 @@ def initial_centres(
             choice = next(i for i in range(n) if i not in used)
         used.add(choice)
         result[slot] = choice
-    return [int(c) for c in result]
+    return [int(cast(int, c)) for c in result]  # every slot is filled by now
 
 
 def grow_balanced(

@@ -82,7 +82,13 @@ class RowBuffer:
         self.lower: list[float] = []
         self.upper: list[float] = []
 
-    def add(self, cols: Sequence[int], coefs: Sequence[float], lower: float, upper: float) -> None:
+    def add(
+        self,
+        cols: Sequence[int] | np.ndarray,
+        coefs: Sequence[float] | np.ndarray,
+        lower: float,
+        upper: float,
+    ) -> None:
         """Append the row ``lower <= sum(coefs * x[cols]) <= upper``."""
         self.starts.append(len(self.index))
         self.index.extend(int(c) for c in cols)
@@ -294,8 +300,8 @@ def _solve(
             (1 - tolerance[a]) * target[a],
             (1 + tolerance[a]) * target[a],
         )
-    into = [[] for _ in range(n)]
-    out = [[] for _ in range(n)]
+    into: list[list[int]] = [[] for _ in range(n)]
+    out: list[list[int]] = [[] for _ in range(n)]
     for e, (i, j) in enumerate(arcs.tolist()):
         out[i].append(n + e)
         into[j].append(n + e)
@@ -424,8 +430,8 @@ def closest_plan(
             z = nx + nf + t * m + a
             add([*members, z], [*rel, -1.0], -inf, 1.0 + tolerance[a])
             add([*members, z], [*rel, 1.0], 1.0 - tolerance[a], inf)
-    into = [[] for _ in range(n)]
-    out = [[] for _ in range(n)]
+    into: list[list[int]] = [[] for _ in range(n)]
+    out: list[list[int]] = [[] for _ in range(n)]
     for e, (i, j) in enumerate(arcs.tolist()):
         out[i].append(e)
         into[j].append(e)

@@ -1134,7 +1134,7 @@ def _result(
         summary["share_moved"] = float(changed.mean())
         if disruption_weight is not None:
             summary["share_disrupted"] = float(disruption_weight[changed].sum())
-        if max_disruption is not None and summary["share_disrupted"] > max_disruption + 1e-9:
+        if max_disruption is not None and float(summary["share_disrupted"]) > max_disruption + 1e-9:
             feasible = False
             notes.append(
                 f"the plan moves {summary['share_disrupted']:.1%}, above max_disruption "

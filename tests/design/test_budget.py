@@ -28,6 +28,7 @@ def fast_clock(factor: float):
     return lambda: origin + (real() - origin) * factor
 
 
+@pytest.mark.slow
 def test_plan_does_not_depend_on_time_limit_or_clock_speed(nc_counties, monkeypatch) -> None:
     first = design_territories(nc_counties, 6, BALANCE, id_column="FIPS", seed=3)
     generous = design_territories(nc_counties, 6, BALANCE, id_column="FIPS", seed=3, time_limit=3600)
@@ -48,6 +49,7 @@ def test_a_plan_cut_by_the_safety_time_limit_says_so(nc_counties, monkeypatch) -
     assert result.work < result.work_budget
 
 
+@pytest.mark.slow
 def test_a_small_work_budget_gives_the_same_plan_twice_and_says_it_was_spent(nc_counties) -> None:
     full = design_territories(nc_counties, 6, BALANCE, id_column="FIPS", seed=3)
     budget = full.work // 10
@@ -144,6 +146,7 @@ def test_params_reject_a_work_budget_that_is_not_positive(make_market) -> None:
         load_config(path)
 
 
+@pytest.mark.slow
 def test_exact_model_stops_by_node_work_not_by_the_clock() -> None:
     # 40 Voronoi cells, four anchored territories, a ±0.1 % band: far more nodes than allowed.
     rng = np.random.default_rng(1)

@@ -11,6 +11,7 @@ from territory_lib.design import BalanceTarget, design_territories
 from territory_lib.errors import ConfigError, InfeasibleError
 
 
+@pytest.mark.slow
 def test_nc_births_six_territories_within_one_percent(nc_counties: gpd.GeoDataFrame) -> None:
     result = design_territories(nc_counties, 6, {"BIR79": 0.01}, id_column="FIPS")
     assert result.feasible
@@ -21,6 +22,7 @@ def test_nc_births_six_territories_within_one_percent(nc_counties: gpd.GeoDataFr
     assert result.moves.empty
 
 
+@pytest.mark.slow
 def test_georgia_population_eight_territories_within_one_percent(georgia_counties: gpd.GeoDataFrame) -> None:
     result = design_territories(georgia_counties, 8, [BalanceTarget("TotPop90", 0.01)], id_column="AreaKey")
     assert result.feasible
@@ -29,6 +31,7 @@ def test_georgia_population_eight_territories_within_one_percent(georgia_countie
     assert result.territories["TotPop90"].sum() == georgia_counties["TotPop90"].sum()
 
 
+@pytest.mark.slow
 def test_same_seed_same_plan(nc_counties: gpd.GeoDataFrame) -> None:
     first = design_territories(nc_counties, 5, {"BIR79": 0.05}, id_column="FIPS", seed=7)
     second = design_territories(nc_counties, 5, {"BIR79": 0.05}, id_column="FIPS", seed=7)

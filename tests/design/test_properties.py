@@ -41,6 +41,7 @@ def check_partition(units: gpd.GeoDataFrame, assignment: pd.Series, k: int) -> N
     assert contiguous(graph, labels, k).all()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(seed=st.integers(0, 10_000), n=st.integers(12, 60), k=st.integers(2, 6), points=st.booleans())
 def test_always_k_contiguous_territories(seed: int, n: int, k: int, points: bool) -> None:
@@ -73,6 +74,7 @@ def reference_partition(units: gpd.GeoDataFrame, k: int, rng: np.random.Generato
     return labels
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(seed=st.integers(0, 10_000), n=st.integers(15, 50), k=st.integers(2, 5), n_locks=st.integers(1, 6))
 def test_locks_hold(seed: int, n: int, k: int, n_locks: int) -> None:
@@ -100,6 +102,7 @@ def test_conflicting_locks_raise() -> None:
         design_territories(units, 2, {"w": 0.1}, locked=locked)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(seed=st.integers(0, 10_000), n=st.integers(15, 50), k=st.integers(2, 5), cap=st.floats(0.0, 0.5))
 def test_disruption_cap_holds(seed: int, n: int, k: int, cap: float) -> None:
@@ -135,6 +138,7 @@ def test_broken_current_plan_is_repaired_and_reported(seed: int, n: int, k: int)
         assert any("max_disruption" in note for note in result.notes)
 
 
+@pytest.mark.slow
 @settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(20, 50), k=st.integers(2, 5))
 def test_same_seed_same_plan(seed: int, n: int, k: int) -> None:
