@@ -916,10 +916,12 @@ class _ScriptCall(MacroElement):
     function = ""
     payload: dict[str, Any]
 
-    def render(self, **kwargs: Any) -> None:
+    def render(self, **kwargs: Any) -> str:
         data = json.dumps(self.payload, separators=(",", ":")).replace("</", "<\\/")
+        assert self._parent is not None, "a map layer renders only once added to its map"
         call = _Text(f"{self.function}({self._parent.get_name()}, {data});")
         self.get_root().script.add_child(call, name=self.get_name())
+        return ""
 
 
 class _Text(Element):

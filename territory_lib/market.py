@@ -506,7 +506,7 @@ def potential_model(
         p_values = {
             name: float(_fit(target, scaled[[*chosen, name]], offset).pvalues[name]) for name in remaining
         }
-        best = min(p_values, key=p_values.get)
+        best = min(p_values, key=lambda name: p_values[name])
         for name, p in p_values.items():
             tried[name] = (p, min(1.0, p * len(remaining)))
         if p_values[best] >= level / len(remaining):
@@ -680,8 +680,8 @@ def key_findings(
     )
     if hot or cold:
         notes.append(
-            f"Potential density clusters beyond chance: {counted(hot, 'hot spot')} and "
-            f"{counted(cold, 'cold spot')} among the {plural(unit_label)}; about "
+            f"Potential density clusters beyond chance: {counted(int(hot), 'hot spot')} and "
+            f"{counted(int(cold), 'cold spot')} among the {plural(unit_label)}; about "
             f"{summary['expected_false_spots']:.1f} of them may be chance (false-discovery rate "
             f"{level:.0%}). {chance}."
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import re
@@ -93,12 +94,16 @@ def measure_formats(columns: Iterable[str], currency: str = "USD") -> dict[str, 
     formats: dict[str, Callable[[object], str]] = {}
     for column in columns:
         if column.endswith("_dev"):
-            formats[column] = lambda value: percent(value, signed=True)
+            formats[column] = _signed_percent
         elif column.startswith(MONEY_MEASURES):
-            formats[column] = lambda value, currency=currency: money(value, currency)
+            formats[column] = functools.partial(money, currency=currency)
         else:
             formats[column] = _formatter(COUNT)
     return formats
+
+
+def _signed_percent(value: object) -> str:
+    return percent(value, signed=True)
 
 
 def show_table(

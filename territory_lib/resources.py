@@ -611,7 +611,11 @@ def proposal_costs(
             territory_id=accounts["unit_id"].map(alignment)
         )
         reuse = name == "plan" and plan_workload is not None
-        workload = plan_workload if reuse else rep_workload(placed, reps, rep_assignment, settings)
+        workload = (
+            plan_workload
+            if reuse and plan_workload is not None
+            else rep_workload(placed, reps, rep_assignment, settings)
+        )
         figures[name] = {
             "drive": float(workload["annual_drive_km"].sum()),
             "over": int((workload["status"] == "over capacity").sum()),

@@ -182,7 +182,9 @@ def scenario_table(
         summary = row.result.summary
         for target in row.targets:
             record[f"max_dev_{target.column}"] = summary.get(f"max_dev_{target.column}", np.nan)
-        held = all(summary.get(f"max_dev_{t.column}", np.inf) <= t.tolerance + 1e-9 for t in row.targets)
+        held = all(
+            float(summary.get(f"max_dev_{t.column}", np.inf)) <= t.tolerance + 1e-9 for t in row.targets
+        )
         bands = ", ".join(f"{t.column} ±{t.tolerance:.0%}" for t in row.targets)
         record["within_bands"] = f"{'yes' if held else 'no'} ({bands})"
         record["mean_polsby_popper"] = summary.get("mean_polsby_popper", np.nan)
@@ -345,6 +347,7 @@ def sizing_curve(
             largest = [
                 territory_totals(row.result.assignment, metrics, ["accounts"])["accounts"].max()
                 for row in drawn
+                if row.result is not None
             ]
             axis.scatter(
                 [row.k for row in drawn], largest, marker="^", s=60, color="#e07b00", zorder=3,
@@ -395,6 +398,7 @@ def scenario_maps(scenarios: Sequence[Scenario], metrics: gpd.GeoDataFrame) -> F
     axes = figure.subplots(1, max(len(drawn), 1), squeeze=False)[0]
     shapes = metrics[["unit_id", "geometry"]].to_crs(metrics.estimate_utm_crs())
     for axis, row in zip(axes, drawn, strict=False):
+        assert row.result is not None  # only drawn scenarios are mapped
         labels = shapes["unit_id"].astype(str).map(row.result.assignment.rename(index=str))
         colours = territory_colors(metrics.assign(scenario_territory=labels.to_numpy()), "scenario_territory")
         shapes.plot(
