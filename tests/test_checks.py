@@ -239,7 +239,7 @@ def test_labels_and_currency_with_dollars_print_literally_in_charts() -> None:
     figure = performance.forecast_chart(fits, currency="US$ and $x$")
     figure.canvas.draw()
     assert literal(figure.axes[0].title).startswith("$a$b: ")
-    assert literal(figure._suptitle) == "Monthly sales (US$ and $x$), trend and forecast"
+    assert literal(figure._suptitle) == "Monthly sales (US$ and $x$) and median forecast"
 
     workload = pd.DataFrame(
         {"territory_id": ["$a$b", "T2"], "utilisation": [0.9, 1.5], "status": ["balanced", "over capacity"]}
