@@ -307,7 +307,7 @@ show_table(profile, dict.fromkeys(profile.columns, "{:,.2f}"), index=True)
 # neighbours share their border exactly (the tolerance is set by `geometry: snap:` in the params).
 
 # %%
-show_list(ctx.market.warnings or ["The data files needed no repair and raised no note."])
+show_list(ctx.market.warnings + ([] if ctx.market.repairs else [f"The {unit.lower()} map needed no repair."]))
 
 # %%
 if ctx.market.repairs:

@@ -147,9 +147,29 @@ def remove_stale_staging(reports_root: Path, market: str) -> list[Path]:
     return stale
 
 
+#: A Unix socket's path may hold 107 bytes on Linux (103 on macOS); a kernel socket is named
+#: ``<temp>/territory-kernel-<pid>-<8 random>/ipc-<port>``, about 45 characters after ``<temp>``.
+MAX_SOCKET_PATH = 100
+SOCKET_NAME_ROOM = 45
+#: Where kernel sockets go when the temporary folder's path is too long for them.
+SHORT_TEMP_DIR = "/tmp"
+
+
+def kernel_socket_base() -> str:
+    """The folder kernel socket folders are made in: the temporary folder, if its path is short enough.
+
+    A long ``TMPDIR`` (a CI workspace, a pytest worker's folder) would make the socket path too
+    long to bind ("File name too long"); ``/tmp`` is used then.
+    """
+    base = tempfile.gettempdir()
+    if len(base) + SOCKET_NAME_ROOM <= MAX_SOCKET_PATH or not os.access(SHORT_TEMP_DIR, os.W_OK | os.X_OK):
+        return base
+    return SHORT_TEMP_DIR
+
+
 def kernel_socket_dir() -> str:
     """Create a private (0700) kernel socket folder whose name carries this process's pid."""
-    return tempfile.mkdtemp(prefix=f"{KERNEL_DIR_PREFIX}{os.getpid()}-")
+    return tempfile.mkdtemp(prefix=f"{KERNEL_DIR_PREFIX}{os.getpid()}-", dir=kernel_socket_base())
 
 
 def remove_stale_kernel_dirs(temp_dir: Path | None = None) -> list[Path]:
@@ -159,7 +179,9 @@ def remove_stale_kernel_dirs(temp_dir: Path | None = None) -> list[Path]:
     carried a pid, when it is over a day old. Folders of live runs, and other users', stay.
     """
     stale = []
-    for entry in Path(temp_dir or tempfile.gettempdir()).glob(f"{KERNEL_DIR_PREFIX}*"):
+    folders = [temp_dir] if temp_dir else sorted({Path(tempfile.gettempdir()), Path(kernel_socket_base())})
+    entries = [entry for folder in folders for entry in folder.glob(f"{KERNEL_DIR_PREFIX}*")]
+    for entry in entries:
         try:
             info = entry.lstat()
         except FileNotFoundError:

@@ -41,3 +41,17 @@ def test_each_kernel_manager_has_its_own_private_socket_folder() -> None:
     for manager in (first, second):
         manager.cleanup_ipc_files()
         assert not Path(manager.ip).parent.exists()
+
+
+def test_kernel_sockets_fit_a_unix_socket_path_under_a_long_temp_folder(tmp_path: Path, monkeypatch) -> None:
+    long_temp = tmp_path / ("deep-ci-workspace-folder-" * 4)
+    long_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long_temp))
+    manager = LocalKernelManager()
+    socket = f"{manager.ip}-{65535}"
+    try:
+        assert len(socket) <= 100, socket  # Linux allows 107 bytes, macOS 103
+        assert not Path(manager.ip).parent.is_relative_to(long_temp)
+    finally:
+        manager.cleanup_ipc_files()
+    assert not Path(manager.ip).parent.exists()
