@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
+from territory_lib import territories
 from territory_lib.config import load_config
+from territory_lib.design import DesignResult
 from territory_lib.errors import ConfigError
 from territory_lib.territories import balance_targets, design_plan, plan_tables
 
@@ -92,3 +94,31 @@ def test_plan_tables_give_every_account_a_territory_and_a_rep(config) -> None:
     # The rep living in the first cell covers the territory holding it.
     home = rep_assignment.set_index("rep_id").loc["R0", "territory_id"]
     assert home == plan.result.assignment["u00"]
+
+
+def _missing_plan(worst: float) -> DesignResult:
+    """A two-territory plan whose worst potential deviation is ``worst`` (out of a ±5 % band)."""
+    table = pd.DataFrame({"territory_id": ["T01", "T02"], "potential_dev": [worst, -worst]})
+    return DesignResult(
+        assignment=pd.Series(dtype=object),
+        territories=table,
+        summary={"max_dev_potential": worst},
+        moves=pd.DataFrame(),
+        feasible=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("anchored_dev", "free_dev", "kept"), [(0.40, 0.24, "free"), (0.20, 0.24, "anchored")]
+)
+def test_when_both_attempts_miss_a_band_the_plan_closer_to_the_bands_is_kept(
+    config, monkeypatch: pytest.MonkeyPatch, anchored_dev: float, free_dev: float, kept: str
+) -> None:
+    plans = {"anchored": _missing_plan(anchored_dev), "free": _missing_plan(free_dev)}
+    monkeypatch.setattr(
+        territories,
+        "design_territories",
+        lambda *args, seeds=None, **kwargs: plans["anchored" if seeds is not None else "free"],
+    )
+    plan = design_plan(config, grid(), reps_at((33.05, -84.35), (33.55, -83.85)))
+    assert plan.result is plans[kept] and plan.anchored == (kept == "anchored")
