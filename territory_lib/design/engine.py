@@ -76,6 +76,9 @@ RECOMBINE_GAIN = 0.02
 #: :func:`~territory_lib.design.diagnose.node_limit`): limits that stop HiGHS at the same point on
 #: every machine. On a 500-unit map a reach solve gets about 40 nodes (a few seconds).
 REACH_NODE_WORK = 150_000
+#: Large maps: units of an out-of-band territory (its heaviest) whose reach is checked exactly,
+#: each on the region a territory holding it can span (when that has at most REACH_MAX_UNITS).
+REACH_CANDIDATES = 5
 REACH_TOTAL_NODE_WORK = 300_000
 EXACT_NODE_WORK = 2_000_000
 #: Wall-clock safety cap per exact solve; the node limits normally stop them long before.
@@ -528,10 +531,13 @@ def _regional_tabu(search: _Search, ls: LocalSearch, weights: Weights, rng: np.r
     """
     graph = search.graph
     tried: set[int] = set()
+    out = sum(ls._balance_cost(t, ls.load[t])[0] > 0 for t in range(ls.k))
+    if out > max(3, REGION_MAX_SHARE * ls.k):
+        return
     while not search.budget.exhausted():
         viol = np.array([ls._balance_cost(t, ls.load[t])[0] for t in range(ls.k)])
         order = [int(t) for t in np.argsort(-viol, kind="stable") if viol[t] > 0 and int(t) not in tried]
-        if not order or (viol > 0).sum() > max(3, REGION_MAX_SHARE * ls.k):
+        if not order:
             return
         worst = order[0]
         tried.add(worst)
@@ -1126,26 +1132,43 @@ def _explain_balance(
             f"{fload[t, a] / target[t, a]:.0%} of its {measures[a]} target in any contiguous plan; "
             "move that seed or lock, or widen the tolerance."
         )
-    if graph.n <= REACH_MAX_UNITS:
-        checked: set[int] = set()
-        timed_out = False
-        node_work = 0
-        worst = np.argsort(-excess.max(axis=1), kind="stable")
-        for t in [int(t) for t in worst if excess[t].max() > 1e-12][:3]:
-            if any((t, name) in reasons for name in measures):
-                continue
-            members = np.flatnonzero(labels == t)
-            unit = (
-                anchors[t] if anchors else int(members[np.argmax((share[members] / target[t]).max(axis=1))])
-            )
+    checked: set[int] = set()
+    timed_out = False
+    node_work = 0
+    large = graph.n > REACH_MAX_UNITS
+    worst = np.argsort(-excess.max(axis=1), kind="stable")
+    for t in [int(t) for t in worst if excess[t].max() > 1e-12][:3]:
+        if any((t, name) in reasons for name in measures):
+            continue
+        members = np.flatnonzero(labels == t)
+        heaviest = members[np.argsort(-(share[members] / target[t]).max(axis=1), kind="stable")]
+        units = [anchors[t]] if anchors else heaviest[: REACH_CANDIDATES if large else 1].tolist()
+        forbidden = np.array(
+            [u for s, core in enumerate(search.cores) if s != t for u in core], dtype=np.int64
+        )
+        for unit in units:
             if unit in checked or node_work >= REACH_TOTAL_NODE_WORK:
                 continue
             checked.add(unit)
-            forbidden = np.array(
-                [u for s, core in enumerate(search.cores) if s != t for u in core], dtype=np.int64
-            )
+            where, local, local_forbidden = graph, unit, forbidden
+            nodes = np.arange(graph.n)
+            if large:
+                region = _reach_region(graph, unit, share, target[t] * (1 + tol))
+                if region is None:
+                    continue
+                nodes = region
+                where = _region_graph(graph, region)
+                local = int(np.searchsorted(region, unit))
+                local_forbidden = np.flatnonzero(np.isin(region, forbidden))
             reach = territory_reach(
-                graph, unit, share, target[t], tol, forbidden, MIP_SAFETY_SECONDS, REACH_NODE_WORK
+                where,
+                local,
+                share[nodes],
+                target[t],
+                tol,
+                local_forbidden,
+                MIP_SAFETY_SECONDS,
+                REACH_NODE_WORK,
             )
             timed_out |= reach.timed_out
             node_work += reach.node_work
@@ -1159,15 +1182,15 @@ def _explain_balance(
                     ranges.append(f"{name} at most {reach.high[a]:.0%} of target")
             if not ranges:
                 ranges.append("the bound on each measure was not settled within the node limit")
-            role = "its seed" if anchors else "its heaviest unit"
+            role = "its seed" if anchors else ("its unit" if large else "its heaviest unit")
             text = (
                 f"no connected territory holding {role} {ids[unit]} meets every band (exact check); with "
                 f"the other bands held: {'; '.join(ranges)}"
             )
-            if len(forbidden):
+            if len(local_forbidden):
                 nothing = np.empty(0, dtype=np.int64)
                 alone = territory_reach(
-                    graph, unit, share, target[t], tol, nothing, MIP_SAFETY_SECONDS, REACH_NODE_WORK
+                    where, local, share[nodes], target[t], tol, nothing, MIP_SAFETY_SECONDS, REACH_NODE_WORK
                 )
                 timed_out |= alone.timed_out
                 node_work += alone.node_work
@@ -1178,8 +1201,9 @@ def _explain_balance(
             for a, name in enumerate(measures):
                 if excess[t, a] > 1e-12:
                     reasons[(t, name)] = text + "; widen a tolerance or split that unit."
-        if timed_out:
-            general.append(_mip_timeout_note("an exact check of what a territory can reach"))
+            break
+    if timed_out:
+        general.append(_mip_timeout_note("an exact check of what a territory can reach"))
     if anchors and free_plan is not None:
         free_load = np.asarray(free_plan.load)
         free_dev = np.abs(free_load / target - 1.0)
@@ -1201,6 +1225,28 @@ def _explain_balance(
                 f"territories out of band (here {here_out}) and deviates at most {shown}."
             )
     return reasons, general
+
+
+def _reach_region(graph: UnitGraph, unit: int, share: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
+    """Units any territory holding ``unit`` within the upper bands ``upper`` can hold (sorted).
+
+    A unit of such a territory is joined to ``unit`` by a path inside it, whose load per measure
+    is at least the least load of any path between them; units whose least path load exceeds an
+    upper band on some measure are left out, so an exact check on the region alone is exact for
+    the whole map. ``None`` when the region has more than :data:`REACH_MAX_UNITS` units.
+    """
+    inside = np.ones(graph.n, dtype=bool)
+    for a in range(share.shape[1]):
+        # Entering a unit costs its load (a trace more, so that a unit without load stays an edge).
+        weights = share[graph.indices, a] + 1e-15
+        matrix = sparse.csr_matrix((weights, graph.indices, graph.indptr), shape=(graph.n, graph.n))
+        room = float(upper[a] - share[unit, a])
+        if room < 0:
+            return np.array([unit])
+        inside &= dijkstra(matrix, indices=unit, limit=room + 1e-12) <= room + 1e-12
+        if inside.sum() > REACH_MAX_UNITS:
+            return None
+    return np.flatnonzero(inside)
 
 
 def _lookup_positions(index: pd.Index, lookup: dict[str, int]) -> np.ndarray:
