@@ -101,7 +101,7 @@ def design_plan(
         snap=config.geometry.snap,
         graph=graph,
     )
-    if anchored is not None and not free.feasible:
+    if anchored is not None and not free.feasible and _excess(anchored, targets) <= _excess(free, targets):
         return TerritoryPlan(anchored, anchored=True, notes=[])
     notes = (
         []
@@ -109,6 +109,15 @@ def design_plan(
         else [f"{why[0].upper()}{why[1:]}, so they were drawn freely; step 3 matches reps to them."]
     )
     return TerritoryPlan(free, anchored=False, notes=notes)
+
+
+def _excess(result: DesignResult, targets: list[BalanceTarget]) -> float:
+    """Total deviation of a plan's territories beyond their bands (0 when every band holds)."""
+    table = result.territories
+    return sum(
+        float((table[f"{target.column}_dev"].abs() - target.tolerance).clip(lower=0).sum())
+        for target in targets
+    )
 
 
 def plan_tables(

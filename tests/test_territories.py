@@ -9,6 +9,7 @@ from shapely.geometry import box
 
 from territory_lib import territories
 from territory_lib.config import load_config
+from territory_lib.design import DesignResult
 from territory_lib.errors import ConfigError
 from territory_lib.territories import balance_targets, design_plan, plan_tables
 
@@ -114,3 +115,31 @@ def test_step2_metrics_carry_the_keys_ci_gates_read(config) -> None:
     assert worst == pytest.approx(design.result.territories["potential_dev"].abs().max())
     assert recorded["within_band"] == (worst <= 0.05 + 1e-9)
     assert recorded["contiguous"] is True and 0 < recorded["mean_polsby_popper"] < 1
+
+
+def _missing_plan(worst: float) -> DesignResult:
+    """A two-territory plan whose worst potential deviation is ``worst`` (out of a ±5 % band)."""
+    table = pd.DataFrame({"territory_id": ["T01", "T02"], "potential_dev": [worst, -worst]})
+    return DesignResult(
+        assignment=pd.Series(dtype=object),
+        territories=table,
+        summary={"max_dev_potential": worst},
+        moves=pd.DataFrame(),
+        feasible=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("anchored_dev", "free_dev", "kept"), [(0.40, 0.24, "free"), (0.20, 0.24, "anchored")]
+)
+def test_when_both_attempts_miss_a_band_the_plan_closer_to_the_bands_is_kept(
+    config, monkeypatch: pytest.MonkeyPatch, anchored_dev: float, free_dev: float, kept: str
+) -> None:
+    plans = {"anchored": _missing_plan(anchored_dev), "free": _missing_plan(free_dev)}
+    monkeypatch.setattr(
+        territories,
+        "design_territories",
+        lambda *args, seeds=None, **kwargs: plans["anchored" if seeds is not None else "free"],
+    )
+    plan = design_plan(config, grid(), reps_at((33.05, -84.35), (33.55, -83.85)))
+    assert plan.result is plans[kept] and plan.anchored == (kept == "anchored")

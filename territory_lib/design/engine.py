@@ -7,6 +7,7 @@ disruption, and returns a :class:`DesignResult` with the plan, its metrics and p
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections.abc import Mapping, Sequence
@@ -46,12 +47,38 @@ ANCHORED_STARTS = 6
 #: Matchings of a free plan to the seeds tried per anchored start.
 ANCHOR_MATCHINGS = 6
 SHAPE_ROUNDS = 2
+#: Large maps: a territory still out of band after the sweeps is reshaped with the territories up
+#: to this many steps away (in the territory adjacency) by the tabu search of small maps, on a
+#: region of at most this many units; the region's search stops after this many iterations
+#: without a better plan.
+REGION_HOPS = 2
+REGION_MAX_UNITS = 2500
+REGION_PATIENCE = 400
+#: The regional search is for a few stuck territories: with more out of band than this share of
+#: the territories (at least three), the plan is far from the bands everywhere and it is skipped.
+REGION_MAX_SHARE = 0.05
+#: Large maps: an anchored plan (a free plan whose territories were extended to the seeds) that
+#: the first sweeps leave further from the bands than this many times the free plan's deviation
+#: beyond them (and by at least the margin) is not searched further: the recombination rounds
+#: recover a fraction of such a gap (US counties, reps in metro areas: 7.8 down to 4.5 against the
+#: free plan's 0.24) at the cost of most of the search, which the free attempt after it needs.
+GIVE_UP_FACTOR = 4.0
+GIVE_UP_MARGIN = 0.5
+#: Sweeps after which that test is made (on 29,295 ZIP areas the sweeps to convergence cost two
+#: minutes and left the anchored plan at 15.0 against the free plan's 0).
+GIVE_UP_SWEEPS = 3
+#: Large maps: rounds of recombining the out-of-band pairs stop once a round lowers the total
+#: deviation beyond the bands by less than this share (later rounds rarely gain more).
+RECOMBINE_GAIN = 0.02
 #: Effort of the exact checks that explain an out-of-band plan (per MIP solve, and the total after
 #: which no further territory is checked) and of the exact model that looks for a plan closer to
 #: the bands on small anchored maps, in node work (branch-and-bound nodes × model columns, see
 #: :func:`~territory_lib.design.diagnose.node_limit`): limits that stop HiGHS at the same point on
 #: every machine. On a 500-unit map a reach solve gets about 40 nodes (a few seconds).
 REACH_NODE_WORK = 150_000
+#: Large maps: units of an out-of-band territory (its heaviest) whose reach is checked exactly,
+#: each on the region a territory holding it can span (when that has at most REACH_MAX_UNITS).
+REACH_CANDIDATES = 5
 REACH_TOTAL_NODE_WORK = 300_000
 EXACT_NODE_WORK = 2_000_000
 #: Wall-clock safety cap per exact solve; the node limits normally stop them long before.
@@ -413,8 +440,18 @@ def _phase_weights(polygons: bool, realign: bool, k: int, coarse: bool) -> tuple
     return balance, shape
 
 
-def _optimise(search: _Search, start: np.ndarray, rng: np.random.Generator, realign: bool) -> LocalSearch:
-    """Balance, then shape, from ``start``; small maps by tabu search, large ones by sweeps."""
+def _optimise(
+    search: _Search,
+    start: np.ndarray,
+    rng: np.random.Generator,
+    realign: bool,
+    give_up_above: float = np.inf,
+) -> LocalSearch:
+    """Balance, then shape, from ``start``; small maps by tabu search, large ones by sweeps.
+
+    On a large map, a plan whose deviation beyond the bands is still above ``give_up_above`` after
+    :data:`GIVE_UP_SWEEPS` sweeps is returned as it stands (see :data:`GIVE_UP_FACTOR`).
+    """
     ls = search.new_state(start)
     heaviest = (search.share.max(axis=0) / search.target.min(axis=0)).max()
     coarse = bool(heaviest > 2 * search.tolerance.min())
@@ -441,15 +478,139 @@ def _optimise(search: _Search, start: np.ndarray, rng: np.random.Generator, real
                 best = (key, ls.labels_array())
         _restore(ls, best[1])
     else:
+        if np.isfinite(give_up_above):
+            ls.run(balance_w, rng, search.budget, max_sweeps=GIVE_UP_SWEEPS)
+            if ls.violation() > give_up_above:
+                return ls
         ls.run(balance_w, rng, search.budget)
         for _ in range(10):
-            if ls.violation() <= 0 or search.budget.exhausted():
+            before = ls.violation()
+            if before <= 0 or search.budget.exhausted():
                 break
             ls.weights = balance_w
             _recombine_pairs(ls, _violating_pairs(ls), rng, search.budget)
             ls.run(balance_w, rng, search.budget)
+            if ls.violation() > (1 - RECOMBINE_GAIN) * before:
+                break
+        _regional_tabu(search, ls, balance_w, rng)
         ls.run(Weights(**{**shape_w.__dict__, "hard_band": True}), rng, search.budget)
     return ls
+
+
+def _region_graph(graph: UnitGraph, nodes: np.ndarray) -> UnitGraph:
+    """The graph of the units ``nodes`` (sorted positions) alone; edges leaving them are dropped.
+
+    Unit perimeters stay whole, so a territory's perimeter in the region is its perimeter on the map.
+    """
+    local = np.full(graph.n, -1)
+    local[nodes] = np.arange(len(nodes))
+    rows = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
+    keep = (local[rows] >= 0) & (local[graph.indices] >= 0)
+    sub_rows = local[rows[keep]]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(sub_rows, minlength=len(nodes)))])
+    return UnitGraph(
+        ids=graph.ids[nodes],
+        indptr=indptr,
+        indices=local[graph.indices[keep]],
+        shared=graph.shared[keep],
+        perimeter=graph.perimeter[nodes],
+        area=graph.area[nodes],
+        xy=graph.xy[nodes],
+        polygons=graph.polygons,
+    )
+
+
+def _regional_tabu(search: _Search, ls: LocalSearch, weights: Weights, rng: np.random.Generator) -> None:
+    """Large maps: rebalance each out-of-band territory with its surroundings by tabu search.
+
+    Greedy sweeps stop where a heavy unit can only leave its territory by pushing another one out
+    of band (a load shift along a chain of territories). The tabu search of small maps crosses such
+    plans; run on the region of territories up to :data:`REGION_HOPS` steps from the worst one, it
+    costs what the region costs, not the map. The region's plan replaces the old one when it is
+    closer to the bands; every territory outside the region is untouched.
+    """
+    graph = search.graph
+    tried: set[int] = set()
+    out = sum(ls._balance_cost(t, ls.load[t])[0] > 0 for t in range(ls.k))
+    if out > max(3, REGION_MAX_SHARE * ls.k):
+        return
+    while not search.budget.exhausted():
+        viol = np.array([ls._balance_cost(t, ls.load[t])[0] for t in range(ls.k)])
+        order = [int(t) for t in np.argsort(-viol, kind="stable") if viol[t] > 0 and int(t) not in tried]
+        if not order:
+            return
+        worst = order[0]
+        tried.add(worst)
+        labels = ls.labels_array()
+        size = np.bincount(labels, minlength=ls.k)
+        adjacent: dict[int, set[int]] = {t: set() for t in range(ls.k)}
+        for a, b in _pairs(ls):
+            adjacent[a].add(b)
+            adjacent[b].add(a)
+        region, frontier, units = {worst}, [worst], int(size[worst])
+        for _ in range(REGION_HOPS):
+            ring = sorted({b for t in frontier for b in adjacent[t]} - region, key=lambda t: -viol[t])
+            frontier = []
+            for t in ring:
+                if units + size[t] > REGION_MAX_UNITS:
+                    continue
+                region.add(t)
+                frontier.append(t)
+                units += int(size[t])
+        terr = np.array(sorted(region))
+        local_t = np.full(ls.k, -1)
+        local_t[terr] = np.arange(len(terr))
+        nodes = np.flatnonzero(local_t[labels] >= 0)
+        before = float(viol[terr].sum())
+        cap = None
+        current = disruption = None
+        if search.current is not None:
+            assert search.disruption_weight is not None
+            current = np.where(
+                search.current[nodes] >= 0, local_t[np.clip(search.current[nodes], 0, None)], -1
+            )
+            disruption = search.disruption_weight[nodes]
+            if search.disruption_cap is not None:
+                outside = ls.disrupted - float(disruption[(search.current[nodes] != labels[nodes])].sum())
+                cap = search.disruption_cap - outside
+        sub_graph = _region_graph(graph, nodes)
+        sub = LocalSearch(
+            sub_graph,
+            local_t[labels[nodes]],
+            search.share[nodes],
+            search.target[terr],
+            search.tolerance,
+            search.movable[nodes],
+            current=current,
+            disruption_weight=disruption,
+            disruption_cap=cap,
+            inertia_weight=search.inertia_weight[nodes],
+        )
+        TabuSearch(sub, sub_graph).run(
+            weights, rng, search.budget, max_iter=20 * len(nodes), patience=REGION_PATIENCE
+        )
+        if sub.violation() < before - 1e-12:
+            new = terr[sub.labels_array()]
+            for i in np.flatnonzero(new != labels[nodes]).tolist():
+                move_unit(ls, int(nodes[i]), int(new[i]))
+            tried.clear()
+
+
+#: The free plan an anchored design on a large map was drawn from, by :func:`_free_key`: step 2
+#: asks for a free design when the anchored one misses a band, and that design starts from the
+#: very same plan (one entry: labels, work spent, random state after it).
+_FREE_PLANS: dict[str, tuple[np.ndarray, int, dict]] = {}
+
+
+def _free_key(search: _Search, seed: int) -> str:
+    """Digest of everything a free plan on a large map depends on."""
+    digest = hashlib.sha1(str(seed).encode())
+    graph = search.graph
+    for array in (graph.indptr, graph.indices, graph.shared, graph.xy, graph.area, graph.perimeter):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    for array in (search.share, search.target, search.tolerance, search.inertia_weight):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def _anchor_free_plan(
@@ -476,13 +637,16 @@ def _anchor_free_plan(
     keep = ~is_anchor[graph.indices]
     mat = sparse.csr_matrix((step[keep], (rows[keep], graph.indices[keep])), shape=(graph.n, graph.n))
     dist, pred = dijkstra(mat, indices=anchors, return_predecessors=True)
-    cost = np.full((k, k), np.inf)
-    for t in range(k):
-        cost[:, t] = dist[:, free == t].min(axis=1)
+    # Least path load from each anchor to each territory: the minimum over the territory's units.
+    order = np.argsort(free, kind="stable")
+    bounds = np.searchsorted(free[order], np.arange(k))
+    cost = np.minimum.reduceat(dist[:, order], bounds, axis=1)
     cost = np.where(np.isfinite(cost), cost, 1e6)
     best: tuple[float, np.ndarray] | None = None
     balance_w, _ = _phase_weights(graph.polygons, False, k, coarse=True)
-    for attempt in range(ANCHOR_MATCHINGS):
+    # Large maps: one matching, balanced afterwards by the sweeps of the anchored search.
+    large = graph.n > LARGE_INSTANCE
+    for attempt in range(1 if large else ANCHOR_MATCHINGS):
         noisy = cost if attempt == 0 else cost * rng.uniform(0.5, 1.5, cost.shape)
         _, match = linear_sum_assignment(noisy)
         relabel = np.empty(k, dtype=np.int64)
@@ -499,6 +663,8 @@ def _anchor_free_plan(
                 v = int(pred[s, v])
             labels[unit] = s
         start = _repair_contiguity(graph, labels, k, search.share, search.cores)
+        if large:
+            return start
         ls = search.new_state(start)
         TabuSearch(ls, graph).run(balance_w, rng, search.budget, max_iter=600, patience=150)
         if best is None or ls.violation() < best[0]:
@@ -842,14 +1008,45 @@ def design_territories(
             if best is not None and search.budget.exhausted():
                 break
             rng = np.random.default_rng([seed, attempt])
-            if anchors and attempt % 2 == 1:
+            if not anchors and n > LARGE_INSTANCE and not any(cores):
+                drawn_before = _FREE_PLANS.get(_free_key(search, seed))
+                if drawn_before is not None and drawn_before[1] < search.budget.limit:
+                    # The anchored attempt drew this very plan (same inputs, seed and random draws,
+                    # its budget not binding): take it and its cost instead of drawing it again.
+                    labels_before, work, state = drawn_before
+                    search.budget.spend(work)
+                    rng.bit_generator.state = state
+                    ls = search.new_state(labels_before)
+                    best = (_plan_key(ls), labels_before.copy())
+                    continue
+            if anchors and (attempt % 2 == 1 or n > LARGE_INSTANCE):
+                # Large maps draw every anchored plan this way: growth from seeds crowded in
+                # metro areas leaves plans so far from the bands that sweeps cannot repair them.
                 free = replace(search, movable=np.ones(n, dtype=bool), cores=[[] for _ in range(k)])
-                drawn = _optimise(
-                    free, grow_balanced(graph, combined, target_share, free.cores, rng), rng, False
+                first = (
+                    bisect_plan(graph, share, target, search.tolerance, inertia_w, rng)
+                    if n > LARGE_INSTANCE
+                    else grow_balanced(graph, combined, target_share, free.cores, rng)
                 )
+                spent = search.budget.spent
+                drawn = _optimise(free, first, rng, False)
+                _FREE_PLANS.clear()
+                if n > LARGE_INSTANCE and search.budget.deadline is None and not search.budget.used_up:
+                    _FREE_PLANS[_free_key(search, seed)] = (
+                        drawn.labels_array(),
+                        search.budget.spent - spent,
+                        dict(rng.bit_generator.state),
+                    )
                 if free_best is None or _plan_key(drawn) < _plan_key(free_best):
                     free_best = drawn
                 start = _anchor_free_plan(search, drawn.labels_array(), anchors, rng)
+                if n > LARGE_INSTANCE:
+                    limit = max(GIVE_UP_FACTOR * drawn.violation(), drawn.violation() + GIVE_UP_MARGIN)
+                    ls = _optimise(search, start, rng, realign=False, give_up_above=limit)
+                    key = _plan_key(ls)
+                    if best is None or key < best[0]:
+                        best = (key, ls.labels_array())
+                    continue
             elif (n > LARGE_INSTANCE or len(bands) > 1) and not any(cores):
                 # Recursive bisection balances every measure at each split (growth balances their
                 # mean only), and on fine units it lands close to every band with compact shapes,
@@ -935,26 +1132,43 @@ def _explain_balance(
             f"{fload[t, a] / target[t, a]:.0%} of its {measures[a]} target in any contiguous plan; "
             "move that seed or lock, or widen the tolerance."
         )
-    if graph.n <= REACH_MAX_UNITS:
-        checked: set[int] = set()
-        timed_out = False
-        node_work = 0
-        worst = np.argsort(-excess.max(axis=1), kind="stable")
-        for t in [int(t) for t in worst if excess[t].max() > 1e-12][:3]:
-            if any((t, name) in reasons for name in measures):
-                continue
-            members = np.flatnonzero(labels == t)
-            unit = (
-                anchors[t] if anchors else int(members[np.argmax((share[members] / target[t]).max(axis=1))])
-            )
+    checked: set[int] = set()
+    timed_out = False
+    node_work = 0
+    large = graph.n > REACH_MAX_UNITS
+    worst = np.argsort(-excess.max(axis=1), kind="stable")
+    for t in [int(t) for t in worst if excess[t].max() > 1e-12][:3]:
+        if any((t, name) in reasons for name in measures):
+            continue
+        members = np.flatnonzero(labels == t)
+        heaviest = members[np.argsort(-(share[members] / target[t]).max(axis=1), kind="stable")]
+        units = [anchors[t]] if anchors else heaviest[: REACH_CANDIDATES if large else 1].tolist()
+        forbidden = np.array(
+            [u for s, core in enumerate(search.cores) if s != t for u in core], dtype=np.int64
+        )
+        for unit in units:
             if unit in checked or node_work >= REACH_TOTAL_NODE_WORK:
                 continue
             checked.add(unit)
-            forbidden = np.array(
-                [u for s, core in enumerate(search.cores) if s != t for u in core], dtype=np.int64
-            )
+            where, local, local_forbidden = graph, unit, forbidden
+            nodes = np.arange(graph.n)
+            if large:
+                region = _reach_region(graph, unit, share, target[t] * (1 + tol))
+                if region is None:
+                    continue
+                nodes = region
+                where = _region_graph(graph, region)
+                local = int(np.searchsorted(region, unit))
+                local_forbidden = np.flatnonzero(np.isin(region, forbidden))
             reach = territory_reach(
-                graph, unit, share, target[t], tol, forbidden, MIP_SAFETY_SECONDS, REACH_NODE_WORK
+                where,
+                local,
+                share[nodes],
+                target[t],
+                tol,
+                local_forbidden,
+                MIP_SAFETY_SECONDS,
+                REACH_NODE_WORK,
             )
             timed_out |= reach.timed_out
             node_work += reach.node_work
@@ -968,15 +1182,15 @@ def _explain_balance(
                     ranges.append(f"{name} at most {reach.high[a]:.0%} of target")
             if not ranges:
                 ranges.append("the bound on each measure was not settled within the node limit")
-            role = "its seed" if anchors else "its heaviest unit"
+            role = "its seed" if anchors else ("its unit" if large else "its heaviest unit")
             text = (
                 f"no connected territory holding {role} {ids[unit]} meets every band (exact check); with "
                 f"the other bands held: {'; '.join(ranges)}"
             )
-            if len(forbidden):
+            if len(local_forbidden):
                 nothing = np.empty(0, dtype=np.int64)
                 alone = territory_reach(
-                    graph, unit, share, target[t], tol, nothing, MIP_SAFETY_SECONDS, REACH_NODE_WORK
+                    where, local, share[nodes], target[t], tol, nothing, MIP_SAFETY_SECONDS, REACH_NODE_WORK
                 )
                 timed_out |= alone.timed_out
                 node_work += alone.node_work
@@ -987,8 +1201,9 @@ def _explain_balance(
             for a, name in enumerate(measures):
                 if excess[t, a] > 1e-12:
                     reasons[(t, name)] = text + "; widen a tolerance or split that unit."
-        if timed_out:
-            general.append(_mip_timeout_note("an exact check of what a territory can reach"))
+            break
+    if timed_out:
+        general.append(_mip_timeout_note("an exact check of what a territory can reach"))
     if anchors and free_plan is not None:
         free_load = np.asarray(free_plan.load)
         free_dev = np.abs(free_load / target - 1.0)
@@ -1010,6 +1225,28 @@ def _explain_balance(
                 f"territories out of band (here {here_out}) and deviates at most {shown}."
             )
     return reasons, general
+
+
+def _reach_region(graph: UnitGraph, unit: int, share: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
+    """Units any territory holding ``unit`` within the upper bands ``upper`` can hold (sorted).
+
+    A unit of such a territory is joined to ``unit`` by a path inside it, whose load per measure
+    is at least the least load of any path between them; units whose least path load exceeds an
+    upper band on some measure are left out, so an exact check on the region alone is exact for
+    the whole map. ``None`` when the region has more than :data:`REACH_MAX_UNITS` units.
+    """
+    inside = np.ones(graph.n, dtype=bool)
+    for a in range(share.shape[1]):
+        # Entering a unit costs its load (a trace more, so that a unit without load stays an edge).
+        weights = share[graph.indices, a] + 1e-15
+        matrix = sparse.csr_matrix((weights, graph.indices, graph.indptr), shape=(graph.n, graph.n))
+        room = float(upper[a] - share[unit, a])
+        if room < 0:
+            return np.array([unit])
+        inside &= dijkstra(matrix, indices=unit, limit=room + 1e-12) <= room + 1e-12
+        if inside.sum() > REACH_MAX_UNITS:
+            return None
+    return np.flatnonzero(inside)
 
 
 def _lookup_positions(index: pd.Index, lookup: dict[str, int]) -> np.ndarray:

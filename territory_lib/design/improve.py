@@ -209,20 +209,58 @@ class LocalSearch:
                     stack.append(u)
         if len(seen) == len(targets):
             return True
-        remaining = len(targets) - len(targets & seen)
-        seen.add(j)
-        queue = deque(seen - {j})
-        while queue:
-            v = queue.popleft()
-            for u in nbrs[v]:
-                if u not in seen and labels[u] == a:
-                    seen.add(u)
-                    if u in targets:
-                        remaining -= 1
-                        if remaining == 0:
-                            return True
-                    queue.append(u)
-        return False
+        return self._pieces_meet(j, a, same, seen)
+
+    def _pieces_meet(self, j: int, a: int, same: list[int], first: set[int]) -> bool:
+        """Whether the pieces around ``j`` of territory ``a`` join without ``j``.
+
+        One breadth-first search per piece (the neighbours of ``j`` in ``a`` that touch one another
+        form one), advanced in turn one unit at a time: pieces that meet merge, and the search
+        stops when all have merged (connected) or one runs out of units (cut off). The work is
+        that of the smallest piece, not of the whole territory, when ``j`` does cut it.
+        """
+        labels = self.labels
+        nbrs = self.nbrs
+        parent = list(range(len(same)))
+
+        def root(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        owner = {j: -1}
+        for i, v in enumerate(same):
+            owner[v] = i
+        groups = len(same)
+        for v in first:
+            if v != same[0]:
+                parent[owner[v]] = 0
+                groups -= 1
+        queues = {root(i): deque([v for v in same if root(owner[v]) == root(i)]) for i in range(len(same))}
+        while True:
+            for g in list(queues):
+                queue = queues.get(g)
+                if queue is None:
+                    continue
+                if not queue:
+                    return False
+                v = queue.popleft()
+                for u in nbrs[v]:
+                    if labels[u] != a:
+                        continue
+                    o = owner.get(u)
+                    if o is None:
+                        owner[u] = g
+                        queue.append(u)
+                    elif o >= 0:
+                        r1, r2 = root(o), root(g)
+                        if r1 != r2:
+                            parent[r1] = r2
+                            queues[r2].extend(queues.pop(r1))
+                            groups -= 1
+                            if groups == 1:
+                                return True
 
     # ----- moves --------------------------------------------------------------------------------
     def _delta(self, j: int, a: int, b: int, shared_a: float, shared_b: float) -> tuple[float, float]:

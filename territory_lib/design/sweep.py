@@ -34,11 +34,18 @@ class SubGraph:
     x: np.ndarray
     y: np.ndarray
     _nbrs: list[list[int]] | None = field(default=None, repr=False)
+    _indptr: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
         """Number of units."""
         return len(self.nodes)
+
+    def indptr(self) -> np.ndarray:
+        """CSR row pointers of ``rows`` (sorted by row)."""
+        if self._indptr is None:
+            self._indptr = np.searchsorted(self.rows, np.arange(self.size + 1))
+        return self._indptr
 
     def upper(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each undirected edge once: rows, cols, shared length."""
@@ -135,9 +142,13 @@ def sweep_order(
     side of ``c1`` for split ``p``.
     """
     lengths = sub.length * rng.uniform(1 - noise, 1 + noise, len(sub.length)) if noise else sub.length
-    graph = sparse.csr_matrix((lengths, (sub.rows, sub.cols)), shape=(sub.size, sub.size))
-    d1 = dijkstra(graph, directed=False, indices=c1, min_only=True)
-    d2 = dijkstra(graph, directed=False, indices=c2, min_only=True)
+    # Rows are sorted (see subgraph): the CSR structure is given directly, without a COO conversion.
+    graph = sparse.csr_matrix((lengths, sub.cols, sub.indptr()), shape=(sub.size, sub.size))
+    if len(c1) == 1 and len(c2) == 1:
+        d1, d2 = dijkstra(graph, directed=False, indices=[int(c1[0]), int(c2[0])])
+    else:
+        d1 = dijkstra(graph, directed=False, indices=c1, min_only=True)
+        d2 = dijkstra(graph, directed=False, indices=c2, min_only=True)
     return distance_difference_order(d1, d2)
 
 
