@@ -283,5 +283,6 @@ show_table(
 
 # %% tags=["remove-cell"]
 ctx.workspace.write("rep_workload", workload)
+ctx.workspace.write("rep_comparison", comparison)
 ctx.workspace.write_csv("rep_workload.csv", workload)
 ctx.workspace.record_metrics("step3", resources.step3_metrics(comparison))

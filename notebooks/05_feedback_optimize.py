@@ -54,8 +54,7 @@ rep_assignment = ctx.workspace.read("rep_assignment")
 workload = ctx.workspace.read("rep_workload")
 metrics = ctx.workspace.read("unit_metrics")
 accounts = ctx.workspace.read("accounts")
-placed = accounts.merge(alignment[["unit_id", "territory_id"]], on="unit_id")
-comparison = resources.workload_before_after(placed, ctx.market.reps, rep_assignment, ctx.config.resources)
+comparison = ctx.workspace.read("rep_comparison")  # step 3's workload today and in the plan
 survey = ctx.market.feedback
 settings = ctx.config.feedback
 has_feedback = survey is not None and len(survey) > 0

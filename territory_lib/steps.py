@@ -87,6 +87,7 @@ ARTIFACT_PRODUCERS = {
     "rep_assignment": 2,
     "account_assignment": 2,
     "rep_workload": 3,
+    "rep_comparison": 3,
     "kpis": 4,
     "trends": 4,
     "feedback_summary": 5,
