@@ -139,6 +139,10 @@ def shortest_tour(matrix: np.ndarray) -> tuple[np.ndarray, float]:
     return order, tour_length(matrix, order)
 
 
+#: Most points chained by savings at once; more are first split into sectors around the base.
+SWEEP_CHUNK = 120
+
+
 def day_tours(
     base: tuple[float, float], lat: np.ndarray, lon: np.ndarray, settings: ResourceSettings
 ) -> list[tuple[np.ndarray, float]]:
@@ -159,6 +163,20 @@ def day_tours(
     count = len(lat)
     if count == 0:
         return []
+    if count > SWEEP_CHUNK:
+        # Gillett and Miller's sweep: sectors around the base, each of at most SWEEP_CHUNK points,
+        # chained by savings on their own. Days are petals around the base anyway, so this costs
+        # little driving and keeps the work linear in the points (savings alone are quadratic).
+        bearing = np.arctan2(
+            np.asarray(lat) - base[0], (np.asarray(lon) - base[1]) * math.cos(math.radians(base[0]))
+        )
+        order = np.argsort(bearing, kind="stable")
+        sectors = np.array_split(order, math.ceil(count / SWEEP_CHUNK))
+        return [
+            (sector[stops], length)
+            for sector in sectors
+            for stops, length in day_tours(base, lat[sector], lon[sector], settings)
+        ]
     points_lat = np.concatenate([[base[0]], lat])
     points_lon = np.concatenate([[base[1]], lon])
     matrix = road_km(

@@ -174,3 +174,19 @@ def test_builtin_markets_drive_is_physically_possible(market: str) -> None:
     assert (workload["annual_drive_km"] > 0).all()
     assert (workload["annual_drive_km"] <= settings.working_days * settings.max_daily_drive_km).all()
     assert (workload["drive_hours"] <= settings.working_days * settings.hours_per_day).all()
+
+
+@pytest.mark.parametrize(("kind", "seed"), [("even", 5), ("towns", 6)])
+def test_sectors_of_a_large_book_stay_within_ten_percent_of_solved_tours(
+    kind: str, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import territory_lib.routes as routes
+
+    base, lat, lon = instance(kind, 240, seed)
+    monkeypatch.setattr(routes, "SWEEP_CHUNK", 80)  # three sectors, as a book of 360 would get
+    tours = day_tours(base, lat, lon, SETTINGS)
+    visited = np.sort(np.concatenate([stops for stops, _ in tours]))
+    assert np.array_equal(visited, np.arange(240))
+    model = sum(length for _, length in tours)
+    solved = solved_km(base, lat, lon, SETTINGS)
+    assert abs(model / solved - 1) <= 0.10, (model, solved)
