@@ -258,6 +258,18 @@ def trip_areas(
     count = len(lat)
     if count == 1:
         return pd.DataFrame({"area": [0], "base_lat": lat, "base_lon": lon, "region": [0]})
+    if count > MAX_AREA_POINTS:
+        return _trip_areas_by_cell(lat, lon, visits, settings)
+    return _trip_areas_pairwise(lat, lon, visits, settings)
+
+
+def _trip_areas_pairwise(
+    lat: np.ndarray, lon: np.ndarray, visits: np.ndarray, settings: ResourceSettings
+) -> pd.DataFrame:
+    """:func:`trip_areas` by complete linkage on the accounts' pairwise road distances."""
+    count = len(lat)
+    if count == 1:
+        return pd.DataFrame({"area": [0], "base_lat": lat, "base_lon": lon, "region": [0]})
     matrix = road_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :], settings.detour_factor)
     np.fill_diagonal(matrix, 0.0)
     tree = linkage(squareform(matrix, checks=False), method="complete")
@@ -284,6 +296,38 @@ def trip_areas(
     chain = linkage(squareform(between, checks=False), method="complete")
     region = fcluster(chain, t=settings.max_daily_drive_km, criterion="distance") - 1
     return table.assign(region=table["area"].map(dict(zip(bases["area"], region, strict=True))))
+
+
+#: Most accounts clustered pairwise into trip areas (the distance matrix is count² floats);
+#: more are first pooled into grid cells, clustered by their visit-weighted centres.
+MAX_AREA_POINTS = 2_500
+#: Grid cells tried for pooling, in degrees, finest first.
+AREA_CELL_DEGREES = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def _trip_areas_by_cell(
+    lat: np.ndarray, lon: np.ndarray, visits: np.ndarray, settings: ResourceSettings
+) -> pd.DataFrame:
+    """:func:`trip_areas` of many accounts: pooled into the finest grid cells few enough to cluster.
+
+    A national book beyond a day trip from home (tens of thousands of accounts) would need a
+    distance matrix of many gigabytes; accounts of one cell share their cell's area and base.
+    """
+    for size in AREA_CELL_DEGREES:
+        cells = pd.DataFrame({"y": np.floor(lat / size), "x": np.floor(lon / size)})
+        cell = cells.groupby(["y", "x"], sort=True).ngroup().to_numpy()
+        if cell.max() + 1 <= MAX_AREA_POINTS:
+            break
+    weight = np.maximum(visits, 1e-9)
+    pooled = pd.DataFrame({"cell": cell, "w": weight, "wlat": lat * weight, "wlon": lon * weight})
+    sums = pooled.groupby("cell", sort=True)[["w", "wlat", "wlon"]].sum()
+    centres = _trip_areas_pairwise(
+        (sums["wlat"] / sums["w"]).to_numpy(),
+        (sums["wlon"] / sums["w"]).to_numpy(),
+        sums["w"].to_numpy(),
+        settings,
+    )
+    return centres.iloc[cell].reset_index(drop=True)
 
 
 def annual_travel(

@@ -190,3 +190,23 @@ def test_sectors_of_a_large_book_stay_within_ten_percent_of_solved_tours(
     model = sum(length for _, length in tours)
     solved = solved_km(base, lat, lon, SETTINGS)
     assert abs(model / solved - 1) <= 0.10, (model, solved)
+
+
+def test_a_national_book_is_pooled_into_cells_before_clustering(monkeypatch: pytest.MonkeyPatch) -> None:
+    import territory_lib.routes as routes
+
+    rng = np.random.default_rng(7)
+    lat, lon = rng.uniform(30.0, 45.0, 3_000), rng.uniform(-120.0, -75.0, 3_000)
+    visits = rng.choice([3.0, 6.0, 12.0], 3_000)
+    pooled = routes.trip_areas(lat, lon, visits, SETTINGS)  # over MAX_AREA_POINTS: by cells
+    assert len(pooled) == 3_000 and pooled["area"].notna().all()
+    # Every account is within a day trip of its area's base, give or take its cell's size.
+    to_base = road_km(
+        lat, lon, pooled["base_lat"].to_numpy(), pooled["base_lon"].to_numpy(), SETTINGS.detour_factor
+    )
+    cell_km = 111.0 * max(routes.AREA_CELL_DEGREES) * 1.5 * SETTINGS.detour_factor
+    assert to_base.max() <= 2 * day_reach_km(SETTINGS) + cell_km
+    # Pooling barely changes the year's driving against clustering every account.
+    monkeypatch.setattr(routes, "MAX_AREA_POINTS", 10_000)
+    exact = routes.trip_areas(lat, lon, visits, SETTINGS)
+    assert pooled["area"].nunique() == pytest.approx(exact["area"].nunique(), rel=0.25)
