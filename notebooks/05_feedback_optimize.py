@@ -287,15 +287,26 @@ show_table(
 # sales that would change rep.
 
 # %%
+proposed_territory = proposed.set_index("unit_id")["territory_id"]
+proposal_workload = resources.rep_workload(
+    accounts.drop(columns=["territory_id"], errors="ignore").assign(
+        territory_id=accounts["unit_id"].map(proposed_territory)
+    ),
+    ctx.market.reps,
+    rep_assignment,
+    ctx.config.resources,
+)
+ctx.workspace.write("proposal_workload", proposal_workload)
 proposal_cost = resources.proposal_costs(
     accounts,
     ctx.market.sales,
     current,
-    proposed.set_index("unit_id")["territory_id"],
+    proposed_territory,
     ctx.market.reps,
     rep_assignment,
     ctx.config.resources,
     plan_workload=workload,
+    proposal_workload=proposal_workload,
 )
 cost_table, cost_sentence = resources.proposal_summary(
     proposal_cost, ctx.config, ctx.market.sales, len(moves)

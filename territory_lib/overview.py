@@ -107,8 +107,15 @@ def _alignments(config: MarketConfig, workspace: Workspace, market: Any) -> list
         by_rep = pd.DataFrame(
             {"territory_id": reps["rep_id"], "rep_id": reps["rep_id"], "rep_name": reps["name"]}
         )
-        owned = accounts.assign(territory_id=accounts["account_id"].map(account_rep).fillna(""))
-        workload = rep_workload(owned[owned["territory_id"] != ""], reps, by_rep, config.resources)
+        if workspace.artifact_path("rep_comparison").is_file():
+            # Step 3's route model already worked out each rep's year today.
+            compared = workspace.read("rep_comparison")
+            workload = pd.DataFrame(
+                {column: compared[f"{column}_today"] for column in ("status", "annual_drive_km")}
+            )
+        else:
+            owned = accounts.assign(territory_id=accounts["account_id"].map(account_rep).fillna(""))
+            workload = rep_workload(owned[owned["territory_id"] != ""], reps, by_rep, config.resources)
         found.append(
             Alignment(
                 "Today",
@@ -132,6 +139,7 @@ def _alignments(config: MarketConfig, workspace: Workspace, market: Any) -> list
                 reps,
                 config,
                 _get(recorded, "step3", "annual_drive_km", "total_plan"),
+                _artifact(workspace, "rep_workload"),
             )
         )
         if workspace.artifact_path("proposed_moves").is_file():
@@ -148,9 +156,15 @@ def _alignments(config: MarketConfig, workspace: Workspace, market: Any) -> list
                     reps,
                     config,
                     _get(recorded, "step5", "proposal", "annual_drive_km_total"),
+                    _artifact(workspace, "proposal_workload"),
                 )
             )
     return found
+
+
+def _artifact(workspace: Workspace, name: str) -> pd.DataFrame | None:
+    """A step's saved table, or ``None`` when that step has not written it."""
+    return workspace.read(name) if workspace.artifact_path(name).is_file() else None
 
 
 def _derived(
@@ -161,14 +175,18 @@ def _derived(
     reps: pd.DataFrame,
     config: MarketConfig,
     drive_km_total: float | None,
+    workload: pd.DataFrame | None = None,
 ) -> Alignment:
+    """An alignment of the run with its owners; its workload is the step's own (``workload``) when
+    the step saved it, else worked out here with the route model."""
     from territory_lib.resources import rep_workload
 
     placed = accounts.assign(territory_id=accounts["unit_id"].astype(str).map(territory))
     account_rep = placed.set_index("account_id")["territory_id"].map(
         owners.set_index("territory_id")["rep_id"]
     )
-    workload = rep_workload(placed, reps, owners, config.resources)
+    if workload is None:
+        workload = rep_workload(placed, reps, owners, config.resources)
     return Alignment(name, territory, owners, account_rep, drive_km_total, workload)
 
 

@@ -579,6 +579,7 @@ def proposal_costs(
     rep_assignment: pd.DataFrame,
     settings: ResourceSettings,
     plan_workload: pd.DataFrame | None = None,
+    proposal_workload: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """What a realignment proposal costs against the plan it changes (step 5).
 
@@ -594,8 +595,9 @@ def proposal_costs(
         The reps, and the rep of each territory (kept by the proposal).
     settings
         The route model's and capacity params.
-    plan_workload
-        The plan's :func:`rep_workload` (step 3's), when already computed for ``current``.
+    plan_workload, proposal_workload
+        The plan's :func:`rep_workload` (step 3's) and the proposal's, when already computed
+        (the route model takes seconds per pass on a national market).
 
     Returns
     -------
@@ -610,12 +612,8 @@ def proposal_costs(
         placed = accounts.drop(columns=["territory_id"], errors="ignore").assign(
             territory_id=accounts["unit_id"].map(alignment)
         )
-        reuse = name == "plan" and plan_workload is not None
-        workload = (
-            plan_workload
-            if reuse and plan_workload is not None
-            else rep_workload(placed, reps, rep_assignment, settings)
-        )
+        given = plan_workload if name == "plan" else proposal_workload
+        workload = given if given is not None else rep_workload(placed, reps, rep_assignment, settings)
         figures[name] = {
             "drive": float(workload["annual_drive_km"].sum()),
             "over": int((workload["status"] == "over capacity").sum()),

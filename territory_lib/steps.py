@@ -92,6 +92,7 @@ ARTIFACT_PRODUCERS = {
     "trends": 4,
     "feedback_summary": 5,
     "proposed_moves": 5,
+    "proposal_workload": 5,
 }
 
 

@@ -295,3 +295,31 @@ def test_an_overview_that_cannot_be_built_says_why_instead_of_failing_the_run(
     page, failure = overview.try_build_overview(georgia_config, tmp_path / "georgia", RUN_DATE)
     assert page is None and failure is not None and "snapshot" in failure
     assert not (tmp_path / "georgia" / "overview.html").exists()
+
+
+def test_overview_reads_the_workloads_steps_3_and_5_saved(
+    run_folder: tuple[MarketConfig, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from territory_lib import resources
+
+    config, folder = run_folder
+    copy = tmp_path / "georgia"
+    shutil.copytree(folder, copy)
+    workspace = Workspace(copy)
+    accounts, reps = workspace.read("accounts"), build_snapshot(config, copy, RUN_DATE, "run")[0].reps
+    owners = workspace.read("rep_assignment")
+    plan = workspace.read("alignment").set_index("unit_id")["territory_id"]
+    placed = accounts.assign(territory_id=accounts["unit_id"].map(plan))
+    saved = resources.rep_workload(placed, reps, owners, config.resources)
+    workspace.write("rep_workload", saved)
+    workspace.write("proposal_workload", saved.assign(annual_drive_km=saved["annual_drive_km"] * 2))
+    workspace.write(
+        "rep_comparison", resources.workload_before_after(placed, reps, owners, config.resources, saved)
+    )
+
+    def no_route_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the overview ran the route model although the steps saved its results")
+
+    monkeypatch.setattr(resources, "rep_workload", no_route_model)
+    page = overview.build_overview(config, copy, RUN_DATE).path.read_text(encoding="utf-8")
+    assert "Annual driving" in page
