@@ -545,28 +545,24 @@ def step3_metrics(comparison: pd.DataFrame) -> dict[str, object]:
     """The ``step3`` section of ``metrics.json`` from :func:`workload_before_after`."""
     totals = totals_today_vs_plan(comparison).set_index("measure")
     drive = comparison[["annual_drive_km_today", "annual_drive_km_plan"]]
+    sections = {
+        "reps_over_capacity": "Reps over capacity",
+        "off_segment_accounts": "Accounts outside their rep's segments",
+        "visits_beyond_working_year": "Visits beyond the working year",
+        "reps_needing_overnights_or_flights": "Reps needing nights away or flights",
+    }
+    both = {
+        key: {when: totals.at[measure, when] for when in ("today", "plan")}
+        for key, measure in sections.items()
+    }
+    driving = totals.loc["Driving a year, all reps"]
     return {
         "annual_drive_km": {
             "max_rep": float(np.nanmax(drive.to_numpy(dtype=float))),
-            "total_today": totals.at["Driving a year, all reps", "today"],
-            "total_plan": totals.at["Driving a year, all reps", "plan"],
+            "total_today": driving["today"],
+            "total_plan": driving["plan"],
         },
-        "reps_over_capacity": {
-            "today": totals.at["Reps over capacity", "today"],
-            "plan": totals.at["Reps over capacity", "plan"],
-        },
-        "off_segment_accounts": {
-            "today": totals.at["Accounts outside their rep's segments", "today"],
-            "plan": totals.at["Accounts outside their rep's segments", "plan"],
-        },
-        "visits_beyond_working_year": {
-            "today": totals.at["Visits beyond the working year", "today"],
-            "plan": totals.at["Visits beyond the working year", "plan"],
-        },
-        "reps_needing_overnights_or_flights": {
-            "today": totals.at["Reps needing nights away or flights", "today"],
-            "plan": totals.at["Reps needing nights away or flights", "plan"],
-        },
+        **both,
     }
 
 
