@@ -11,6 +11,7 @@ import pandas as pd
 import statsmodels.api as sm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
+from scipy import stats
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
 from territory_lib.checks import MIN_SEASONAL_MONTHS, MIN_TREND_MONTHS, history_months, returns_summary
@@ -41,35 +42,66 @@ def monthly_kpis(sales: pd.DataFrame, assignment: pd.DataFrame, accounts: pd.Dat
         purchase that month; the first month of data counts nobody as new), ``growth_mom``,
         ``growth_yoy`` and ``penetration_12m`` (trailing twelve months of sales over potential).
     """
-    frame = sales.assign(month=sales["date"].dt.to_period("M").dt.to_timestamp())
-    frame = frame.merge(assignment[["account_id", "territory_id"]], on="account_id", how="left")
-    frame["territory_id"] = frame["territory_id"].fillna("unassigned")
-    months = pd.date_range(frame["month"].min(), frame["month"].max(), freq="MS")
-    territories = sorted(frame["territory_id"].unique())
-    grid = pd.MultiIndex.from_product([territories, months], names=["territory_id", "month"])
+    # Integer codes throughout (millions of sales rows): account, territory and month numbers,
+    # counted into a territories x months grid.
+    month = sales["date"].to_numpy().astype("datetime64[M]")
+    start = month.min()
+    month_code = (month - start).astype(np.int64)
+    months = pd.date_range(pd.Timestamp(start), periods=int(month_code.max()) + 1, freq="MS").as_unit(
+        sales["date"].dt.unit
+    )
+    account_code, account_ids = pd.factorize(sales["account_id"])
+    owner = assignment.set_index("account_id")["territory_id"].reindex(account_ids).fillna("unassigned")
+    territory_code_of_account, territories = pd.factorize(owner, sort=True)
+    territory_code = territory_code_of_account[account_code]
+    shape = (len(territories), len(months))
+    cells = shape[0] * shape[1]
 
-    buying = frame[frame["amount"] > 0]
-    first = buying.groupby("account_id")["month"].min()
-    new = buying.drop_duplicates("account_id").assign(month=lambda f: f["account_id"].map(first))
-    new = new[new["month"] > months[0]]
-    table = pd.DataFrame(
-        {
-            "sales": frame.groupby(["territory_id", "month"])["amount"].sum(),
-            "active_customers": buying.groupby(["territory_id", "month"])["account_id"].nunique(),
-            "new_customers": new.groupby(["territory_id", "month"])["account_id"].nunique(),
-        }
-    ).reindex(grid, fill_value=0)
-    table = table.fillna(0).reset_index()
+    def grid(keys: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(keys, weights=weights, minlength=cells).reshape(shape)
+
+    amount = sales["amount"].to_numpy(dtype=float)
+    totals = grid(territory_code * shape[1] + month_code, amount)
+    buying = amount > 0
+    # An account counts once a month however many times it bought: one flag per account and month.
+    bought = np.zeros((len(account_ids), shape[1]), dtype=bool)
+    bought[account_code[buying], month_code[buying]] = True
+    buyer, bought_month = np.nonzero(bought)
+    active = grid(territory_code_of_account[buyer] * shape[1] + bought_month)
+    # In account, then month order: an account's first entry is its first purchase.
+    first = np.flatnonzero(np.r_[True, buyer[1:] != buyer[:-1]])
+    newcomer = first[bought_month[first] > 0]  # the first month of data counts nobody as new
+    new = grid(territory_code_of_account[buyer[newcomer]] * shape[1] + bought_month[newcomer])
+
     potential = (
         assignment.merge(accounts[["account_id", "potential"]], on="account_id")
         .groupby("territory_id")["potential"]
         .sum()
+        .reindex(territories)
+        .to_numpy(dtype=float)
     )
-    grouped = table.groupby("territory_id")["sales"]
-    table["growth_mom"] = grouped.pct_change(fill_method=None)
-    table["growth_yoy"] = grouped.pct_change(periods=12, fill_method=None)
-    trailing = grouped.transform(lambda s: s.rolling(12, min_periods=12).sum())
-    table["penetration_12m"] = trailing / table["territory_id"].map(potential)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth_mom = np.full(shape, np.nan)
+        growth_mom[:, 1:] = totals[:, 1:] / totals[:, :-1] - 1
+        growth_yoy = np.full(shape, np.nan)
+        growth_yoy[:, 12:] = totals[:, 12:] / totals[:, :-12] - 1
+        penetration = np.full(shape, np.nan)
+        if shape[1] >= 12:
+            trailing = np.lib.stride_tricks.sliding_window_view(totals, 12, axis=1).sum(axis=2)
+            penetration[:, 11:] = trailing / potential[:, None]
+    table = pd.DataFrame(
+        {
+            "territory_id": np.repeat(np.asarray(territories, dtype=object), shape[1]),
+            "month": np.tile(months, shape[0]),
+            "sales": totals.ravel(),
+            "active_customers": active.ravel().astype(np.int64),
+            "new_customers": new.ravel().astype(np.int64),
+            "growth_mom": growth_mom.ravel(),
+            "growth_yoy": growth_yoy.ravel(),
+            "penetration_12m": penetration.ravel(),
+        }
+    )
+    table["territory_id"] = table["territory_id"].astype("str")
     return table.replace([np.inf, -np.inf], np.nan)
 
 
@@ -191,13 +223,35 @@ class TrendFit:
     forecast: pd.DataFrame
 
 
-def _seasonal_design(months: pd.DatetimeIndex, t: np.ndarray, seasonal: bool) -> np.ndarray:
-    """Constant, trend ``t`` and (when ``seasonal``) eleven month-of-year dummies."""
+def _seasonal_design(month_of_year: np.ndarray, t: np.ndarray, seasonal: bool) -> np.ndarray:
+    """Constant, trend ``t`` and (when ``seasonal``) eleven dummies of ``month_of_year`` (1-12)."""
     columns = [np.ones(len(t)), t.astype(float)]
     if seasonal:
-        month_of_year = months.month.to_numpy()
         columns += [(month_of_year == moy).astype(float) for moy in range(2, 13)]
     return np.column_stack(columns)
+
+
+def _months_after(months: pd.DatetimeIndex, horizon: int) -> np.ndarray:
+    """Month of year (1-12) of the ``horizon`` months after the last of ``months``."""
+    return (months[-1].month + np.arange(horizon)) % 12 + 1
+
+
+def _outlier_p_values(fit: sm.regression.linear_model.RegressionResults) -> np.ndarray:
+    """Bonferroni-adjusted p-values of the externally studentized residuals of an OLS fit.
+
+    The same test as statsmodels' ``outlier_test()``, from the leave-one-out identity
+    SSE(-i) = SSE - e_i^2 / (1 - h_i) instead of refitting once per month. A month whose leverage
+    is 1 (the only one of its month of year) gets NaN, which flags nothing.
+    """
+    design = np.asarray(fit.model.exog, dtype=float)
+    residuals = np.asarray(fit.resid, dtype=float)
+    leverage = np.einsum("ij,ji->i", design, np.linalg.pinv(design))
+    df = fit.df_resid - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        free = np.where(1 - leverage > 1e-10, 1 - leverage, np.nan)
+        sigma2 = (float(residuals @ residuals) - residuals**2 / free) / df
+        studentized = residuals / np.sqrt(sigma2 * free)
+    return np.minimum(2 * stats.t.sf(np.abs(studentized), df) * len(residuals), 1.0)
 
 
 def _prais_winsten(values: np.ndarray, rho: float) -> np.ndarray:
@@ -243,7 +297,9 @@ def _best_break(y: np.ndarray, design: np.ndarray) -> int | None:
     rs = steps - projection @ steps
     norms = (rs**2).sum(axis=0)
     gain = np.where(norms > 1e-12, (rs.T @ ry) ** 2 / np.where(norms > 1e-12, norms, 1.0), 0.0)
-    return int(candidates[int(np.argmax(gain))])
+    # Ties (a territory up one year and back the next) go to the earliest month, whatever the
+    # rounding of the sums that led to them.
+    return int(candidates[int(np.argmax(gain >= gain.max() * (1 - 1e-9)))])
 
 
 def trend_test(monthly: pd.Series) -> TrendTest:
@@ -262,7 +318,7 @@ def trend_test(monthly: pd.Series) -> TrendTest:
         return TrendTest(SHORT, n)
     y = _log_sales(monthly)
     seasonal = n >= MIN_SEASONAL_MONTHS
-    design = _seasonal_design(months, np.arange(n), seasonal)
+    design = _seasonal_design(months.month.to_numpy(), np.arange(n), seasonal)
     fit, rho = _gls_ar1(y, design)
     p_value = float(fit.pvalues[1])
     shift_month, shift_size = None, math.nan
@@ -348,19 +404,25 @@ def _forecast_log(
         steps = np.arange(horizon)
         sd = float(np.sqrt(np.mean(spread**2))) * np.sqrt(steps // 12 + 1)
         return _bands(y[n - 12 + steps % 12], sd), ets_params
-    future = pd.date_range(months[-1] + pd.DateOffset(months=1), periods=horizon, freq="MS")
     if model == TREND_SEASON:
-        fit = sm.OLS(y, _seasonal_design(months, np.arange(n), seasonal)).fit()
-        prediction = fit.get_prediction(_seasonal_design(future, np.arange(n, n + horizon), seasonal))
+        fit = sm.OLS(y, _seasonal_design(months.month.to_numpy(), np.arange(n), seasonal)).fit()
+        ahead = _seasonal_design(_months_after(months, horizon), np.arange(n, n + horizon), seasonal)
+        prediction = fit.get_prediction(ahead)
         # Student t bands (parameter and noise uncertainty), as least squares gives them.
         columns = [prediction.predicted_mean]
         for alpha in (0.2, 0.05):
             columns += list(prediction.conf_int(obs=True, alpha=alpha).T)
         return np.column_stack(columns), ets_params
-    series = pd.Series(y, index=pd.DatetimeIndex(months, freq="MS"))
     kinds = {"seasonal": "add", "seasonal_periods": 12} if seasonal else {}
+    # A plain position index, not dates: the months are consecutive, and statsmodels' date-index
+    # bookkeeping costs more than the filter itself (hundreds of territories x origins).
     ets = ETSModel(
-        series, error="add", trend="add", damped_trend=True, initialization_method="heuristic", **kinds
+        pd.Series(np.asarray(y, dtype=float)),
+        error="add",
+        trend="add",
+        damped_trend=True,
+        initialization_method="heuristic",
+        **kinds,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter; the backtest judges the result
@@ -370,7 +432,7 @@ def _forecast_log(
         else:
             result = ets.fit(disp=False)
             ets_params = dict(zip(ets.param_names, np.asarray(result.params), strict=True))
-        prediction = result.get_prediction(start=future[0], end=future[-1])
+        prediction = result.get_prediction(start=n, end=n + horizon - 1)
     point = np.asarray(prediction.predicted_mean, dtype=float)
     return _bands(point, np.sqrt(np.asarray(prediction.forecast_variance, dtype=float))), ets_params
 
@@ -476,18 +538,16 @@ def fit_trend(
             model = TREND_SEASON
             band, _ = _forecast_log(model, y, active_months, horizon, ets_params)
         # The fitted line and outliers come from trend + season, with its level shift if any.
-        design = _seasonal_design(active_months, np.arange(len(y)), len(y) >= MIN_SEASONAL_MONTHS)
+        design = _seasonal_design(
+            active_months.month.to_numpy(), np.arange(len(y)), len(y) >= MIN_SEASONAL_MONTHS
+        )
         if trend.shift_month is not None:
             design = np.column_stack([design, (active_months >= trend.shift_month).astype(float)])
         in_sample = sm.OLS(y, design).fit()
         offset = len(months) - len(y)
         fitted[offset:] = np.expm1(in_sample.fittedvalues)
         if len(y) > design.shape[1] + 1:
-            with warnings.catch_warnings():
-                # With two years, leaving a month out leaves its month of year one observation: the
-                # test is then undefined (NaN) for it, and NaN flags nothing.
-                warnings.simplefilter("ignore")
-                flagged[offset:] = in_sample.outlier_test()[:, 2] < 0.05
+            flagged[offset:] = _outlier_p_values(in_sample) < 0.05
     future = pd.date_range(months[-1] + pd.DateOffset(months=1), periods=horizon, freq="MS")
     band = np.expm1(band)
     return TrendFit(

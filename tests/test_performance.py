@@ -131,3 +131,61 @@ def test_step_4_charts_the_largest_territories_and_its_table_keeps_them_all() ->
     assert table.set_index("territory").loc["T000", "sales_12m"] == pytest.approx(
         sales.loc[sales["account_id"] == "T000-a", "amount"].iloc[-12:].sum()
     )
+
+
+def test_monthly_kpis_of_a_hand_counted_ledger() -> None:
+    """Repeat purchases, a return, a month with no sales and an account no territory holds."""
+    sales = pd.DataFrame(
+        {
+            "date": pd.to_datetime(
+                [
+                    "2024-01-03",
+                    "2024-01-20",
+                    "2024-01-05",
+                    "2024-03-02",
+                    "2024-03-09",
+                    "2024-03-15",
+                    "2024-03-30",
+                ]
+            ),
+            "account_id": ["a1", "a1", "a2", "a1", "b1", "b1", "zz"],
+            "amount": [100.0, 50.0, 10.0, -20.0, 30.0, 5.0, 7.0],
+        }
+    )
+    kpis = performance.monthly_kpis(sales, ASSIGNMENT, ACCOUNTS).set_index(["territory_id", "month"])
+    january, february, march = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"])
+    assert sorted(kpis.index.get_level_values(0).unique()) == ["T1", "T2", "unassigned"]
+    assert len(kpis) == 3 * 3  # every territory has every month, February included
+    t1, t2, nobody = kpis.loc["T1"], kpis.loc["T2"], kpis.loc["unassigned"]
+    assert t1.loc[january, "sales"] == 160.0 and t1.loc[march, "sales"] == -20.0
+    assert t1.loc[february, "sales"] == 0.0
+    assert t1.loc[january, "active_customers"] == 2  # a1 bought twice: counted once
+    assert t1.loc[march, "active_customers"] == 0  # a return is not a purchase
+    assert t1["new_customers"].sum() == 0  # the first month of data counts nobody as new
+    assert t2.loc[march, "active_customers"] == 1 and t2.loc[march, "new_customers"] == 1
+    assert nobody.loc[march, "new_customers"] == 1 and nobody.loc[march, "sales"] == 7.0
+    assert np.isnan(t1.loc[february, "growth_yoy"])
+    assert t1.loc[february, "growth_mom"] == -1.0
+    assert np.isnan(t1.loc[march, "growth_mom"])  # from nothing: no growth rate
+
+
+def test_outlier_p_values_are_statsmodels_leave_one_out_test() -> None:
+    """The closed form gives the p-values of statsmodels' refit-per-month ``outlier_test``."""
+    import warnings
+
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(5)
+    for months in (20, 24, 30, 48):
+        month_of_year = np.arange(months) % 12 + 1
+        design = performance._seasonal_design(month_of_year, np.arange(months), months >= 24)
+        design = np.column_stack([design, (np.arange(months) >= months // 2).astype(float)])
+        y = rng.normal(size=months) + 10.0 * (np.arange(months) == months // 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # short series: rank-deficient seasonal design
+            fit = sm.OLS(y, design).fit()
+            reference = fit.outlier_test()[:, 2]
+        ours = performance._outlier_p_values(fit)
+        np.testing.assert_allclose(ours, reference, rtol=1e-6, atol=1e-12, equal_nan=True)
+        if months >= 30:  # enough months left beside the 14 parameters to single a month out
+            assert ours[months // 3] < 0.05
