@@ -23,7 +23,6 @@ from typing import Any
 
 import folium
 import geopandas as gpd
-import mapclassify
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -449,11 +448,32 @@ def quantile_classes(values: Iterable[float], k: int = 5) -> np.ndarray:
     with warnings.catch_warnings():
         # mapclassify warns when ties merge classes; fewer classes is the documented result.
         warnings.simplefilter("ignore", UserWarning)
-        bins = mapclassify.Quantiles(array, k=k).bins
+        bins = _mapclassify().Quantiles(array, k=k).bins
     edges = np.unique(np.concatenate([[array.min()], bins]))
     if edges.size == 1:
         edges = np.array([edges[0], edges[0]])
     return edges
+
+
+@functools.cache
+def _mapclassify() -> Any:
+    """mapclassify, imported without compiling its numba kernel.
+
+    When numba is installed, importing mapclassify compiles its Fisher-Jenks kernel at once (1-3 s
+    in every notebook kernel); the maps only use its quantiles, so the kernel stays plain Python.
+    """
+    try:
+        from numba.core import config as numba_config
+    except ImportError:
+        import mapclassify
+
+        return mapclassify
+    previous, numba_config.DISABLE_JIT = numba_config.DISABLE_JIT, True
+    try:
+        import mapclassify
+    finally:
+        numba_config.DISABLE_JIT = previous
+    return mapclassify
 
 
 def category_colors(categories: Iterable[Hashable]) -> dict[Hashable, str]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -427,3 +430,21 @@ def test_national_county_maps_stay_within_the_large_report_budget() -> None:
     per_unit = (len(page.encode()) - len(maps.leaflet_tags().encode())) / len(counties)
     assert len(counties) == 3108
     assert per_unit * 30_000 < 4_000_000, f"{per_unit:.0f} bytes per unit"
+
+
+def test_map_classes_leave_numba_compiling_for_the_rest_of_the_kernel() -> None:
+    """mapclassify is imported with numba's compiler off (its kernel costs seconds at import and
+    the maps never use it); the compiler must be back on afterwards for the route model."""
+    pytest.importorskip("numba")
+    code = (
+        "from numba.core import config\n"
+        "from territory_lib import maps\n"
+        "print(list(maps.quantile_classes(range(10), 4)), config.DISABLE_JIT)\n"
+        "import mapclassify.classifiers as c\n"
+        "print(type(c._fisher_jenks_means).__name__)\n"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    first, second = out.stdout.splitlines()
+    assert first.endswith(" 0") and first.startswith("[np.float64(0.0)")
+    assert second == "function"  # not compiled
