@@ -14,7 +14,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from libpysal.graph import Graph
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay, QhullError, cKDTree
@@ -94,6 +93,10 @@ def _polygon_edges(geoms: np.ndarray, stacked: np.ndarray) -> tuple[np.ndarray, 
     Stacked units (lying on others) are left out of libpysal's planar computation and joined to
     every unit they intersect, with no shared length. Self-loops of isolates are dropped.
     """
+    # Imported here: steps that read the graph from the run's snapshot never build one, and
+    # libpysal costs a second to import.
+    from libpysal.graph import Graph
+
     planar = np.flatnonzero(~stacked)
     g = Graph.build_contiguity(gpd.GeoSeries(geoms[planar]), rook=False, by_perimeter=True)
     adj = g.adjacency.reset_index()
