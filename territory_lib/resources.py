@@ -208,13 +208,14 @@ def rep_workload(
         frame.loc[has_rep, "rep_id"].map(homes["home_lon"]),
     )
     visits = visits_per_year(frame["segment"], settings)
-    sells = homes["segments"].map(split_segments) if "segments" in homes else None
     off_segment = pd.Series(False, index=frame.index)
-    if sells is not None:
-        off_segment[has_rep] = [
-            bool(sells[rep]) and segment not in sells[rep]
-            for rep, segment in zip(frame.loc[has_rep, "rep_id"], frame.loc[has_rep, "segment"], strict=True)
-        ]
+    sells = homes["segments"].map(split_segments) if "segments" in homes else pd.Series()
+    listed = [(rep, segment) for rep, segments in sells.items() for segment in segments]
+    if listed:
+        # A rep with no segments listed sells to every segment.
+        restricted = frame["rep_id"].isin(sells.index[sells.map(bool)])
+        pairs = pd.MultiIndex.from_arrays([frame["rep_id"], frame["segment"]])
+        off_segment = has_rep & restricted & ~pairs.isin(pd.MultiIndex.from_tuples(listed))
     frame = frame.assign(
         customer=frame["status"] == "customer",
         visits=visits,
