@@ -211,10 +211,15 @@ def rep_workload(
     sells = homes["segments"].map(split_segments) if "segments" in homes else None
     off_segment = pd.Series(False, index=frame.index)
     if sells is not None:
-        off_segment[has_rep] = [
-            bool(sells[rep]) and segment not in sells[rep]
-            for rep, segment in zip(frame.loc[has_rep, "rep_id"], frame.loc[has_rep, "segment"], strict=True)
-        ]
+        # Reps who sell to some segments only, and the (rep, segment) pairs they sell to.
+        limited = sells[sells.map(bool)]
+        sold = pd.MultiIndex.from_tuples(
+            [(rep, segment) for rep, segments in limited.items() for segment in segments],
+            names=["rep_id", "segment"],
+        )
+        owned = frame.loc[has_rep]
+        pairs = pd.MultiIndex.from_arrays([owned["rep_id"], owned["segment"]])
+        off_segment[has_rep] = owned["rep_id"].isin(limited.index).to_numpy() & ~pairs.isin(sold)
     frame = frame.assign(
         customer=frame["status"] == "customer",
         visits=visits,
