@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
 
 from territory_lib import tours
 from territory_lib.config import ResourceSettings
@@ -189,26 +188,17 @@ def _trip_areas_pairwise(
     count = len(lat)
     if count == 1:
         return pd.DataFrame({"area": [0], "base_lat": lat, "base_lon": lon, "region": [0]})
-    matrix = tours.road_matrix(lat, lon, settings.detour_factor)
-    tree = linkage(squareform(matrix, checks=False), method="complete")
+    distances = tours.road_distances(lat, lon, settings.detour_factor)
+    tree = linkage(distances, method="complete")
     area = fcluster(tree, t=day_reach_km(settings), criterion="distance") - 1
-    base_lat = np.empty(count)
-    base_lon = np.empty(count)
-    for label in np.unique(area):
-        members = np.flatnonzero(area == label)
-        cost = (matrix[np.ix_(members, members)] * visits[members][None, :]).sum(axis=1)
-        medoid = members[int(np.argmin(cost))]
-        base_lat[members], base_lon[members] = lat[medoid], lon[medoid]
-    table = pd.DataFrame({"area": area, "base_lat": base_lat, "base_lon": base_lon})
-    bases = table.drop_duplicates("area").sort_values("area")
-    if len(bases) == 1:
+    base = tours.medoids(distances, area, np.asarray(visits, dtype=float))
+    base_lat, base_lon = lat[base], lon[base]
+    table = pd.DataFrame({"area": area, "base_lat": base_lat[area], "base_lon": base_lon[area]})
+    if len(base) == 1:
         return table.assign(region=0)
-    between = tours.road_matrix(
-        bases["base_lat"].to_numpy(), bases["base_lon"].to_numpy(), settings.detour_factor
-    )
-    chain = linkage(squareform(between, checks=False), method="complete")
+    chain = linkage(tours.road_distances(base_lat, base_lon, settings.detour_factor), method="complete")
     region = fcluster(chain, t=settings.max_daily_drive_km, criterion="distance") - 1
-    return table.assign(region=table["area"].map(dict(zip(bases["area"], region, strict=True))))
+    return table.assign(region=region[area])
 
 
 #: Most accounts clustered pairwise into trip areas (the distance matrix is count² floats);

@@ -36,24 +36,67 @@ def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def road_matrix(lat: np.ndarray, lon: np.ndarray, detour: float) -> np.ndarray:
-    """Road km between every pair of points: great-circle distance times ``detour``.
+def _arc(vectors: np.ndarray, i: int, j: int, scale: float) -> float:
+    """``scale`` times the great-circle angle between unit vectors ``i`` and ``j``.
 
-    The haversine distance from the chord between unit vectors (half the chord is the haversine's
-    square root), the same great circle as :func:`territory_lib.geo.haversine_km`.
+    The haversine formula from the chord: half the chord is the haversine's square root.
     """
+    dx = vectors[i, 0] - vectors[j, 0]
+    dy = vectors[i, 1] - vectors[j, 1]
+    dz = vectors[i, 2] - vectors[j, 2]
+    return scale * math.asin(min(math.sqrt(dx * dx + dy * dy + dz * dz) / 2, 1.0))
+
+
+@njit(cache=True)
+def road_matrix(lat: np.ndarray, lon: np.ndarray, detour: float) -> np.ndarray:
+    """Road km between every pair of points: great-circle distance times ``detour``."""
     vectors = _unit_vectors(lat, lon)
     count = len(lat)
     scale = 2 * EARTH_RADIUS_KM * detour
     matrix = np.zeros((count, count))
     for i in range(count):
         for j in range(i + 1, count):
-            dx = vectors[i, 0] - vectors[j, 0]
-            dy = vectors[i, 1] - vectors[j, 1]
-            dz = vectors[i, 2] - vectors[j, 2]
-            half_chord = min(math.sqrt(dx * dx + dy * dy + dz * dz) / 2, 1.0)
-            matrix[i, j] = matrix[j, i] = scale * math.asin(half_chord)
+            matrix[i, j] = matrix[j, i] = _arc(vectors, i, j, scale)
     return matrix
+
+
+@njit(cache=True)
+def road_distances(lat: np.ndarray, lon: np.ndarray, detour: float) -> np.ndarray:
+    """:func:`road_matrix` condensed as scipy's ``pdist`` gives it: pairs ``i < j`` row by row."""
+    vectors = _unit_vectors(lat, lon)
+    count = len(lat)
+    scale = 2 * EARTH_RADIUS_KM * detour
+    distances = np.empty(count * (count - 1) // 2)
+    pair = 0
+    for i in range(count):
+        for j in range(i + 1, count):
+            distances[pair] = _arc(vectors, i, j, scale)
+            pair += 1
+    return distances
+
+
+@njit(cache=True)
+def medoids(distances: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per label ``0, 1, ...``: the point of that label with the least weighted distance to the others.
+
+    ``distances`` is condensed (:func:`road_distances`); each point's cost is the sum over the
+    points of its label of distance times their weight; ties go to the first point.
+    """
+    count = len(labels)
+    cost = np.zeros(count)
+    pair = 0
+    for i in range(count):
+        for j in range(i + 1, count):
+            if labels[i] == labels[j]:
+                cost[i] += distances[pair] * weights[j]
+                cost[j] += distances[pair] * weights[i]
+            pair += 1
+    best = np.full(labels.max() + 1, -1, dtype=np.int64)
+    for point in range(count):
+        label = labels[point]
+        if best[label] == -1 or cost[point] < cost[best[label]]:
+            best[label] = point
+    return best
 
 
 @njit(cache=True)
@@ -140,21 +183,41 @@ def shortest_order(matrix: np.ndarray) -> tuple[np.ndarray, float]:
     return _two_opt_order(matrix)
 
 
+#: Bits sorted per pass of :func:`_decreasing` (six passes over 64-bit keys).
+_DIGIT_BITS = 11
+_RADIX = 1 << _DIGIT_BITS
+
+
 @njit(cache=True)
 def _decreasing(values: np.ndarray) -> np.ndarray:
-    """Positions of ``values`` from the largest down, equal values in position order (a stable sort).
+    """Positions of the positive ``values`` from the largest down, equal values in position order.
 
-    numba's quicksort is about twice as fast as its mergesort; ties, rare, are put back in order.
+    A stable least-significant-digit radix sort of the values' bits (for positive floats their
+    order as integers): a few passes over the values, where numba's stable mergesort is several
+    times slower on the thousands of pairs of a sector.
     """
-    order = np.argsort(-values)
-    start = 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and values[order[end]] == values[order[start]]:
-            end += 1
-        if end - start > 1:
-            order[start:end] = np.sort(order[start:end])
-        start = end
+    count = len(values)
+    # Positive doubles order as their bit patterns; subtracting from the largest int64 reverses it.
+    keys = np.iinfo(np.int64).max - values.view(np.int64)
+    order = np.arange(count)
+    spare_keys = np.empty(count, dtype=np.int64)
+    spare_order = np.empty(count, dtype=np.int64)
+    slots = np.empty(_RADIX + 1, dtype=np.int64)
+    for shift in range(0, 64, _DIGIT_BITS):
+        slots[:] = 0
+        for position in range(count):
+            slots[((keys[position] >> shift) & (_RADIX - 1)) + 1] += 1
+        if slots.max() == count:
+            continue  # every key has this digit: the pass would change nothing
+        for digit in range(1, _RADIX + 1):
+            slots[digit] += slots[digit - 1]
+        for position in range(count):
+            digit = (keys[position] >> shift) & (_RADIX - 1)
+            spare_keys[slots[digit]] = keys[position]
+            spare_order[slots[digit]] = order[position]
+            slots[digit] += 1
+        keys, spare_keys = spare_keys, keys
+        order, spare_order = spare_order, order
     return order
 
 
@@ -205,64 +268,35 @@ def _savings(
     length = 2 * matrix[0].copy()
     # Each point's neighbours within its day (-1: none); a day is reversed by swapping its ends.
     neighbour = np.full((count + 1, 2), -1, dtype=np.int64)
-    # Pairs are taken in batches of the largest savings (ties in pair order, as one stable sort of
-    # all pairs would give). Between batches, pairs that can never be joined are dropped: two
-    # points of one day, a point inside its day, or days too long together stay so.
-    candidates = np.arange(kept)
-    batch = max(2 * count, 64)
-    while len(candidates):
-        if len(candidates) > batch:
-            threshold = np.partition(gain[candidates], len(candidates) - batch)[len(candidates) - batch]
-            now = candidates[gain[candidates] >= threshold]
-            later = candidates[gain[candidates] < threshold]
-        else:
-            now = candidates
-            later = candidates[:0]
-        for pair in now[_decreasing(gain[now])]:
-            i, j = first[pair], second[pair]
-            a, b = route_of[i], route_of[j]
-            if a == b:
-                continue
-            if (i != head[a] and i != tail[a]) or (j != head[b] and j != tail[b]):
-                continue
-            joined = length[a] + length[b] - gain[pair]
-            together = stops[a] + stops[b]
-            if (
-                together > visits_per_day
-                or joined > max_km
-                or joined / road_speed + together * hours_per_visit > hours_per_day
-            ):
-                continue
-            if tail[a] != i:
-                head[a], tail[a] = tail[a], head[a]
-            if head[b] != j:
-                head[b], tail[b] = tail[b], head[b]
-            point, previous = head[b], -1
-            while point != -1:
-                route_of[point] = a
-                following = neighbour[point, 0] if neighbour[point, 0] != previous else neighbour[point, 1]
-                previous, point = point, following
-            neighbour[i, 0 if neighbour[i, 0] == -1 else 1] = j
-            neighbour[j, 0 if neighbour[j, 0] == -1 else 1] = i
-            tail[a] = tail[b]
-            stops[a] = together
-            length[a] = joined
-        alive = np.empty(len(later), dtype=np.bool_)
-        for k in range(len(later)):
-            i, j = first[later[k]], second[later[k]]
-            a, b = route_of[i], route_of[j]
-            together = stops[a] + stops[b]
-            # Days only grow: their stops and (triangle inequality) their kilometres.
-            least = length[a] + length[b] - gain[later[k]]
-            alive[k] = (
-                a != b
-                and (i == head[a] or i == tail[a])
-                and (j == head[b] or j == tail[b])
-                and together <= visits_per_day
-                and least <= max_km + _SLACK
-                and least / road_speed + together * hours_per_visit <= hours_per_day + _SLACK
-            )
-        candidates = later[alive]
+    for pair in _decreasing(gain[:kept]):
+        i, j = first[pair], second[pair]
+        a, b = route_of[i], route_of[j]
+        if a == b:
+            continue
+        if (i != head[a] and i != tail[a]) or (j != head[b] and j != tail[b]):
+            continue
+        joined = length[a] + length[b] - gain[pair]
+        together = stops[a] + stops[b]
+        if (
+            together > visits_per_day
+            or joined > max_km
+            or joined / road_speed + together * hours_per_visit > hours_per_day
+        ):
+            continue
+        if tail[a] != i:
+            head[a], tail[a] = tail[a], head[a]
+        if head[b] != j:
+            head[b], tail[b] = tail[b], head[b]
+        point, previous = head[b], -1
+        while point != -1:
+            route_of[point] = a
+            following = neighbour[point, 0] if neighbour[point, 0] != previous else neighbour[point, 1]
+            previous, point = point, following
+        neighbour[i, 0 if neighbour[i, 0] == -1 else 1] = j
+        neighbour[j, 0 if neighbour[j, 0] == -1 else 1] = i
+        tail[a] = tail[b]
+        stops[a] = together
+        length[a] = joined
     points = np.empty(count, dtype=np.int64)
     starts = np.zeros(count + 1, dtype=np.int64)
     days = 0
