@@ -266,7 +266,7 @@ maps.territory_map(
 # are spread evenly over them. In each round the accounts due are chained into day tours from the
 # rep's home by Clarke and Wright's savings method, within the day's limits on visits, hours
 # (driving plus time at each account) and kilometres, and each day is put in its shortest order
-# (every order tried up to 7 stops, else 2-opt). Accounts beyond a day trip from home are grouped
+# (exactly up to 7 stops, else 2-opt). Accounts beyond a day trip from home are grouped
 # into areas no wider than a day trip (complete-linkage clusters) and worked from a base in the
 # area, reached by car with nights away when the base is within a day's drive, otherwise by air
 # (one working day per return flight; trips last at most a working week). Road distance is the

@@ -15,7 +15,6 @@ from territory_lib.io import split_segments
 from territory_lib.market import data_end, trailing_sales
 from territory_lib.presentation import chart_text, money, month
 from territory_lib.presentation import distance as show_distance
-from territory_lib.routes import travel_by_rep
 
 #: Rep matching's default weight of capacity against distance (params ``resources.capacity_weight``).
 CAPACITY_WEIGHT = ResourceSettings.model_fields["capacity_weight"].default
@@ -231,6 +230,9 @@ def rep_workload(
         max_distance_km=("distance_km", "max"),
         off_segment_accounts=("off_segment", "sum"),
     )
+    # Imported here: the route model loads numba (0.2 s), which the steps that only match reps skip.
+    from territory_lib.routes import travel_by_rep
+
     travel = travel_by_rep(frame.assign(rep_id=frame["rep_id"].fillna("")), reps, settings).set_index(
         "rep_id"
     )

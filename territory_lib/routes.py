@@ -4,7 +4,7 @@ Each account is visited ``visits_per_year`` times (params ``resources``). The ye
 rounds, as many as the most frequent account's visits, and an account's visits are spread evenly
 over them. In each round the rep works the accounts due in day tours from home, built by Clarke
 and Wright's savings method within the day's stops, hours and driving; each tour then takes its
-shortest order (every order up to 7 stops, else 2-opt). Accounts beyond a day trip from home are
+shortest order (exact up to 7 stops, else 2-opt). Accounts beyond a day trip from home are
 grouped into trip areas worked from a base (a hotel), and areas all within a day's drive of each
 other into regions worked on one trip a week: reached by car when the region is within a day's drive of
 home, else by air. Road distance is the great-circle distance times a detour factor.
@@ -12,15 +12,14 @@ home, else by air. Road distance is the great-circle distance times a detour fac
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
 
+from territory_lib import tours
 from territory_lib.config import ResourceSettings
 from territory_lib.geo import haversine_km
 
@@ -28,12 +27,6 @@ from territory_lib.geo import haversine_km
 TRIP_MAX_DAYS = 5
 #: Working days a return flight takes (half a day each way, with airport and rental car).
 FLIGHT_DAYS_PER_TRIP = 1.0
-#: Tours up to this many stops are ordered exactly, by trying every order.
-EXACT_STOPS = 7
-
-_PERMUTATIONS = {
-    m: np.array(list(itertools.permutations(range(1, m + 1)))) for m in range(1, EXACT_STOPS + 1)
-}
 
 
 @dataclass(frozen=True)
@@ -95,52 +88,43 @@ def visit_rounds(visits: np.ndarray) -> np.ndarray:
     return np.diff(edges, axis=0) > 0
 
 
-def tour_length(matrix: np.ndarray, order: np.ndarray) -> float:
-    """Length of the tour base → ``order`` → base over ``matrix`` (index 0 is the base)."""
-    path = np.concatenate([[0], order, [0]])
-    return float(matrix[path[:-1], path[1:]].sum())
-
-
 def shortest_tour(matrix: np.ndarray) -> tuple[np.ndarray, float]:
     """The shortest tour from the base (index 0) through every other point of ``matrix``.
 
-    Exact for up to :data:`EXACT_STOPS` stops (every order tried); beyond, nearest neighbour
-    improved by 2-opt until no exchange shortens it.
+    Exact for up to :data:`territory_lib.tours.EXACT_STOPS` stops (Held and Karp's dynamic programme); beyond,
+    nearest neighbour improved by 2-opt until no exchange shortens it.
     """
-    stops = len(matrix) - 1
-    if stops == 0:
-        return np.array([], dtype=int), 0.0
-    if stops <= EXACT_STOPS:
-        orders = _PERMUTATIONS[stops]
-        lengths = (
-            matrix[0, orders[:, 0]]
-            + matrix[orders[:, :-1], orders[:, 1:]].sum(axis=1)
-            + matrix[orders[:, -1], 0]
-        )
-        best = int(np.argmin(lengths))
-        return orders[best], float(lengths[best])
-    path = [0]
-    left = set(range(1, stops + 1))
-    while left:
-        nearest = min(left, key=lambda point: matrix[path[-1], point])
-        path.append(nearest)
-        left.remove(nearest)
-    path.append(0)
-    improved = True
-    while improved:
-        improved = False
-        for i in range(1, len(path) - 2):
-            for j in range(i + 1, len(path) - 1):
-                a, b, c, d = path[i - 1], path[i], path[j], path[j + 1]
-                if matrix[a, c] + matrix[b, d] < matrix[a, b] + matrix[c, d] - 1e-9:
-                    path[i : j + 1] = path[i : j + 1][::-1]
-                    improved = True
-    order = np.array(path[1:-1])
-    return order, tour_length(matrix, order)
+    order, length = tours.shortest_order(np.ascontiguousarray(matrix, dtype=float))
+    return order, float(length)
 
 
 #: Most points chained by savings at once; more are first split into sectors around the base.
 SWEEP_CHUNK = 120
+
+
+def _chain_days(
+    base_lat: np.ndarray,
+    base_lon: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    group_starts: np.ndarray,
+    settings: ResourceSettings,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`territory_lib.tours.chain_days` under the route model's settings."""
+    return tours.chain_days(
+        np.ascontiguousarray(base_lat, dtype=float),
+        np.ascontiguousarray(base_lon, dtype=float),
+        np.ascontiguousarray(lat, dtype=float),
+        np.ascontiguousarray(lon, dtype=float),
+        np.ascontiguousarray(group_starts, dtype=np.int64),
+        SWEEP_CHUNK,
+        settings.visits_per_day,
+        settings.max_daily_drive_km,
+        settings.road_speed_kmh,
+        settings.visit_minutes / 60,
+        settings.hours_per_day,
+        settings.detour_factor,
+    )
 
 
 def day_tours(
@@ -153,7 +137,9 @@ def day_tours(
     ``max_daily_drive_km`` and ``hours_per_day`` (driving at ``road_speed_kmh`` plus
     ``visit_minutes`` per visit). Each day is then put in its shortest order
     (:func:`shortest_tour`). Every point must be within a day trip of the base
-    (:func:`day_reach_km`).
+    (:func:`day_reach_km`). More than :data:`SWEEP_CHUNK` points are first split into sectors
+    around the base (Gillett and Miller's sweep), each chained on its own: days are petals around
+    the base anyway, so this costs little driving and keeps the work linear in the points.
 
     Returns
     -------
@@ -163,78 +149,10 @@ def day_tours(
     count = len(lat)
     if count == 0:
         return []
-    if count > SWEEP_CHUNK:
-        # Gillett and Miller's sweep: sectors around the base, each of at most SWEEP_CHUNK points,
-        # chained by savings on their own. Days are petals around the base anyway, so this costs
-        # little driving and keeps the work linear in the points (savings alone are quadratic).
-        bearing = np.arctan2(
-            np.asarray(lat) - base[0], (np.asarray(lon) - base[1]) * math.cos(math.radians(base[0]))
-        )
-        order = np.argsort(bearing, kind="stable")
-        sectors = np.array_split(order, math.ceil(count / SWEEP_CHUNK))
-        return [
-            (sector[stops], length)
-            for sector in sectors
-            for stops, length in day_tours(base, lat[sector], lon[sector], settings)
-        ]
-    points_lat = np.concatenate([[base[0]], lat])
-    points_lon = np.concatenate([[base[1]], lon])
-    matrix = road_km(
-        points_lat[:, None],
-        points_lon[:, None],
-        points_lat[None, :],
-        points_lon[None, :],
-        settings.detour_factor,
+    stops, starts, km, _ = _chain_days(
+        np.array([base[0]]), np.array([base[1]]), lat, lon, np.array([0, count]), settings
     )
-    tours = []
-    for day in _savings(matrix, settings):
-        stops = np.array(day)
-        sub = matrix[np.ix_(np.concatenate([[0], stops]), np.concatenate([[0], stops]))]
-        order_in_day, length = shortest_tour(sub)
-        tours.append((stops[order_in_day - 1] - 1, length))
-    return tours
-
-
-def _savings(matrix: np.ndarray, settings: ResourceSettings) -> list[list[int]]:
-    """Days (lists of point indices, 1-based in ``matrix``) merged by Clarke and Wright's savings."""
-    count = len(matrix) - 1
-    hours_per_visit = settings.visit_minutes / 60
-    route_of = list(range(count + 1))
-    routes: dict[int, list[int]] = {point: [point] for point in range(1, count + 1)}
-    lengths = {point: 2 * float(matrix[0, point]) for point in range(1, count + 1)}
-    first, second = np.triu_indices(count, k=1)
-    first, second = first + 1, second + 1
-    saving = matrix[0, first] + matrix[0, second] - matrix[first, second]
-    ranked = np.argsort(-saving, kind="stable")
-    ranked = ranked[saving[ranked] > 0]
-    for i, j, gain in zip(
-        first[ranked].tolist(), second[ranked].tolist(), saving[ranked].tolist(), strict=True
-    ):
-        a, b = route_of[i], route_of[j]
-        if a == b:
-            continue
-        left, right = routes[a], routes[b]
-        # Only the ends of two days can be joined.
-        if i not in (left[0], left[-1]) or j not in (right[0], right[-1]):
-            continue
-        stops = len(left) + len(right)
-        length = lengths[a] + lengths[b] - gain
-        if (
-            stops > settings.visits_per_day
-            or length > settings.max_daily_drive_km
-            or length / settings.road_speed_kmh + stops * hours_per_visit > settings.hours_per_day
-        ):
-            continue
-        if left[-1] != i:
-            left.reverse()
-        if right[0] != j:
-            right.reverse()
-        left.extend(right)
-        lengths[a] = length
-        for point in right:
-            route_of[point] = a
-        del routes[b], lengths[b]
-    return list(routes.values())
+    return [(stops[starts[day] : starts[day + 1]], float(km[day])) for day in range(len(km))]
 
 
 def trip_areas(
@@ -270,32 +188,17 @@ def _trip_areas_pairwise(
     count = len(lat)
     if count == 1:
         return pd.DataFrame({"area": [0], "base_lat": lat, "base_lon": lon, "region": [0]})
-    matrix = road_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :], settings.detour_factor)
-    np.fill_diagonal(matrix, 0.0)
-    tree = linkage(squareform(matrix, checks=False), method="complete")
+    distances = tours.road_distances(lat, lon, settings.detour_factor)
+    tree = linkage(distances, method="complete")
     area = fcluster(tree, t=day_reach_km(settings), criterion="distance") - 1
-    base_lat = np.empty(count)
-    base_lon = np.empty(count)
-    for label in np.unique(area):
-        members = np.flatnonzero(area == label)
-        cost = (matrix[np.ix_(members, members)] * visits[members][None, :]).sum(axis=1)
-        medoid = members[int(np.argmin(cost))]
-        base_lat[members], base_lon[members] = lat[medoid], lon[medoid]
-    table = pd.DataFrame({"area": area, "base_lat": base_lat, "base_lon": base_lon})
-    bases = table.drop_duplicates("area").sort_values("area")
-    if len(bases) == 1:
+    base = tours.medoids(distances, area, np.asarray(visits, dtype=float))
+    base_lat, base_lon = lat[base], lon[base]
+    table = pd.DataFrame({"area": area, "base_lat": base_lat[area], "base_lon": base_lon[area]})
+    if len(base) == 1:
         return table.assign(region=0)
-    between = road_km(
-        bases["base_lat"].to_numpy()[:, None],
-        bases["base_lon"].to_numpy()[:, None],
-        bases["base_lat"].to_numpy()[None, :],
-        bases["base_lon"].to_numpy()[None, :],
-        settings.detour_factor,
-    )
-    np.fill_diagonal(between, 0.0)
-    chain = linkage(squareform(between, checks=False), method="complete")
+    chain = linkage(tours.road_distances(base_lat, base_lon, settings.detour_factor), method="complete")
     region = fcluster(chain, t=settings.max_daily_drive_km, criterion="distance") - 1
-    return table.assign(region=table["area"].map(dict(zip(bases["area"], region, strict=True))))
+    return table.assign(region=region[area])
 
 
 #: Most accounts clustered pairwise into trip areas (the distance matrix is count² floats);
@@ -356,59 +259,64 @@ def annual_travel(
     due = visit_rounds(visits)
     away = road_km(np.full(len(lat), home[0]), np.full(len(lat), home[1]), lat, lon, settings.detour_factor)
     remote = away > day_reach_km(settings)
-    areas = trip_areas(lat[remote], lon[remote], visits[remote], settings) if remote.any() else None
+    # Each account's trip area and region (-1: worked from home) and the base it is worked from.
+    area = np.full(len(lat), -1)
+    region = np.full(len(lat), -1)
+    base_lat = np.full(len(lat), home[0])
+    base_lon = np.full(len(lat), home[1])
+    if remote.any():
+        areas = trip_areas(lat[remote], lon[remote], visits[remote], settings)
+        area[remote], region[remote] = areas["area"].to_numpy(), areas["region"].to_numpy()
+        base_lat[remote], base_lon[remote] = areas["base_lat"].to_numpy(), areas["base_lon"].to_numpy()
+    # Every visit of the year, grouped by round and area (home first), accounts in their order:
+    # one call chains all the year's days, each group from its own base.
+    visit_round, account = np.nonzero(due)
+    by_group = np.lexsort((account, area[account], visit_round))
+    visit_round, account = visit_round[by_group], account[by_group]
+    new_group = np.ones(len(account), dtype=bool)
+    new_group[1:] = (visit_round[1:] != visit_round[:-1]) | (area[account[1:]] != area[account[:-1]])
+    group_starts = np.append(np.flatnonzero(new_group), len(account))
+    first = account[group_starts[:-1]]
+    _, _, day_km, day_group = _chain_days(
+        base_lat[first], base_lon[first], lat[account], lon[account], group_starts, settings
+    )
+    km = float(day_km.sum())
+    longest = float(day_km.max(initial=0.0))
+    day_count = len(day_km)
+    # A region's areas due in a round are worked on trips from home: one a working week, out to
+    # the region, base to base (in the order the areas' first accounts come), and home again.
+    away_groups = np.flatnonzero(area[first] >= 0)
+    group_round = visit_round[group_starts[:-1]]
+    by_trip = away_groups[
+        np.lexsort((first[away_groups], region[first[away_groups]], group_round[away_groups]))
+    ]
+    trip_key = np.stack([group_round[by_trip], region[first[by_trip]]])
+    new_trip = np.ones(len(by_trip), dtype=bool)
+    new_trip[1:] = (trip_key[:, 1:] != trip_key[:, :-1]).any(axis=0)
+    trip_starts = np.append(np.flatnonzero(new_trip), len(by_trip))
+    entry, leave, between, longest_between = tours.trip_legs(
+        home[0],
+        home[1],
+        base_lat[first[by_trip]],
+        base_lon[first[by_trip]],
+        trip_starts.astype(np.int64),
+        settings.detour_factor,
+    )
+    days_by_group = np.bincount(day_group, minlength=len(first))
+    days_here = np.add.reduceat(days_by_group[by_trip], trip_starts[:-1]) if len(by_trip) else np.zeros(0)
+    trips = np.ceil(days_here / TRIP_MAX_DAYS)
     driving_day_km = min(settings.road_speed_kmh * settings.hours_per_day, settings.max_daily_drive_km)
-    km = 0.0
-    day_count = 0
-    travel_days = 0.0
-    overnight = 0
-    flights = 0
-    longest = 0.0
-    for in_round in due:
-        local = np.flatnonzero(in_round & ~remote)
-        for _, length in day_tours(home, lat[local], lon[local], settings):
-            km += length
-            day_count += 1
-            longest = max(longest, length)
-        if areas is None:
-            continue
-        remote_index = np.flatnonzero(remote)
-        for _, region in areas[in_round[remote_index]].groupby("region"):
-            bases = region.drop_duplicates("area")[["base_lat", "base_lon"]].to_numpy()
-            days_here = 0
-            for _, members in region.groupby("area"):
-                accounts = remote_index[members.index.to_numpy()]
-                base = (float(members["base_lat"].iloc[0]), float(members["base_lon"].iloc[0]))
-                tours = day_tours(base, lat[accounts], lon[accounts], settings)
-                km += sum(length for _, length in tours)
-                days_here += len(tours)
-                longest = max([longest, *(length for _, length in tours)])
-            day_count += days_here
-            # One trip per working week away: out to the region, base to base, and home again.
-            trips = math.ceil(days_here / TRIP_MAX_DAYS)
-            stops_lat = np.concatenate([[home[0]], bases[:, 0]])
-            stops_lon = np.concatenate([[home[1]], bases[:, 1]])
-            legs = road_km(
-                stops_lat[:, None],
-                stops_lon[:, None],
-                stops_lat[None, :],
-                stops_lon[None, :],
-                settings.detour_factor,
-            )
-            order, _ = shortest_tour(legs)
-            entry, leave = float(legs[0, order[0]]), float(legs[order[-1], 0])
-            between = float(legs[order[:-1], order[1:]].sum())
-            longest = max(longest, min(float(legs[order[:-1], order[1:]].max(initial=0.0)), driving_day_km))
-            if max(entry, leave) <= settings.max_daily_drive_km:
-                overnight += trips
-                road = trips * (entry + leave) + between
-                longest = max(longest, entry, leave)
-            else:
-                flights += trips
-                road = between
-                travel_days += FLIGHT_DAYS_PER_TRIP * trips
-            km += road
-            travel_days += road / driving_day_km
+    by_car = np.maximum(entry, leave) <= settings.max_daily_drive_km
+    road = np.where(by_car, trips * (entry + leave) + between, between)
+    longest = max(
+        longest,
+        float(np.minimum(longest_between, driving_day_km).max(initial=0.0)),
+        float(np.maximum(entry, leave)[by_car].max(initial=0.0)),
+    )
+    overnight = int(trips[by_car].sum())
+    flights = int(trips[~by_car].sum())
+    km += float(road.sum())
+    travel_days = FLIGHT_DAYS_PER_TRIP * flights + float(road.sum()) / driving_day_km
     visit_count = float(due.sum())
     days = day_count + travel_days
     # Past the working year the rep drops the same share of every round: a plan that needs twice
