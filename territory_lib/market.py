@@ -178,6 +178,10 @@ FIRST_DRAWS = 999
 STOP_EXTREMES = 20
 
 
+#: Unit-by-draw pairs compared at once: bounds the memory of the vectorised permutation test.
+PAIRS_PER_BATCH = 2_000_000
+
+
 def _conditional_p_values(
     values: np.ndarray, weights: W, draws: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -192,34 +196,63 @@ def _conditional_p_values(
     Draws stop early for a unit once :data:`STOP_EXTREMES` of them were as extreme as its value
     (its p-value is then the share of extreme draws, already far above any corrected level), so
     a map of 30,000 units costs about :data:`FIRST_DRAWS` draws per unit, not ``draws``.
+
+    A draw of position ``k`` gives unit ``i`` the value of unit ``k`` or, skipping ``i`` itself,
+    of unit ``k + 1``; so every unit's simulated sum lies between the sums of the smaller and of
+    the larger of those two values, which are the same for all units. Floating-point addition is
+    monotone, so a draw whose bounds fall on one side of a unit's threshold is counted without
+    summing it; only the draws whose bounds straddle it are summed, exactly as one at a time.
     """
     rng = np.random.default_rng(seed)
-    neighbours = [np.asarray(weights.neighbors[i], dtype=int) for i in range(len(values))]
-    widest = max((len(group) for group in neighbours), default=0)
-    picks = _distinct_draws(rng, draws, widest, len(values) - 1) if widest else np.zeros((draws, 0), int)
-    p_values, high = np.ones(len(values)), np.zeros(len(values), dtype=bool)
+    n = len(values)
+    neighbours = [np.asarray(weights.neighbors[i], dtype=int) for i in range(n)]
+    degree = np.array([len(group) for group in neighbours], dtype=int)
+    widest = int(degree.max(initial=0))
+    picks = _distinct_draws(rng, draws, widest, n - 1) if widest else np.zeros((draws, 0), int)
+    observed = np.array([values[group].sum() for group in neighbours])
     # Summing in another order changes the last bits: a draw this close to the observed sum ties.
     tolerance = 1e-9 * float(np.abs(values).max()) * max(widest, 1)
-    for unit, group in enumerate(neighbours):
-        if len(group) == 0:
-            continue
-        observed = values[group].sum()
-        upper = lower = done = 0
-        while done < draws:
-            chunk = picks[
-                done : min(draws, done + (FIRST_DRAWS if done == 0 else max(done, FIRST_DRAWS))), : len(group)
-            ]
-            simulated = values[chunk + (chunk >= unit)].sum(axis=1)  # skip the unit itself
-            upper += int((simulated >= observed - tolerance).sum())
-            lower += int((simulated <= observed + tolerance).sum())
-            done += len(chunk)
-            if min(upper, lower) >= STOP_EXTREMES:
-                break
-        extreme = min(upper, lower)
-        # Stopped early: the share of extreme draws; else the usual (count + 1) / (draws + 1).
-        one_sided = extreme / done if extreme >= STOP_EXTREMES else (extreme + 1) / (done + 1)
-        p_values[unit] = min(1.0, 2.0 * one_sided)
-        high[unit] = upper < lower
+    top, bottom = observed - tolerance, observed + tolerance
+    upper, lower, done = np.zeros(n, int), np.zeros(n, int), np.zeros(n, int)
+    active = np.flatnonzero(degree > 0)
+    start = 0
+    while start < draws and len(active):
+        stop = min(draws, start + (FIRST_DRAWS if start == 0 else max(start, FIRST_DRAWS)))
+        chunk = picks[start:stop]
+        least = np.minimum(values[chunk], values[chunk + 1])
+        most = np.maximum(values[chunk], values[chunk + 1])
+        for size in np.unique(degree[active]):
+            group = active[degree[active] == size]
+            drawn = np.ascontiguousarray(chunk[:, :size])
+            # The same contiguous row sums as the exact ones below, hence true bounds of them.
+            floor = np.ascontiguousarray(least[:, :size]).sum(axis=1)
+            ceiling = np.ascontiguousarray(most[:, :size]).sum(axis=1)
+            for units in np.array_split(group, -(-len(group) * len(chunk) // PAIRS_PER_BATCH)):
+                sure_up = floor >= top[units, None]
+                maybe_up = (ceiling >= top[units, None]) & ~sure_up
+                sure_low = ceiling <= bottom[units, None]
+                maybe_low = (floor <= bottom[units, None]) & ~sure_low
+                upper[units] += sure_up.sum(axis=1)
+                lower[units] += sure_low.sum(axis=1)
+                which, row = np.nonzero(maybe_up | maybe_low)
+                if len(which) == 0:
+                    continue
+                unit = units[which]
+                taken = drawn[row]
+                simulated = values[taken + (taken >= unit[:, None])].sum(axis=1)  # skip the unit itself
+                hits_up = maybe_up[which, row] & (simulated >= top[unit])
+                hits_low = maybe_low[which, row] & (simulated <= bottom[unit])
+                upper[units] += np.bincount(which, hits_up, minlength=len(units)).astype(int)
+                lower[units] += np.bincount(which, hits_low, minlength=len(units)).astype(int)
+        done[active] += len(chunk)
+        active = active[np.minimum(upper[active], lower[active]) < STOP_EXTREMES]
+        start = stop
+    extreme = np.minimum(upper, lower)
+    tested = degree > 0
+    # Stopped early: the share of extreme draws; else the usual (count + 1) / (draws + 1).
+    one_sided = np.where(extreme >= STOP_EXTREMES, extreme / np.maximum(done, 1), (extreme + 1) / (done + 1))
+    p_values = np.where(tested, np.minimum(1.0, 2.0 * one_sided), 1.0)
+    high = tested & (upper < lower)
     return p_values, high
 
 
@@ -425,18 +458,86 @@ def _cv_deviance(
     return model, null
 
 
+def _tweedie_counts(mu: np.ndarray, dispersion: float, rng: np.random.Generator) -> np.ndarray:
+    """The Poisson number of gamma terms of Tweedie(mu, dispersion, TWEEDIE_POWER) values."""
+    p = TWEEDIE_POWER
+    return rng.poisson(mu ** (2 - p) / (dispersion * (2 - p)))
+
+
+def _tweedie_amounts(
+    mu: np.ndarray, counts: np.ndarray, dispersion: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The Tweedie values given their :func:`_tweedie_counts`: gamma sums, zero without terms."""
+    p = TWEEDIE_POWER
+    shape = counts.astype(np.int64) * (2 - p) / (p - 1)
+    scale = dispersion * (p - 1) * mu ** (p - 1)
+    return np.where(counts > 0, rng.gamma(np.maximum(shape, 1e-12), scale), 0.0)
+
+
 def _tweedie_draws(mu: np.ndarray, dispersion: float, rng: np.random.Generator) -> np.ndarray:
     """Random values of a Tweedie(mu, dispersion, TWEEDIE_POWER) variable, one per entry of ``mu``.
 
     A compound Poisson-gamma: N ~ Poisson(mu^(2-p) / (phi (2-p))) terms, each gamma with shape
     (2-p)/(p-1) and scale phi (p-1) mu^(p-1); their sum is gamma with N times the shape.
     """
-    p = TWEEDIE_POWER
-    rate = mu ** (2 - p) / (dispersion * (2 - p))
-    counts = rng.poisson(rate)
-    shape = counts * (2 - p) / (p - 1)
-    scale = dispersion * (p - 1) * mu ** (p - 1)
-    return np.where(counts > 0, rng.gamma(np.maximum(shape, 1e-12), scale), 0.0)
+    return _tweedie_amounts(mu, _tweedie_counts(mu, dispersion, rng), dispersion, rng)
+
+
+#: Simulated values held at once (units x draws): bounds the white-space simulation's memory.
+VALUES_PER_BLOCK = 2_000_000
+
+
+def _simulated_shortfall(
+    observed: np.ndarray,
+    exog: np.ndarray,
+    offset: np.ndarray,
+    params: np.ndarray,
+    cov: np.ndarray,
+    dispersion: float,
+    level: float,
+    draws: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each unit's chance interval of potential at ``1 - level`` and the p-value of its shortfall.
+
+    Draws come in batches of :data:`FIRST_DRAWS`: model parameters from their estimate's normal
+    distribution, then potential from the Tweedie distribution (:func:`_tweedie_draws`). The
+    interval comes from the first batch; the shortfall's one-sided p-value from all draws, a unit
+    stopping once :data:`STOP_EXTREMES` of them fell at or below its potential (sequential Monte
+    Carlo, as for the hot spots), so time stays about linear in the units. A batch is drawn a
+    block of units at a time, taking the random numbers in the order one whole batch would, so
+    memory stays bounded and the results do not depend on the block size.
+    """
+    rng = np.random.default_rng(seed)
+    below, done = np.zeros(len(observed)), np.zeros(len(observed))
+    low = high = np.zeros(len(observed))
+    active = np.arange(len(observed))
+    for start in range(0, draws, FIRST_DRAWS):
+        batch = int(min(FIRST_DRAWS, draws - start))
+        drawn = rng.multivariate_normal(params, cov, batch).T
+        rows = max(1, VALUES_PER_BLOCK // batch)
+        blocks = [active[i : i + rows] for i in range(0, len(active), rows)]
+        # Every Poisson count of the batch is drawn before its first gamma value.
+        counts = [
+            _tweedie_counts(np.exp(exog[block] @ drawn + offset[block, None]), dispersion, rng)
+            for block in blocks
+        ]
+        counts = [count.astype(np.min_scalar_type(count.max(initial=0))) for count in counts]
+        bounds = []
+        for block, count in zip(blocks, counts, strict=True):
+            mu = np.exp(exog[block] @ drawn + offset[block, None])
+            simulated = _tweedie_amounts(mu, count, dispersion, rng)
+            if start == 0:
+                bounds.append(np.quantile(simulated, [level / 2, 1 - level / 2], axis=1))
+            below[block] += (simulated <= observed[block, None]).sum(axis=1)
+        if start == 0:
+            low, high = np.concatenate(bounds, axis=1)
+        done[active] += batch
+        active = active[below[active] < STOP_EXTREMES]
+        if len(active) == 0:
+            break
+    stopped = below >= STOP_EXTREMES
+    return low, high, np.where(stopped, below / np.maximum(done, 1), (below + 1) / (done + 1))
 
 
 def _moran(values: np.ndarray, weights: W, seed: int, permutations: int = 999) -> tuple[float, float]:
@@ -568,30 +669,19 @@ def potential_model(
     )
 
     modelled = fit.fittedvalues.to_numpy()
-    rng = np.random.default_rng(seed)
     n_draws = draws if draws is not None else permutations_for(len(data), 2 * level, cap=19_999)
     exog = sm.add_constant(scaled[chosen], has_constant="add").to_numpy()
-    observed = target.to_numpy()
-    below, done = np.zeros(len(data)), np.zeros(len(data))
-    active = np.arange(len(data))
-    low = high = np.zeros(len(data))
-    # The interval comes from the first FIRST_DRAWS draws of every unit; the shortfall's p-value
-    # from all draws, a unit stopping once STOP_EXTREMES of them fell at or below its potential
-    # (sequential Monte Carlo, as for the hot spots): memory and time stay linear in the units.
-    for start in range(0, n_draws, FIRST_DRAWS):
-        batch = int(min(FIRST_DRAWS, n_draws - start))
-        params = rng.multivariate_normal(fit.params.to_numpy(), fit.cov_params().to_numpy(), batch)
-        mu = np.exp(exog[active] @ params.T + offset[active, None])
-        simulated = _tweedie_draws(mu, float(fit.scale), rng)
-        if start == 0:
-            low, high = np.quantile(simulated, [level / 2, 1 - level / 2], axis=1)
-        below[active] += (simulated <= observed[active, None]).sum(axis=1)
-        done[active] += batch
-        active = active[below[active] < STOP_EXTREMES]
-        if len(active) == 0:
-            break
-    stopped = below >= STOP_EXTREMES
-    shortfall_p = np.where(stopped, below / np.maximum(done, 1), (below + 1) / (done + 1))
+    low, high, shortfall_p = _simulated_shortfall(
+        target.to_numpy(),
+        exog,
+        offset,
+        fit.params.to_numpy(),
+        fit.cov_params().to_numpy(),
+        float(fit.scale),
+        level,
+        n_draws,
+        seed,
+    )
     white = fdr_reject(shortfall_p, level) & (target.to_numpy() < low)
     units = pd.DataFrame(
         {
