@@ -16,12 +16,14 @@ import math
 import numbers
 import os
 import re
+import warnings
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import folium
 import geopandas as gpd
+import mapclassify
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -444,25 +446,14 @@ def quantile_classes(values: Iterable[float], k: int = 5) -> np.ndarray:
         return np.array([], dtype=float)
     # More classes than distinct values would invent class limits no unit has.
     k = min(k, np.unique(array).size)
-    bins = _quantile_bins(array, k)
+    with warnings.catch_warnings():
+        # mapclassify warns when ties merge classes; fewer classes is the documented result.
+        warnings.simplefilter("ignore", UserWarning)
+        bins = mapclassify.Quantiles(array, k=k).bins
     edges = np.unique(np.concatenate([[array.min()], bins]))
     if edges.size == 1:
         edges = np.array([edges[0], edges[0]])
     return edges
-
-
-def _quantile_bins(array: np.ndarray, k: int) -> np.ndarray:
-    """The upper edges of ``k`` quantile classes, computed as ``mapclassify.Quantiles`` does.
-
-    Importing mapclassify compiles numba code (about 2 s in every kernel that draws a map), so
-    its rule is repeated here: scipy's score at each ``100 / k`` percentile, ties merged.
-    """
-    from scipy.stats import scoreatpercentile
-
-    step = 100.0 / k
-    percentiles = np.arange(step, 100 + step, step)
-    percentiles[-1] = min(percentiles[-1], 100.0)
-    return np.unique([scoreatpercentile(array, pct) for pct in percentiles])
 
 
 def category_colors(categories: Iterable[Hashable]) -> dict[Hashable, str]:
