@@ -300,6 +300,7 @@ def hot_spots(
         ``level``, ``permutations`` and ``fdr_cutoff``; :func:`hot_spot_summary` reads them.
     """
     from esda import G_Local
+    from libpysal.graph import Graph
 
     values = metrics[column].to_numpy(dtype=float)
     draws = permutations if permutations is not None else permutations_for(len(values), level)
@@ -310,7 +311,8 @@ def hot_spots(
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stat = G_Local(values, weights, transform="B", star=True, permutations=0)
+            # As a Graph: esda adds the self-weights of Gi* to it cheaply, to a W unit by unit.
+            stat = G_Local(values, Graph.from_W(weights), transform="B", star=True, permutations=0)
         z_scores = stat.Zs
         p_values, high = _conditional_p_values(values, weights, draws, seed)
     found = fdr_reject(p_values, level)
