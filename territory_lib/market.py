@@ -495,11 +495,15 @@ def _tweedie_counts(mu: np.ndarray, dispersion: float, rng: np.random.Generator)
 def _tweedie_amounts(
     mu: np.ndarray, counts: np.ndarray, dispersion: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """The Tweedie values given their :func:`_tweedie_counts`: gamma sums, zero without terms."""
+    """The Tweedie values given their :func:`_tweedie_counts`: gamma sums, zero without terms.
+
+    Only values with terms take a gamma draw: in a market of many small units most have none.
+    """
     p = TWEEDIE_POWER
-    shape = counts.astype(np.int64) * (2 - p) / (p - 1)
-    scale = dispersion * (p - 1) * mu ** (p - 1)
-    return np.where(counts > 0, rng.gamma(np.maximum(shape, 1e-12), scale), 0.0)
+    some = counts > 0
+    values = np.zeros(np.shape(mu))
+    values[some] = rng.gamma(counts[some] * (2 - p) / (p - 1), dispersion * (p - 1) * mu[some] ** (p - 1))
+    return values
 
 
 def _tweedie_draws(mu: np.ndarray, dispersion: float, rng: np.random.Generator) -> np.ndarray:
