@@ -851,7 +851,23 @@ def _prepare_units(gdf: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, gpd.GeoSeries,
     if geometry.is_empty.any() or geometry.isna().any():
         bad = gdf.index[(gdf.geometry.is_empty | gdf.geometry.isna()).to_numpy()][:5].tolist()
         raise DataError(f"Units at rows {bad} have no geometry; every unit needs a polygon to be mapped.")
-    projected = geometry.to_crs(equal_area_crs(gdf))
+    # The maps of one report draw the same units: simplify them once.
+    key = (hashlib.sha1(b"".join(shapely.to_wkb(geometry.values))).hexdigest(), gdf.crs.to_wkt())
+    if key not in _PREPARED_UNITS:
+        _PREPARED_UNITS[key] = _simplify_units(geometry, equal_area_crs(gdf))
+        while len(_PREPARED_UNITS) > 2:
+            del _PREPARED_UNITS[next(iter(_PREPARED_UNITS))]
+    wgs84, simplified, tolerance, decimals = _PREPARED_UNITS[key]
+    return wgs84.copy(), simplified.copy(), tolerance, decimals
+
+
+#: The last units :func:`_prepare_units` simplified, by their outlines (WKB digest) and CRS.
+_PREPARED_UNITS: dict[tuple[str, str], tuple[gpd.GeoSeries, gpd.GeoSeries, float, int]] = {}
+
+
+def _simplify_units(geometry: gpd.GeoSeries, crs: Any) -> tuple[gpd.GeoSeries, gpd.GeoSeries, float, int]:
+    """:func:`_prepare_units`' work on validated outlines."""
+    projected = geometry.to_crs(crs)
     minx, miny, maxx, maxy = projected.total_bounds
     tolerance = max(maxx - minx, maxy - miny) / 1_000_000 * _SIMPLIFY_METRES_PER_1000_KM
     if (projected.geom_type.isin(["Polygon", "MultiPolygon"])).all() and tolerance > 0:
