@@ -181,7 +181,7 @@ STOP_EXTREMES = 20
 
 
 #: Unit-by-draw pairs compared at once: bounds the memory of the vectorised permutation test.
-PAIRS_PER_BATCH = 2_000_000
+PAIRS_PER_BATCH = 500_000
 
 
 def _conditional_p_values(
@@ -519,6 +519,11 @@ def _tweedie_draws(mu: np.ndarray, dispersion: float, rng: np.random.Generator) 
 VALUES_PER_BLOCK = 2_000_000
 
 
+def _compact(counts: np.ndarray) -> np.ndarray:
+    """``counts`` (non-negative) in the smallest integer type that holds them."""
+    return counts.astype(np.min_scalar_type(counts.max(initial=0)))
+
+
 def _simulated_shortfall(
     observed: np.ndarray,
     exog: np.ndarray,
@@ -551,10 +556,9 @@ def _simulated_shortfall(
         blocks = [active[i : i + rows] for i in range(0, len(active), rows)]
         # Every Poisson count of the batch is drawn before its first gamma value.
         counts = [
-            _tweedie_counts(np.exp(exog[block] @ drawn + offset[block, None]), dispersion, rng)
-            for block in blocks
+            _compact(_tweedie_counts(np.exp(exog[b] @ drawn + offset[b, None]), dispersion, rng))
+            for b in blocks
         ]
-        counts = [count.astype(np.min_scalar_type(count.max(initial=0))) for count in counts]
         bounds = []
         for block, count in zip(blocks, counts, strict=True):
             mu = np.exp(exog[block] @ drawn + offset[block, None])
