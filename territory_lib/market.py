@@ -184,6 +184,27 @@ STOP_EXTREMES = 20
 PAIRS_PER_BATCH = 500_000
 
 
+#: Units at most in a batch of the first draws: the closer in order, the tighter their bounds.
+UNITS_PER_BATCH = 64
+
+
+def _draw_bounds(
+    drawn: np.ndarray, here: np.ndarray, after: np.ndarray, first: int, last: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The least and the greatest sum each row of draws can give a unit from ``first`` to ``last``.
+
+    A draw of position ``k`` is worth ``here`` (the value of unit ``k``) to the units above
+    ``k`` and ``after`` (of unit ``k + 1``, skipping the unit itself) to the others: below
+    ``first`` it is ``here`` for all of them, at or above ``last`` ``after`` for all of them.
+    Summed like the exact sums (contiguous rows), and floating-point addition being monotone,
+    the bounds hold exactly; where they are equal they are the sum.
+    """
+    below, beyond = drawn < first, drawn >= last
+    least = np.where(below, here, np.where(beyond, after, np.minimum(here, after)))
+    most = np.where(below, here, np.where(beyond, after, np.maximum(here, after)))
+    return least.sum(axis=1), most.sum(axis=1)
+
+
 def _conditional_p_values(
     values: np.ndarray, weights: W, draws: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -199,11 +220,9 @@ def _conditional_p_values(
     (its p-value is then the share of extreme draws, already far above any corrected level), so
     a map of 30,000 units costs about :data:`FIRST_DRAWS` draws per unit, not ``draws``.
 
-    A draw of position ``k`` gives unit ``i`` the value of unit ``k`` or, skipping ``i`` itself,
-    of unit ``k + 1``; so every unit's simulated sum lies between the sums of the smaller and of
-    the larger of those two values, which are the same for all units. Floating-point addition is
-    monotone, so a draw whose bounds fall on one side of a unit's threshold is counted without
-    summing it; only the draws whose bounds straddle it are summed, exactly as one at a time.
+    Every unit's simulated sums lie between bounds shared by many units (:func:`_draw_bounds`):
+    a draw whose bounds fall on one side of a unit's threshold is counted without summing it;
+    only the draws whose bounds straddle it are summed, exactly as one at a time.
     """
     rng = np.random.default_rng(seed)
     n = len(values)
@@ -221,15 +240,21 @@ def _conditional_p_values(
     while start < draws and len(active):
         stop = min(draws, start + (FIRST_DRAWS if start == 0 else max(start, FIRST_DRAWS)))
         chunk = picks[start:stop]
-        least = np.minimum(values[chunk], values[chunk + 1])
-        most = np.maximum(values[chunk], values[chunk + 1])
+        # The first draws go to every unit: bounds per batch of units close in order are tight.
+        # Later ones go to few units, scattered: bounds shared by all of them cost less.
+        tight = start == 0
         for size in np.unique(degree[active]):
             group = active[degree[active] == size]
             drawn = np.ascontiguousarray(chunk[:, :size])
-            # The same contiguous row sums as the exact ones below, hence true bounds of them.
-            floor = np.ascontiguousarray(least[:, :size]).sum(axis=1)
-            ceiling = np.ascontiguousarray(most[:, :size]).sum(axis=1)
-            for units in np.array_split(group, -(-len(group) * len(chunk) // PAIRS_PER_BATCH)):
+            here, after = values[drawn], values[drawn + 1]
+            if not tight:
+                floor, ceiling = _draw_bounds(drawn, here, after, 0, n - 1)
+            batches = -(-len(group) * len(chunk) // PAIRS_PER_BATCH)
+            if tight:
+                batches = max(batches, -(-len(group) // UNITS_PER_BATCH))
+            for units in np.array_split(group, min(batches, len(group))):
+                if tight:
+                    floor, ceiling = _draw_bounds(drawn, here, after, units[0], units[-1])
                 sure_up = floor >= top[units, None]
                 maybe_up = (ceiling >= top[units, None]) & ~sure_up
                 sure_low = ceiling <= bottom[units, None]

@@ -91,7 +91,8 @@ def test_hot_spot_p_values_are_those_of_summing_every_draw(monkeypatch) -> None:
     values = rng.lognormal(0.0, 1.0, 144) * (rng.random(144) > 0.3)  # ties: units without potential
     values[[26, 27, 28, 38, 39, 40, 50, 51, 52]] *= 6  # a cluster whose units draw to the end
     values[100] = values[101]  # equal values: sums that tie
-    monkeypatch.setattr(market, "PAIRS_PER_BATCH", 700)  # many batches, each with a part of the units
+    monkeypatch.setattr(market, "UNITS_PER_BATCH", 9)  # first draws: many batches of units
+    monkeypatch.setattr(market, "PAIRS_PER_BATCH", 700)  # later ones: each with a part of the units
     p_values, high = market._conditional_p_values(values, weights, 4999, seed=11)
     expected_p, expected_high = _one_unit_at_a_time(values, weights, 4999, seed=11)
     # Below 2 x 20 / 999, a unit drew past the first batch (which stops at 20 extreme draws).
