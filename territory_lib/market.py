@@ -463,8 +463,8 @@ def _one_blas_thread(function: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run ``function`` with BLAS on one thread.
 
     The model's products are tall and narrow (units x a few terms): split over two threads they
-    run three to four times slower than on one (measured on 29,295 ZIP areas), and the results
-    are the same.
+    run three to four times slower than on one (measured on 29,295 ZIP areas); the results are
+    the same but for the last bits of a float.
     """
 
     @functools.wraps(function)
