@@ -7,9 +7,11 @@ bound and out-of-sample validation.
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -178,6 +180,31 @@ FIRST_DRAWS = 999
 STOP_EXTREMES = 20
 
 
+#: Unit-by-draw pairs compared at once: bounds the memory of the vectorised permutation test.
+PAIRS_PER_BATCH = 500_000
+
+
+#: Units at most in a batch of the first draws: the closer in order, the tighter their bounds.
+UNITS_PER_BATCH = 64
+
+
+def _draw_bounds(
+    drawn: np.ndarray, here: np.ndarray, after: np.ndarray, first: int, last: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The least and the greatest sum each row of draws can give a unit from ``first`` to ``last``.
+
+    A draw of position ``k`` is worth ``here`` (the value of unit ``k``) to the units above
+    ``k`` and ``after`` (of unit ``k + 1``, skipping the unit itself) to the others: below
+    ``first`` it is ``here`` for all of them, at or above ``last`` ``after`` for all of them.
+    Summed like the exact sums (contiguous rows), and floating-point addition being monotone,
+    the bounds hold exactly; where they are equal they are the sum.
+    """
+    below, beyond = drawn < first, drawn >= last
+    least = np.where(below, here, np.where(beyond, after, np.minimum(here, after)))
+    most = np.where(below, here, np.where(beyond, after, np.maximum(here, after)))
+    return least.sum(axis=1), most.sum(axis=1)
+
+
 def _conditional_p_values(
     values: np.ndarray, weights: W, draws: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -192,34 +219,67 @@ def _conditional_p_values(
     Draws stop early for a unit once :data:`STOP_EXTREMES` of them were as extreme as its value
     (its p-value is then the share of extreme draws, already far above any corrected level), so
     a map of 30,000 units costs about :data:`FIRST_DRAWS` draws per unit, not ``draws``.
+
+    Every unit's simulated sums lie between bounds shared by many units (:func:`_draw_bounds`):
+    a draw whose bounds fall on one side of a unit's threshold is counted without summing it;
+    only the draws whose bounds straddle it are summed, exactly as one at a time.
     """
     rng = np.random.default_rng(seed)
-    neighbours = [np.asarray(weights.neighbors[i], dtype=int) for i in range(len(values))]
-    widest = max((len(group) for group in neighbours), default=0)
-    picks = _distinct_draws(rng, draws, widest, len(values) - 1) if widest else np.zeros((draws, 0), int)
-    p_values, high = np.ones(len(values)), np.zeros(len(values), dtype=bool)
+    n = len(values)
+    neighbours = [np.asarray(weights.neighbors[i], dtype=int) for i in range(n)]
+    degree = np.array([len(group) for group in neighbours], dtype=int)
+    widest = int(degree.max(initial=0))
+    picks = _distinct_draws(rng, draws, widest, n - 1) if widest else np.zeros((draws, 0), int)
+    observed = np.array([values[group].sum() for group in neighbours])
     # Summing in another order changes the last bits: a draw this close to the observed sum ties.
     tolerance = 1e-9 * float(np.abs(values).max()) * max(widest, 1)
-    for unit, group in enumerate(neighbours):
-        if len(group) == 0:
-            continue
-        observed = values[group].sum()
-        upper = lower = done = 0
-        while done < draws:
-            chunk = picks[
-                done : min(draws, done + (FIRST_DRAWS if done == 0 else max(done, FIRST_DRAWS))), : len(group)
-            ]
-            simulated = values[chunk + (chunk >= unit)].sum(axis=1)  # skip the unit itself
-            upper += int((simulated >= observed - tolerance).sum())
-            lower += int((simulated <= observed + tolerance).sum())
-            done += len(chunk)
-            if min(upper, lower) >= STOP_EXTREMES:
-                break
-        extreme = min(upper, lower)
-        # Stopped early: the share of extreme draws; else the usual (count + 1) / (draws + 1).
-        one_sided = extreme / done if extreme >= STOP_EXTREMES else (extreme + 1) / (done + 1)
-        p_values[unit] = min(1.0, 2.0 * one_sided)
-        high[unit] = upper < lower
+    top, bottom = observed - tolerance, observed + tolerance
+    upper, lower, done = np.zeros(n, int), np.zeros(n, int), np.zeros(n, int)
+    active = np.flatnonzero(degree > 0)
+    start = 0
+    while start < draws and len(active):
+        stop = min(draws, start + (FIRST_DRAWS if start == 0 else max(start, FIRST_DRAWS)))
+        chunk = picks[start:stop]
+        # The first draws go to every unit: bounds per batch of units close in order are tight.
+        # Later ones go to few units, scattered: bounds shared by all of them cost less.
+        tight = start == 0
+        for size in np.unique(degree[active]):
+            group = active[degree[active] == size]
+            drawn = np.ascontiguousarray(chunk[:, :size])
+            here, after = values[drawn], values[drawn + 1]
+            if not tight:
+                floor, ceiling = _draw_bounds(drawn, here, after, 0, n - 1)
+            batches = -(-len(group) * len(chunk) // PAIRS_PER_BATCH)
+            if tight:
+                batches = max(batches, -(-len(group) // UNITS_PER_BATCH))
+            for units in np.array_split(group, min(batches, len(group))):
+                if tight:
+                    floor, ceiling = _draw_bounds(drawn, here, after, units[0], units[-1])
+                sure_up = floor >= top[units, None]
+                maybe_up = (ceiling >= top[units, None]) & ~sure_up
+                sure_low = ceiling <= bottom[units, None]
+                maybe_low = (floor <= bottom[units, None]) & ~sure_low
+                upper[units] += sure_up.sum(axis=1)
+                lower[units] += sure_low.sum(axis=1)
+                which, row = np.nonzero(maybe_up | maybe_low)
+                if len(which) == 0:
+                    continue
+                unit = units[which]
+                taken = drawn[row]
+                simulated = values[taken + (taken >= unit[:, None])].sum(axis=1)  # skip the unit itself
+                hits_up = maybe_up[which, row] & (simulated >= top[unit])
+                hits_low = maybe_low[which, row] & (simulated <= bottom[unit])
+                upper[units] += np.bincount(which, hits_up, minlength=len(units)).astype(int)
+                lower[units] += np.bincount(which, hits_low, minlength=len(units)).astype(int)
+        done[active] += len(chunk)
+        active = active[np.minimum(upper[active], lower[active]) < STOP_EXTREMES]
+        start = stop
+    extreme = np.minimum(upper, lower)
+    tested = degree > 0
+    # Stopped early: the share of extreme draws; else the usual (count + 1) / (draws + 1).
+    one_sided = np.where(extreme >= STOP_EXTREMES, extreme / np.maximum(done, 1), (extreme + 1) / (done + 1))
+    p_values = np.where(tested, np.minimum(1.0, 2.0 * one_sided), 1.0)
+    high = tested & (upper < lower)
     return p_values, high
 
 
@@ -265,6 +325,7 @@ def hot_spots(
         ``level``, ``permutations`` and ``fdr_cutoff``; :func:`hot_spot_summary` reads them.
     """
     from esda import G_Local
+    from libpysal.graph import Graph
 
     values = metrics[column].to_numpy(dtype=float)
     draws = permutations if permutations is not None else permutations_for(len(values), level)
@@ -275,7 +336,8 @@ def hot_spots(
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stat = G_Local(values, weights, transform="B", star=True, permutations=0)
+            # As a Graph: esda adds the self-weights of Gi* to it cheaply, to a W unit by unit.
+            stat = G_Local(values, Graph.from_W(weights), transform="B", star=True, permutations=0)
         z_scores = stat.Zs
         p_values, high = _conditional_p_values(values, weights, draws, seed)
     found = fdr_reject(p_values, level)
@@ -393,6 +455,28 @@ def _standardised(data: pd.DataFrame, attributes: list[str]) -> tuple[pd.DataFra
     return pd.DataFrame(columns, index=data.index), names
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_blas_thread(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``function`` with BLAS on one thread.
+
+    The model's products are tall and narrow (units x a few terms): split over two threads they
+    run three to four times slower than on one (measured on 29,295 ZIP areas); the results are
+    the same but for the last bits of a float.
+    """
+
+    @functools.wraps(function)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return run
+
+
 def _tweedie() -> sm.families.Family:
     return sm.families.Tweedie(var_power=TWEEDIE_POWER, link=sm.families.links.Log())
 
@@ -411,9 +495,11 @@ def _cv_deviance(
     order = np.random.default_rng(seed).permutation(len(target))
     family = _tweedie()
     model, null = 0.0, 0.0
+    # Without columns the model is the offset-only one: its deviance is the null's.
+    designs = ((design.columns, "model"), ([], "null")) if len(design.columns) else (([], "null"),)
     for fold in np.array_split(order, folds):
         train = np.setdiff1d(np.arange(len(target)), fold)
-        for columns, total in ((design.columns, "model"), ([], "null")):
+        for columns, total in designs:
             fit = _fit(target.iloc[train], design.iloc[train][list(columns)], offset[train])
             exog = sm.add_constant(design.iloc[fold][list(columns)], has_constant="add")
             mu = np.exp(exog.to_numpy() @ fit.params.to_numpy() + offset[fold])
@@ -422,7 +508,27 @@ def _cv_deviance(
                 model += deviance
             else:
                 null += deviance
-    return model, null
+    return (model if len(design.columns) else null), null
+
+
+def _tweedie_counts(mu: np.ndarray, dispersion: float, rng: np.random.Generator) -> np.ndarray:
+    """The Poisson number of gamma terms of Tweedie(mu, dispersion, TWEEDIE_POWER) values."""
+    p = TWEEDIE_POWER
+    return rng.poisson(mu ** (2 - p) / (dispersion * (2 - p)))
+
+
+def _tweedie_amounts(
+    mu: np.ndarray, counts: np.ndarray, dispersion: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The Tweedie values given their :func:`_tweedie_counts`: gamma sums, zero without terms.
+
+    Only values with terms take a gamma draw: in a market of many small units most have none.
+    """
+    p = TWEEDIE_POWER
+    some = counts > 0
+    values = np.zeros(np.shape(mu))
+    values[some] = rng.gamma(counts[some] * (2 - p) / (p - 1), dispersion * (p - 1) * mu[some] ** (p - 1))
+    return values
 
 
 def _tweedie_draws(mu: np.ndarray, dispersion: float, rng: np.random.Generator) -> np.ndarray:
@@ -431,12 +537,68 @@ def _tweedie_draws(mu: np.ndarray, dispersion: float, rng: np.random.Generator) 
     A compound Poisson-gamma: N ~ Poisson(mu^(2-p) / (phi (2-p))) terms, each gamma with shape
     (2-p)/(p-1) and scale phi (p-1) mu^(p-1); their sum is gamma with N times the shape.
     """
-    p = TWEEDIE_POWER
-    rate = mu ** (2 - p) / (dispersion * (2 - p))
-    counts = rng.poisson(rate)
-    shape = counts * (2 - p) / (p - 1)
-    scale = dispersion * (p - 1) * mu ** (p - 1)
-    return np.where(counts > 0, rng.gamma(np.maximum(shape, 1e-12), scale), 0.0)
+    return _tweedie_amounts(mu, _tweedie_counts(mu, dispersion, rng), dispersion, rng)
+
+
+#: Simulated values held at once (units x draws): bounds the white-space simulation's memory.
+VALUES_PER_BLOCK = 2_000_000
+
+
+def _compact(counts: np.ndarray) -> np.ndarray:
+    """``counts`` (non-negative) in the smallest integer type that holds them."""
+    return counts.astype(np.min_scalar_type(counts.max(initial=0)))
+
+
+def _simulated_shortfall(
+    observed: np.ndarray,
+    exog: np.ndarray,
+    offset: np.ndarray,
+    params: np.ndarray,
+    cov: np.ndarray,
+    dispersion: float,
+    level: float,
+    draws: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each unit's chance interval of potential at ``1 - level`` and the p-value of its shortfall.
+
+    Draws come in batches of :data:`FIRST_DRAWS`: model parameters from their estimate's normal
+    distribution, then potential from the Tweedie distribution (:func:`_tweedie_draws`). The
+    interval comes from the first batch; the shortfall's one-sided p-value from all draws, a unit
+    stopping once :data:`STOP_EXTREMES` of them fell at or below its potential (sequential Monte
+    Carlo, as for the hot spots), so time stays about linear in the units. A batch is drawn a
+    block of units at a time, taking the random numbers in the order one whole batch would, so
+    memory stays bounded and the results do not depend on the block size.
+    """
+    rng = np.random.default_rng(seed)
+    below, done = np.zeros(len(observed)), np.zeros(len(observed))
+    low = high = np.zeros(len(observed))
+    active = np.arange(len(observed))
+    for start in range(0, draws, FIRST_DRAWS):
+        batch = int(min(FIRST_DRAWS, draws - start))
+        drawn = rng.multivariate_normal(params, cov, batch).T
+        rows = max(1, VALUES_PER_BLOCK // batch)
+        blocks = [active[i : i + rows] for i in range(0, len(active), rows)]
+        # Every Poisson count of the batch is drawn before its first gamma value.
+        counts = [
+            _compact(_tweedie_counts(np.exp(exog[b] @ drawn + offset[b, None]), dispersion, rng))
+            for b in blocks
+        ]
+        bounds = []
+        for block, count in zip(blocks, counts, strict=True):
+            mu = np.exp(exog[block] @ drawn + offset[block, None])
+            simulated = _tweedie_amounts(mu, count, dispersion, rng)
+            if start == 0:
+                bounds.append(np.quantile(simulated, [level / 2, 1 - level / 2], axis=1))
+            below[block] += (simulated <= observed[block, None]).sum(axis=1)
+        if start == 0:
+            low, high = np.concatenate(bounds, axis=1)
+        done[active] += batch
+        active = active[below[active] < STOP_EXTREMES]
+        if len(active) == 0:
+            break
+    stopped = below >= STOP_EXTREMES
+    return low, high, np.where(stopped, below / np.maximum(done, 1), (below + 1) / (done + 1))
 
 
 def _moran(values: np.ndarray, weights: W, seed: int, permutations: int = 999) -> tuple[float, float]:
@@ -470,6 +632,7 @@ def size_exposure(metrics: pd.DataFrame, attributes: list[str]) -> tuple[str, np
     return "area (km²)", metrics["area_km2"].to_numpy(dtype=float)
 
 
+@_one_blas_thread
 def potential_model(
     metrics: pd.DataFrame,
     attributes: list[str],
@@ -519,15 +682,20 @@ def potential_model(
     tried: dict[str, tuple[float, float]] = {}
     notes: list[str] = []
     remaining = list(candidates)
+    fits: dict[tuple[str, ...], object] = {}
+
+    def fit_of(columns: list[str]):  # the same terms in the same order give the same fit
+        if tuple(columns) not in fits:
+            fits[tuple(columns)] = _fit(target, scaled[columns], offset)
+        return fits[tuple(columns)]
+
     while remaining and len(chosen) < limit:
         remaining = [
             name for name in remaining if all(abs(scaled[name].corr(scaled[other])) < 0.9 for other in chosen)
         ]
         if not remaining:
             break
-        p_values = {
-            name: float(_fit(target, scaled[[*chosen, name]], offset).pvalues[name]) for name in remaining
-        }
+        p_values = {name: float(fit_of([*chosen, name]).pvalues[name]) for name in remaining}
         best = min(p_values, key=lambda name: p_values[name])
         for name, p in p_values.items():
             tried[name] = (p, min(1.0, p * len(remaining)))
@@ -544,8 +712,8 @@ def potential_model(
         )
         chosen = []
         cv_model = cv_null
-    fit = _fit(target, scaled[chosen], offset)
-    null_fit = _fit(target, scaled[[]], offset)
+    fit = fit_of(chosen)
+    null_fit = fit_of([])
     interval = fit.conf_int()
     coefficients = pd.DataFrame(
         {
@@ -568,30 +736,19 @@ def potential_model(
     )
 
     modelled = fit.fittedvalues.to_numpy()
-    rng = np.random.default_rng(seed)
     n_draws = draws if draws is not None else permutations_for(len(data), 2 * level, cap=19_999)
     exog = sm.add_constant(scaled[chosen], has_constant="add").to_numpy()
-    observed = target.to_numpy()
-    below, done = np.zeros(len(data)), np.zeros(len(data))
-    active = np.arange(len(data))
-    low = high = np.zeros(len(data))
-    # The interval comes from the first FIRST_DRAWS draws of every unit; the shortfall's p-value
-    # from all draws, a unit stopping once STOP_EXTREMES of them fell at or below its potential
-    # (sequential Monte Carlo, as for the hot spots): memory and time stay linear in the units.
-    for start in range(0, n_draws, FIRST_DRAWS):
-        batch = int(min(FIRST_DRAWS, n_draws - start))
-        params = rng.multivariate_normal(fit.params.to_numpy(), fit.cov_params().to_numpy(), batch)
-        mu = np.exp(exog[active] @ params.T + offset[active, None])
-        simulated = _tweedie_draws(mu, float(fit.scale), rng)
-        if start == 0:
-            low, high = np.quantile(simulated, [level / 2, 1 - level / 2], axis=1)
-        below[active] += (simulated <= observed[active, None]).sum(axis=1)
-        done[active] += batch
-        active = active[below[active] < STOP_EXTREMES]
-        if len(active) == 0:
-            break
-    stopped = below >= STOP_EXTREMES
-    shortfall_p = np.where(stopped, below / np.maximum(done, 1), (below + 1) / (done + 1))
+    low, high, shortfall_p = _simulated_shortfall(
+        target.to_numpy(),
+        exog,
+        offset,
+        fit.params.to_numpy(),
+        fit.cov_params().to_numpy(),
+        float(fit.scale),
+        level,
+        n_draws,
+        seed,
+    )
     white = fdr_reject(shortfall_p, level) & (target.to_numpy() < low)
     units = pd.DataFrame(
         {

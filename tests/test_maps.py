@@ -448,3 +448,64 @@ def test_map_classes_leave_numba_compiling_for_the_rest_of_the_kernel() -> None:
     first, second = out.stdout.splitlines()
     assert first.endswith(" 0") and first.startswith("[np.float64(0.0)")
     assert second == "function"  # not compiled
+
+
+def _decode_polyline(text: str, factor: int) -> list[tuple[float, float]]:
+    """Google's polyline decoding, back to ``(lon, lat)`` points."""
+    numbers, value, shift = [], 0, 0
+    for char in text:
+        chunk = ord(char) - 63
+        value |= (chunk & 0x1F) << shift
+        shift += 5
+        if chunk < 0x20:
+            numbers.append(~(value >> 1) if value & 1 else value >> 1)
+            value, shift = 0, 0
+    lat_lon = np.cumsum(np.array(numbers, dtype=np.int64).reshape(-1, 2), axis=0) / factor
+    return [(lon, lat) for lat, lon in lat_lon.tolist()]
+
+
+def test_unit_outlines_encode_every_ring_of_every_shape() -> None:
+    from shapely.geometry import MultiPolygon, Polygon
+
+    holed = Polygon(
+        [(-84.1, 33.2), (-83.9, 33.2), (-83.9, 33.4), (-84.1, 33.4)],
+        [[(-84.0, 33.3), (-83.95, 33.3), (-83.95, 33.35)]],
+    )
+    far = Polygon([(-179.99999, -89.5), (179.99999, -89.5), (0.0, 89.99999)])  # values of 5+ characters
+    shapes = gpd.GeoSeries(
+        [holed, MultiPolygon([far, holed]), Polygon(), MultiPolygon([Polygon(), holed])], crs=4326
+    )
+    factor = 10**5
+    encoded = maps._encode_shapes(shapes, factor)
+    expected = [[[holed]], [[far], [holed]], [], [[holed]]]
+    assert len(encoded) == len(expected)
+    for text, polygons in zip(encoded, expected, strict=True):
+        decoded = [
+            [_decode_polyline(ring, factor) for ring in part.split(",")] for part in text.split(";") if text
+        ]
+        rings = [
+            [np.round(np.asarray(r.coords)[:-1], 5).tolist() for r in (p.exterior, *p.interiors)]
+            for [p] in polygons
+        ]
+        assert [[np.round(ring, 5).tolist() for ring in part] for part in decoded] == rings
+
+
+def test_maps_of_the_same_units_simplify_them_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = maps._simplify_units
+
+    def counting(geometry, crs):
+        calls.append(len(geometry))
+        return real(geometry, crs)
+
+    monkeypatch.setattr(maps, "_simplify_units", counting)
+    monkeypatch.setattr(maps, "_PREPARED_UNITS", {})
+    units = grid_units(6, 5)
+    first = maps.choropleth_map(units, "potential", tooltip_columns=["name"], legend_title="P")
+    again = maps.category_map(units, "territory_id", tooltip_columns=["name"], legend_title="T")
+    assert calls == [30]
+    assert units_layer(first).payload["shapes"] == units_layer(again).payload["shapes"]
+    moved = units.copy()
+    moved.geometry = moved.geometry.translate(0.01, 0.0)  # other outlines: simplified anew
+    maps.choropleth_map(moved, "potential", tooltip_columns=["name"], legend_title="P")
+    assert calls == [30, 30]
