@@ -23,7 +23,6 @@ from typing import Any
 
 import folium
 import geopandas as gpd
-import mapclassify
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -446,6 +445,10 @@ def quantile_classes(values: Iterable[float], k: int = 5) -> np.ndarray:
         return np.array([], dtype=float)
     # More classes than distinct values would invent class limits no unit has.
     k = min(k, np.unique(array).size)
+    # Imported here: mapclassify compiles numba code on import (about 2 s), and only step 1's
+    # choropleths need it.
+    import mapclassify
+
     with warnings.catch_warnings():
         # mapclassify warns when ties merge classes; fewer classes is the documented result.
         warnings.simplefilter("ignore", UserWarning)
