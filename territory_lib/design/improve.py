@@ -281,7 +281,9 @@ class LocalSearch:
             if v != same[0]:
                 parent[owner[v]] = 0
                 groups -= 1
-        queues = {root(i): deque([v for v in same if root(owner[v]) == root(i)]) for i in range(len(same))}
+        queues: dict[int, deque[int]] = {}
+        for v in same:
+            queues.setdefault(root(owner[v]), deque()).append(v)
         while True:
             for g in list(queues):
                 queue = queues.get(g)

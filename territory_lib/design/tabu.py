@@ -160,6 +160,10 @@ class TabuSearch:
         best = (round(current_viol, 12), current_obj)
         best_labels = list(ls.labels)
         since_best = 0
+        # Whether a territory stays connected without a unit depends on that territory's units
+        # alone: verdicts are kept per territory until a move changes it (the best candidates
+        # are often the same cut units iteration after iteration).
+        verdicts: dict[int, dict[int, bool]] = {}
         for it in range(max_iter):
             limit = patience if feasible_patience is None or best[0] > 0 else feasible_patience
             if since_best >= limit or budget.exhausted():
@@ -186,7 +190,13 @@ class TabuSearch:
             moved = False
             for pick in idx[np.argsort(noisy, kind="stable")][:50].tolist():
                 unit, frm = int(j[pick]), int(a[pick])
-                if ls._stays_connected(unit, frm):
+                known = verdicts.setdefault(frm, {})
+                stays = known.get(unit)
+                if stays is None:
+                    stays = known[unit] = ls._stays_connected(unit, frm)
+                if stays:
+                    verdicts.pop(frm, None)
+                    verdicts.pop(int(b[pick]), None)
                     ls._apply(unit, frm, int(b[pick]), float(sa[pick]), float(sb[pick]))
                     current_obj += float(delta[pick])
                     current_viol = max(current_viol + float(dviol[pick]), 0.0)
