@@ -55,10 +55,10 @@ class Weights:
 class UnitArrays:
     """A search's fixed per-unit data as numpy arrays (the search itself keeps Python lists).
 
-    ``indptr, indices, shared``: the adjacency in CSR form with shared border lengths (``rows``:
-    the unit each entry belongs to); ``share``
-    ``(n, m)``; ``perim, area``; inertia weight ``w`` and scaled coordinates ``x, y, q``;
-    ``movable``; ``current`` (or None) and disruption weight ``dw``.
+    ``indptr, indices, shared``: the adjacency in CSR form with shared border lengths, and
+    ``rows`` the unit of each entry; ``share`` ``(n, m)``; ``perim, area``; inertia weight ``w``
+    and scaled coordinates ``x, y, q``; ``movable``; ``current`` (or None) and disruption
+    weight ``dw``.
     """
 
     indptr: np.ndarray
