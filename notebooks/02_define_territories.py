@@ -178,11 +178,13 @@ show_table(
 show_list(scenario_notes)
 
 # %%
+# None with the plan alone (large maps draw no other scenario): it would repeat the map above.
+scenario_figure = scenarios.scenario_maps(scenario_rows, metrics)
 show_figure(
-    scenarios.scenario_maps(scenario_rows, metrics),
+    scenario_figure,
     dpi=80,
     alt="Small maps of the market divided as in each scenario of the table, one colour per territory.",
-)
+) if scenario_figure is not None else None
 
 # %%
 show_figure(

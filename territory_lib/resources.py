@@ -12,7 +12,6 @@ from scipy.optimize import linear_sum_assignment
 from territory_lib.config import MarketConfig, ResourceSettings, counted, distance_unit
 from territory_lib.geo import haversine_km
 from territory_lib.io import split_segments
-from territory_lib.market import data_end, trailing_sales
 from territory_lib.presentation import chart_text, money, month
 from territory_lib.presentation import distance as show_distance
 
@@ -619,6 +618,9 @@ def proposal_costs(
             "missed": float(workload["visits_missed"].sum()),
             "rep": placed["territory_id"].map(owner).fillna(""),
         }
+    # Imported here: territory_lib.market imports statsmodels (1 s), which steps 2, 3 and 5 never use.
+    from territory_lib.market import trailing_sales
+
     moved = figures["plan"]["rep"] != figures["proposal"]["rep"]
     recent = accounts["account_id"].map(trailing_sales(sales, 12)).fillna(0.0)
     rows = [
@@ -716,6 +718,8 @@ def proposal_summary(
 
     ``costs`` is :func:`proposal_costs`; distances in the market's unit, sales in its currency.
     """
+    from territory_lib.market import data_end  # statsmodels with it: see proposal_costs
+
     unit = distance_unit(config)
     table = format_totals(costs, unit, config.currency)
     figures = costs.set_index("measure")

@@ -389,11 +389,17 @@ def sizing_alt_text(total_accounts: float, capacities: Sequence[float], k: int) 
     return text + "."
 
 
-def scenario_maps(scenarios: Sequence[Scenario], metrics: gpd.GeoDataFrame) -> Figure:
-    """Small maps of the scenarios drawn, side by side; neighbouring territories never share a colour."""
+def scenario_maps(scenarios: Sequence[Scenario], metrics: gpd.GeoDataFrame) -> Figure | None:
+    """Small maps of the scenarios drawn, side by side; neighbouring territories never share a colour.
+
+    ``None`` when fewer than two scenarios were drawn (large maps draw the plan alone): one small
+    map would repeat the plan's own map, and on 30,000 units it takes seconds to draw.
+    """
     from territory_lib.maps import territory_colors
 
     drawn = [row for row in scenarios if row.result is not None]
+    if len(drawn) < 2:
+        return None
     figure = Figure(figsize=(3.0 * max(len(drawn), 1), 3.2), layout="constrained")
     axes = figure.subplots(1, max(len(drawn), 1), squeeze=False)[0]
     shapes = metrics[["unit_id", "geometry"]].to_crs(metrics.estimate_utm_crs())

@@ -95,6 +95,18 @@ def test_large_maps_skip_the_scenarios_and_say_so(
     assert "more than 40 units" in notes[0] and "49" in notes[0]
 
 
+def test_small_maps_show_the_scenarios_side_by_side_but_not_the_plan_alone(
+    config: MarketConfig, grid: gpd.GeoDataFrame, planned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figure = scenarios.scenario_maps(planned[0], grid)
+    assert [axis.get_title() for axis in figure.axes] == [row.name for row in planned[0]]
+    # A large map draws the plan alone: its one small map would repeat the plan's own map.
+    monkeypatch.setattr(scenarios, "SCENARIO_MAX_UNITS", 40)
+    plan = design_territories(grid, 5, TARGETS, seed=1, work_budget=20_000)
+    alone, _ = scenarios.plan_scenarios(config, grid, plan, TARGETS)
+    assert scenarios.scenario_maps(alone, grid) is None
+
+
 def test_a_variant_balancing_an_unknown_measure_names_the_param(config: MarketConfig, grid) -> None:
     bad = config.model_copy(
         update={

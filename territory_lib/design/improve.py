@@ -51,6 +51,32 @@ class Weights:
     hard_band: bool = False
 
 
+@dataclass(frozen=True)
+class UnitArrays:
+    """A search's fixed per-unit data as numpy arrays (the search itself keeps Python lists).
+
+    ``indptr, indices, shared``: the adjacency in CSR form with shared border lengths, and
+    ``rows`` the unit of each entry; ``share`` ``(n, m)``; ``perim, area``; inertia weight ``w``
+    and scaled coordinates ``x, y, q``; ``movable``; ``current`` (or None) and disruption
+    weight ``dw``.
+    """
+
+    indptr: np.ndarray
+    rows: np.ndarray
+    indices: np.ndarray
+    shared: np.ndarray
+    share: np.ndarray
+    perim: np.ndarray
+    area: np.ndarray
+    w: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    q: np.ndarray
+    movable: np.ndarray
+    current: np.ndarray | None
+    dw: np.ndarray
+
+
 class LocalSearch:
     """Boundary-unit local search on a plan; state is updated in place move by move.
 
@@ -139,6 +165,24 @@ class LocalSearch:
             self.disrupted = float(
                 sum(d for d, c, lab in zip(self.dw, self.current, self.labels, strict=True) if c != lab)
             )
+        # The same per-unit data as numpy arrays, for the vectorised moves (recombination): a
+        # conversion of the lists per move would cost more than the move on a map of 30,000 units.
+        self.arrays = UnitArrays(
+            indptr=graph.indptr,
+            rows=rows,
+            indices=graph.indices,
+            shared=graph.shared,
+            share=np.asarray(self.share, dtype=float),
+            perim=np.asarray(self.unit_perim, dtype=float),
+            area=np.asarray(self.unit_area, dtype=float),
+            w=np.asarray(self.w, dtype=float),
+            x=np.asarray(self.x, dtype=float),
+            y=np.asarray(self.y, dtype=float),
+            q=np.asarray(self.q, dtype=float),
+            movable=np.asarray(self.movable, dtype=bool),
+            current=None if self.current is None else np.asarray(self.current, dtype=np.int64),
+            dw=np.asarray(self.dw, dtype=float),
+        )
         self.weights = Weights()
         self.moves = 0
         #: Candidates scored by :meth:`sweep` and by recombination (work units, see
@@ -237,7 +281,9 @@ class LocalSearch:
             if v != same[0]:
                 parent[owner[v]] = 0
                 groups -= 1
-        queues = {root(i): deque([v for v in same if root(owner[v]) == root(i)]) for i in range(len(same))}
+        queues: dict[int, deque[int]] = {}
+        for v in same:
+            queues.setdefault(root(owner[v]), deque()).append(v)
         while True:
             for g in list(queues):
                 queue = queues.get(g)
@@ -263,15 +309,37 @@ class LocalSearch:
                                 return True
 
     # ----- moves --------------------------------------------------------------------------------
-    def _delta(self, j: int, a: int, b: int, shared_a: float, shared_b: float) -> tuple[float, float]:
-        """(objective change, violation change) of moving unit ``j`` from ``a`` to ``b``."""
+    def _standing(self, t: int, now: dict[int, tuple[float, float, float, float]]) -> tuple[float, ...]:
+        """(violation, balance cost, Polsby-Popper, inertia) of territory ``t`` as it stands.
+
+        Kept in ``now`` by the caller until a move changes ``t`` (the weights must not change).
+        """
+        terms = now.get(t)
+        if terms is None:
+            viol, cost = self._balance_cost(t, self.load[t])
+            terms = now[t] = (viol, cost, self._pp(self.area[t], self.perim[t]), self._inertia(t))
+        return terms
+
+    def _delta(
+        self,
+        j: int,
+        a: int,
+        b: int,
+        shared_a: float,
+        shared_b: float,
+        now: dict[int, tuple[float, float, float, float]] | None = None,
+    ) -> tuple[float, float]:
+        """(objective change, violation change) of moving unit ``j`` from ``a`` to ``b``.
+
+        ``now`` caches the terms of territories as they stand (see :meth:`_standing`).
+        """
         wts = self.weights
         sj = self.share[j]
         la, lb = self.load[a], self.load[b]
         new_a = [la[x] - sj[x] for x in range(self.m)]
         new_b = [lb[x] + sj[x] for x in range(self.m)]
-        va0, ca0 = self._balance_cost(a, la)
-        vb0, cb0 = self._balance_cost(b, lb)
+        va0, ca0, pp_a, inertia_a = self._standing(a, {} if now is None else now)
+        vb0, cb0, pp_b, inertia_b = self._standing(b, {} if now is None else now)
         va1, ca1 = self._balance_cost(a, new_a)
         vb1, cb1 = self._balance_cost(b, new_b)
         delta = ca1 + cb1 - ca0 - cb0
@@ -280,18 +348,11 @@ class LocalSearch:
             lj, aj = self.unit_perim[j], self.unit_area[j]
             pa = self._pp(self.area[a] - aj, self.perim[a] - lj + 2 * shared_a)
             pb = self._pp(self.area[b] + aj, self.perim[b] + lj - 2 * shared_b)
-            delta -= wts.pp * (
-                pa + pb - self._pp(self.area[a], self.perim[a]) - self._pp(self.area[b], self.perim[b])
-            )
+            delta -= wts.pp * (pa + pb - pp_a - pp_b)
         if wts.inertia:
             w = self.w[j]
             dx, dy, dq = w * self.x[j], w * self.y[j], w * self.q[j]
-            di = (
-                self._inertia(a, -w, -dx, -dy, -dq)
-                + self._inertia(b, w, dx, dy, dq)
-                - self._inertia(a)
-                - self._inertia(b)
-            )
+            di = self._inertia(a, -w, -dx, -dy, -dq) + self._inertia(b, w, dx, dy, dq) - inertia_a - inertia_b
             delta += wts.inertia * self.k * di / self.inertia_ref
         if self.current is not None and wts.disruption:
             cur = self.current[j]
@@ -334,6 +395,8 @@ class LocalSearch:
         movable = self.movable
         hard = self.weights.hard_band
         applied = 0
+        # Terms of each territory as it stands, until a move changes it (weights are fixed here).
+        now: dict[int, tuple[float, float, float, float]] = {}
         for j in order:
             if not movable[j]:
                 continue
@@ -353,7 +416,7 @@ class LocalSearch:
             for b, shared_b in acc.items():
                 if b == a:
                     continue
-                d, dv = self._delta(j, a, b, shared_a, shared_b)
+                d, dv = self._delta(j, a, b, shared_a, shared_b, now)
                 if d < best_d and not (hard and dv > 1e-12):
                     if self.current is not None:
                         cur = self.current[j]
@@ -363,14 +426,18 @@ class LocalSearch:
                     best_b, best_d = b, d
             if best_b < 0 or not self._stays_connected(j, a):
                 continue
+            now.pop(a, None)
+            now.pop(best_b, None)
             self._apply(j, a, best_b, shared_a, acc[best_b])
             applied += 1
         return applied
 
     def boundary_units(self) -> list[int]:
         """Units with at least one neighbour in another territory."""
-        labels = self.labels
-        return [j for j in range(self.n) if any(labels[v] != labels[j] for v in self.nbrs[j])]
+        arrays = self.arrays
+        labels = np.asarray(self.labels)
+        rows = arrays.rows
+        return np.unique(rows[labels[rows] != labels[arrays.indices]]).tolist()
 
     def run(
         self, weights: Weights, rng: np.random.Generator, budget: WorkBudget, max_sweeps: int = 200

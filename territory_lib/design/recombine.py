@@ -44,37 +44,46 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
     nu = len(nodes)
     if nu < 3:
         return False
+    arrays = ls.arrays
     local = np.full(ls.n, -1)
     local[nodes] = np.arange(nu)
-    rows, cols, shared = [], [], []
-    for i, v in enumerate(nodes.tolist()):
-        for u, s in zip(ls.nbrs[v], ls.shared[v], strict=True):
-            if local[u] >= 0:
-                rows.append(i)
-                cols.append(int(local[u]))
-                shared.append(s)
-    rows_a, cols_a, shared_a = np.asarray(rows), np.asarray(cols), np.asarray(shared)
-    xy = np.column_stack([np.asarray(ls.x)[nodes], np.asarray(ls.y)[nodes]])
+    # The union's edges in the order of the adjacency lists (rows by unit, then neighbours).
+    starts = arrays.indptr[nodes]
+    counts = arrays.indptr[nodes + 1] - starts
+    pos = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
+    ends = local[arrays.indices[pos]]
+    inside = ends >= 0
+    rows_a = np.repeat(np.arange(nu), counts)[inside]
+    cols_a = ends[inside]
+    shared_a = arrays.shared[pos[inside]]
+    xy = np.column_stack([arrays.x[nodes], arrays.y[nodes]])
     base_len = np.maximum(np.linalg.norm(xy[rows_a] - xy[cols_a], axis=1), 1e-9)
-    share = np.asarray(ls.share)[nodes]
-    fixed = ~np.asarray(ls.movable)[nodes]
+    share = arrays.share[nodes]
+    fixed = ~arrays.movable[nodes]
     old_side = labels[nodes]
     fix_a = fixed & (old_side == a)
     fix_b = fixed & (old_side == b)
     in_a_now = old_side == a
     ctx = _Context(ls, a, b, share, rows_a, cols_a, shared_a, nodes)
     now = ctx.score_sets(in_a_now[None, :])[0]
-    cur = None if ls.current is None else np.asarray(ls.current)[nodes]
-    dw = None if ls.current is None else np.asarray(ls.dw)[nodes]
+    cur = None if arrays.current is None else arrays.current[nodes]
+    dw = None if arrays.current is None else arrays.dw[nodes]
     best_score, best_in_a = now - 1e-12, None
     members_a = np.flatnonzero(in_a_now)
     members_b = np.flatnonzero(~in_a_now)
+    fixed_a, fixed_b = np.flatnonzero(fix_a), np.flatnonzero(fix_b)
+    # The edges come grouped by row, so the CSR structure is known; only the lengths change.
+    reverse = _reverse_index(rows_a, cols_a, nu)
+    indptr_a = np.searchsorted(rows_a, np.arange(nu + 1))
+    if cur is not None and ls.weights.disruption:
+        changed_if_a = dw * ((cur != a).astype(float) - (cur != old_side))
+        changed_if_b = dw * ((cur != b).astype(float) - (cur != old_side))
     for _ in range(n_pairs):
         lengths = base_len * rng.uniform(0.7, 1.3, len(base_len))
-        lengths = (lengths + lengths[_reverse_index(rows_a, cols_a, nu)]) / 2
-        graph = sparse.csr_matrix((lengths, (rows_a, cols_a)), shape=(nu, nu))
-        c1 = np.unique(np.concatenate([[rng.choice(members_a)], np.flatnonzero(fix_a)]))
-        c2 = np.unique(np.concatenate([[rng.choice(members_b)], np.flatnonzero(fix_b)]))
+        lengths = (lengths + lengths[reverse]) / 2
+        graph = sparse.csr_matrix((lengths, cols_a, indptr_a), shape=(nu, nu))
+        c1 = np.unique(np.concatenate([[rng.choice(members_a)], fixed_a]))
+        c2 = np.unique(np.concatenate([[rng.choice(members_b)], fixed_b]))
         d1 = dijkstra(graph, indices=c1, min_only=True)
         d2 = dijkstra(graph, indices=c2, min_only=True)
         if not np.isfinite(d1).all():
@@ -92,8 +101,6 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
         hi = rank[fix_b].min() if fix_b.any() else nu
         scores[(p < lo) | (p >= hi)] = np.inf
         if cur is not None and ls.weights.disruption:
-            changed_if_a = dw * ((cur != a).astype(float) - (cur != old_side))
-            changed_if_b = dw * ((cur != b).astype(float) - (cur != old_side))
             extra = np.cumsum(changed_if_a[order])[:-1] + (
                 changed_if_b[order].sum() - np.cumsum(changed_if_b[order])[:-1]
             )
@@ -160,12 +167,13 @@ class _Context:
         self.tol = np.asarray(ls.tol)
         upper = rows < cols
         self.er, self.ec, self.es = rows[upper], cols[upper], shared[upper]
-        self.perim = np.asarray(ls.unit_perim)[nodes]
-        self.area = np.asarray(ls.unit_area)[nodes]
-        self.w = np.asarray(ls.w)[nodes]
-        self.x = np.asarray(ls.x)[nodes]
-        self.y = np.asarray(ls.y)[nodes]
-        self.q = np.asarray(ls.q)[nodes]
+        arrays = ls.arrays
+        self.perim = arrays.perim[nodes]
+        self.area = arrays.area[nodes]
+        self.w = arrays.w[nodes]
+        self.x = arrays.x[nodes]
+        self.y = arrays.y[nodes]
+        self.q = arrays.q[nodes]
 
     def _balance(self, load_a: np.ndarray) -> np.ndarray:
         wts = self.ls.weights

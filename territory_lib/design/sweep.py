@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.sparse.csgraph import breadth_first_order, dijkstra
 
-#: Pieces up to this many units are checked for connectivity by a plain search.
-SMALL_PIECE = 3000
+#: Pieces up to this many units are checked for connectivity by a plain search; above it a
+#: breadth-first search in scipy is faster (about 60 µs each at 400 units, 200 µs against 600 µs
+#: at 3,000).
+SMALL_PIECE = 400
 
 
 @dataclass
@@ -35,6 +37,7 @@ class SubGraph:
     y: np.ndarray
     _nbrs: list[list[int]] | None = field(default=None, repr=False)
     _indptr: np.ndarray | None = field(default=None, repr=False)
+    _reverse: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
@@ -46,6 +49,14 @@ class SubGraph:
         if self._indptr is None:
             self._indptr = np.searchsorted(self.rows, np.arange(self.size + 1))
         return self._indptr
+
+    def reverse(self) -> np.ndarray:
+        """Position of entry ``(j, i)`` for each entry ``(i, j)`` (the adjacency is symmetric)."""
+        if self._reverse is None:
+            key = self.rows * self.size + self.cols
+            order = np.argsort(key, kind="stable")
+            self._reverse = order[np.searchsorted(key[order], self.cols * self.size + self.rows)]
+        return self._reverse
 
     def upper(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each undirected edge once: rows, cols, shared length."""
@@ -73,14 +84,12 @@ class SubGraph:
                         seen.add(u)
                         stack.append(u)
             return len(seen) == len(idx)
+        # The adjacency is symmetric, so a directed search from one member reaches its whole piece.
         keep = member[self.rows] & member[self.cols]
-        remap = np.full(self.size, -1)
-        remap[idx] = np.arange(len(idx))
-        mat = sparse.csr_matrix(
-            (np.ones(int(keep.sum())), (remap[self.rows[keep]], remap[self.cols[keep]])),
-            shape=(len(idx), len(idx)),
-        )
-        return connected_components(mat, directed=False)[0] == 1
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(self.rows[keep], minlength=self.size))])
+        mat = sparse.csr_matrix((np.ones(int(keep.sum())), self.cols[keep], indptr), shape=(self.size,) * 2)
+        reached = breadth_first_order(mat, int(idx[0]), directed=True, return_predecessors=False)
+        return len(reached) == len(idx)
 
 
 def subgraph(
@@ -142,13 +151,16 @@ def sweep_order(
     side of ``c1`` for split ``p``.
     """
     lengths = sub.length * rng.uniform(1 - noise, 1 + noise, len(sub.length)) if noise else sub.length
+    # An undirected search takes the shorter of an edge's two entries; giving both entries that
+    # length lets the directed search give the same distances without transposing the matrix.
+    lengths = np.minimum(lengths, lengths[sub.reverse()])
     # Rows are sorted (see subgraph): the CSR structure is given directly, without a COO conversion.
     graph = sparse.csr_matrix((lengths, sub.cols, sub.indptr()), shape=(sub.size, sub.size))
     if len(c1) == 1 and len(c2) == 1:
-        d1, d2 = dijkstra(graph, directed=False, indices=[int(c1[0]), int(c2[0])])
+        d1, d2 = dijkstra(graph, indices=[int(c1[0]), int(c2[0])])
     else:
-        d1 = dijkstra(graph, directed=False, indices=c1, min_only=True)
-        d2 = dijkstra(graph, directed=False, indices=c2, min_only=True)
+        d1 = dijkstra(graph, indices=c1, min_only=True)
+        d2 = dijkstra(graph, indices=c2, min_only=True)
     return distance_difference_order(d1, d2)
 
 

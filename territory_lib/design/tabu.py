@@ -72,44 +72,43 @@ class TabuSearch:
         return j, a, b, shared_in[j], shared_out
 
     def _deltas(self, j: np.ndarray, a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray) -> tuple:
+        # Every term is computed elementwise for the k territories as they stand, the moves' source
+        # territories and their destinations, stacked in one array so each numpy call runs once.
         ls = self.ls
         wts = ls.weights
+        k, nj = ls.k, len(j)
         load = np.asarray(ls.load)
         sj = self.share[j]
-        # Terms of the plan as it stands depend on the territory only: compute them k times.
-        viol0, cost0 = self._balance(load, self.target, wts)
-        va1, ca1 = self._balance(load[a] - sj, self.target[a], wts)
-        vb1, cb1 = self._balance(load[b] + sj, self.target[b], wts)
-        delta = ca1 + cb1 - cost0[a] - cost0[b]
-        dviol = va1 + vb1 - viol0[a] - viol0[b]
+        both = np.concatenate([a, b])
+        viol, cost = self._balance(
+            np.concatenate([load, load[a] - sj, load[b] + sj]),
+            np.concatenate([self.target, self.target[both]]),
+            wts,
+        )
+        viol0, cost0 = viol[:k], cost[:k]
+        delta = cost[k : k + nj] + cost[k + nj :] - cost0[a] - cost0[b]
+        dviol = viol[k : k + nj] + viol[k + nj :] - viol0[a] - viol0[b]
         if ls.polygons and wts.pp:
             area = np.asarray(ls.area)
             perim = np.asarray(ls.perim)
             lj, aj = self.uperim[j], self.uarea[j]
-
-            def pp(ar: np.ndarray, pe: np.ndarray) -> np.ndarray:
-                return np.where(pe > 0, 4 * math.pi * ar / pe**2, 0.0)
-
-            pp0 = pp(area, perim)
-            delta -= wts.pp * (
-                pp(area[a] - aj, perim[a] - lj + 2 * sa)
-                + pp(area[b] + aj, perim[b] + lj - 2 * sb)
-                - pp0[a]
-                - pp0[b]
-            )
+            ar = np.concatenate([area, area[a] - aj, area[b] + aj])
+            pe = np.concatenate([perim, perim[a] - lj + 2 * sa, perim[b] + lj - 2 * sb])
+            pp = np.where(pe > 0, 4 * math.pi * ar / pe**2, 0.0)
+            delta -= wts.pp * (pp[k : k + nj] + pp[k + nj :] - pp[:k][a] - pp[:k][b])
         if wts.inertia:
             sw, sx, sy, sq = (np.asarray(v) for v in (ls.sw, ls.sx, ls.sy, ls.sq))
             w = self.w[j]
             dx, dy, dq = w * self.x[j], w * self.y[j], w * self.q[j]
             i0 = np.where(sw > 1e-15, sq - (sx**2 + sy**2) / sw, 0.0)
-
-            def inertia(t: np.ndarray, sign: float) -> np.ndarray:
-                s = sw[t] + sign * w
-                moved_x = sx[t] + sign * dx
-                moved_y = sy[t] + sign * dy
-                return np.where(s > 1e-15, sq[t] + sign * dq - (moved_x**2 + moved_y**2) / s, 0.0)
-
-            di = inertia(a, -1.0) + inertia(b, 1.0) - i0[a] - i0[b]
+            # The unit leaves its territory (sign -1) and joins the destination (sign +1).
+            sign = np.repeat([-1.0, 1.0], nj)
+            w2, dx2, dy2, dq2 = (np.concatenate([v, v]) for v in (w, dx, dy, dq))
+            s = sw[both] + sign * w2
+            moved_x = sx[both] + sign * dx2
+            moved_y = sy[both] + sign * dy2
+            moved = np.where(s > 1e-15, sq[both] + sign * dq2 - (moved_x**2 + moved_y**2) / s, 0.0)
+            di = moved[:nj] + moved[nj:] - i0[a] - i0[b]
             delta += wts.inertia * ls.k * di / ls.inertia_ref
         ddis = np.zeros(len(j))
         if self.current is not None:
@@ -161,6 +160,10 @@ class TabuSearch:
         best = (round(current_viol, 12), current_obj)
         best_labels = list(ls.labels)
         since_best = 0
+        # Whether a territory stays connected without a unit depends on that territory's units
+        # alone: verdicts are kept per territory until a move changes it (the best candidates
+        # are often the same cut units iteration after iteration).
+        verdicts: dict[int, dict[int, bool]] = {}
         for it in range(max_iter):
             limit = patience if feasible_patience is None or best[0] > 0 else feasible_patience
             if since_best >= limit or budget.exhausted():
@@ -187,7 +190,13 @@ class TabuSearch:
             moved = False
             for pick in idx[np.argsort(noisy, kind="stable")][:50].tolist():
                 unit, frm = int(j[pick]), int(a[pick])
-                if ls._stays_connected(unit, frm):
+                known = verdicts.setdefault(frm, {})
+                stays = known.get(unit)
+                if stays is None:
+                    stays = known[unit] = ls._stays_connected(unit, frm)
+                if stays:
+                    verdicts.pop(frm, None)
+                    verdicts.pop(int(b[pick]), None)
                     ls._apply(unit, frm, int(b[pick]), float(sa[pick]), float(sb[pick]))
                     current_obj += float(delta[pick])
                     current_viol = max(current_viol + float(dviol[pick]), 0.0)
