@@ -496,7 +496,9 @@ def _cv_deviance(
     family = _tweedie()
     model, null = 0.0, 0.0
     # Without columns the model is the offset-only one: its deviance is the null's.
-    designs = ((design.columns, "model"), ([], "null")) if len(design.columns) else (([], "null"),)
+    designs: tuple[tuple[list[str], str], ...] = (
+        ((list(design.columns), "model"), ([], "null")) if len(design.columns) else (([], "null"),)
+    )
     for fold in np.array_split(order, folds):
         train = np.setdiff1d(np.arange(len(target)), fold)
         for columns, total in designs:
