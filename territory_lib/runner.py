@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -214,6 +215,7 @@ def _run_locked(
     run = MarketRun(config.market, config.title, ok=True, seconds=0.0, folder=final)
     tick = time.perf_counter()
     failure = _take_snapshot(config, staging, run_date, say)
+    _prefetch_exporter()
     for number in steps:
         step = STEPS[number - 1]
         if failure is None:
@@ -266,6 +268,23 @@ def _run_locked(
     else:
         shutil.rmtree(staging, ignore_errors=True)
     return run
+
+
+def _prefetch_exporter() -> None:
+    """Import the HTML exporter (nbconvert: 2-3 s) in the background while the first notebook runs.
+
+    This process only waits on the kernel meanwhile, so the first report is rendered without the
+    wait. papermill is imported first, here, so the two threads never import the same modules.
+    """
+    import papermill  # noqa: F401
+
+    def load() -> None:
+        try:
+            import territory_lib.report  # noqa: F401
+        except Exception:  # the export itself reports what is wrong
+            logger.debug("the exporter could not be imported ahead", exc_info=True)
+
+    threading.Thread(target=load, name="import-exporter", daemon=True).start()
 
 
 def _take_snapshot(
