@@ -44,6 +44,7 @@ __all__ = [
     "category_colors",
     "category_map",
     "choropleth_map",
+    "display_outlines",
     "leaflet_assets",
     "leaflet_tags",
     "map_fragment",
@@ -851,6 +852,17 @@ def territory_map(
         legend_rows.append((_dot("#ffffff"), points_label))
     m.legend = (legend_title, legend_rows)
     return m
+
+
+def display_outlines(gdf: gpd.GeoDataFrame) -> gpd.GeoSeries:
+    """The units' outlines as the maps draw them (coverage-simplified, in an equal-area CRS, not
+    yet rounded, so shared borders still match), indexed like ``gdf``.
+
+    Dissolving these instead of the full outlines gives territory shapes that need almost no
+    further simplification: the units are simplified once for every map of the report.
+    """
+    _, simplified, _, _ = _prepare_units(gdf)
+    return gpd.GeoSeries(simplified.values, index=gdf.index, crs=simplified.crs)
 
 
 def _prepare_units(gdf: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, gpd.GeoSeries, float, int]:

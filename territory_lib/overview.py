@@ -429,6 +429,9 @@ def build_overview(config: MarketConfig, folder: str | Path, run_date: str | Non
     # One colour per territory across today, plan and proposal; neighbours never share one.
     colours = maps.territory_colors(units, [alignment.name for alignment in alignments])
     large = len(units) > OVERVIEW_UNIT_LIMIT
+    if large:
+        # Territories dissolved from the outlines already simplified for display, not the full ones.
+        units = units.set_geometry(maps.display_outlines(units)).to_crs(units.crs)
     frames = []
     for alignment in alignments:
         shown = units[["unit_id", "name", "geometry"]].assign(territory_id=units[alignment.name])
