@@ -93,23 +93,45 @@ def _polygon_edges(geoms: np.ndarray, stacked: np.ndarray) -> tuple[np.ndarray, 
     Stacked units (lying on others) are left out of libpysal's planar computation and joined to
     every unit they intersect, with no shared length. Self-loops of isolates are dropped.
     """
-    # Imported here: steps that read the graph from the run's snapshot never build one, and
-    # libpysal costs a second to import.
-    from libpysal.graph import Graph
-
     planar = np.flatnonzero(~stacked)
-    g = Graph.build_contiguity(gpd.GeoSeries(geoms[planar]), rook=False, by_perimeter=True)
-    adj = g.adjacency.reset_index()
-    focal = planar[adj["focal"].to_numpy(dtype=np.int64)]
-    neigh = planar[adj["neighbor"].to_numpy(dtype=np.int64)]
-    weight = adj["weight"].to_numpy(dtype=float)
-    keep = focal != neigh
+    heads, tails = _shared_vertex_pairs(geoms[planar])
+    # libpysal's perimeter weights: the length of each ordered pair's intersection.
+    touching = shapely.intersection(geoms[planar][heads], geoms[planar][tails])
+    if np.isin(shapely.get_type_id(shapely.get_parts(touching)), [3, 6]).any():
+        raise ValueError("Some geometries overlap. Perimeter weights require planar coverage.")
+    weight = shapely.length(touching)
     extra_focal, extra_neigh = stacked_edges(geoms, stacked)
     return (
-        np.concatenate([focal[keep], extra_focal]),
-        np.concatenate([neigh[keep], extra_neigh]),
-        np.concatenate([weight[keep], np.zeros(len(extra_focal))]),
+        np.concatenate([planar[heads], extra_focal]),
+        np.concatenate([planar[tails], extra_neigh]),
+        np.concatenate([weight, np.zeros(len(extra_focal))]),
     )
+
+
+def _shared_vertex_pairs(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair of polygons sharing at least one vertex (queen contiguity).
+
+    The rule of libpysal's ``Graph.build_contiguity(rook=False)`` (vertex set intersection), on
+    arrays: its per-vertex Python loop took seconds on detailed maps such as the Census counties.
+    """
+    vertices, owner = shapely.get_coordinates(geoms, return_index=True)
+    # + 0.0 turns -0.0 into 0.0, so equal coordinates have equal bytes.
+    keys = np.ascontiguousarray(vertices + 0.0).view(np.dtype((np.void, 16))).ravel()
+    _, vertex = np.unique(keys, return_inverse=True)
+    pairs = np.unique(np.column_stack([vertex.ravel(), owner]), axis=0)  # by vertex, then polygon
+    start = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
+    sizes = np.diff(np.r_[start, len(pairs)])
+    heads, tails = [], []
+    # Vertices shared by k polygons give k(k-1) ordered pairs; k is small (2-4) on real maps.
+    for k in np.unique(sizes[sizes > 1]):
+        members = pairs[start[sizes == k][:, None] + np.arange(k), 1]
+        a, b = np.nonzero(~np.eye(k, dtype=bool))
+        heads.append(members[:, a].ravel())
+        tails.append(members[:, b].ravel())
+    if not heads:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    edges = np.unique(np.column_stack([np.concatenate(heads), np.concatenate(tails)]), axis=0)
+    return edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64)
 
 
 def _point_edges(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
