@@ -2,18 +2,27 @@
 
 :mod:`territory_lib.routes` plans a rep's year with these; they work on plain arrays so that one
 call covers every day tour of a rep's year (hundreds of thousands of small tours at national scale).
-Compiled code is cached beside the module (``cache=True``), so a fresh kernel loads it instead of
-compiling again.
+Compiled code is cached (``cache=True``) in the user's cache folder, so a fresh kernel loads it
+instead of compiling again.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
+import numba
 import numpy as np
 from numba import njit
+from platformdirs import user_cache_dir
 
 from territory_lib.geo import EARTH_RADIUS_KM
+
+# Never beside the module: an installed package must not write into site-packages. A
+# NUMBA_CACHE_DIR the user set still wins.
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    numba.config.CACHE_DIR = str(Path(user_cache_dir("territory")) / "numba")  # type: ignore[attr-defined]
 
 #: Tours up to this many stops are ordered exactly (dynamic programming over the stops visited).
 EXACT_STOPS = 7
