@@ -452,16 +452,7 @@ def test_map_classes_leave_numba_compiling_for_the_rest_of_the_kernel() -> None:
 
 def _decode_polyline(text: str, factor: int) -> list[tuple[float, float]]:
     """Google's polyline decoding, back to ``(lon, lat)`` points."""
-    numbers, value, shift = [], 0, 0
-    for char in text:
-        chunk = ord(char) - 63
-        value |= (chunk & 0x1F) << shift
-        shift += 5
-        if chunk < 0x20:
-            numbers.append(~(value >> 1) if value & 1 else value >> 1)
-            value, shift = 0, 0
-    lat_lon = np.cumsum(np.array(numbers, dtype=np.int64).reshape(-1, 2), axis=0) / factor
-    return [(lon, lat) for lat, lon in lat_lon.tolist()]
+    return [(lon, lat) for lat, lon in decode(text, factor)]
 
 
 def test_unit_outlines_encode_every_ring_of_every_shape() -> None:
