@@ -350,7 +350,8 @@ def imports_only_floor(repeats: int = 3) -> list[float]:
     import nbformat
     import papermill as pm
 
-    from territory_lib.runner import KERNEL_NAME, LocalKernelManager
+    from territory_lib.kernels import LocalKernelManager
+    from territory_lib.runner import KERNEL_NAME
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell("import pandas, geopandas, folium, statsmodels.api")]

@@ -36,6 +36,7 @@ import calendar
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -46,14 +47,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import geopandas as gpd
-import libpysal.examples
 import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
 import zipcodes
 from pyproj import Transformer
-from scipy.optimize import linear_sum_assignment
 
 from territory_lib.errors import ConfigError, DataError
 from territory_lib.geo import haversine_km, to_equal_area
@@ -149,7 +148,11 @@ class _Recipe:
 
 
 def _example_file(folder: str, name: str) -> Path:
-    path = Path(libpysal.examples.__file__).parent / folder / name
+    # Found, not imported: importing libpysal loads numba and scikit-learn (1-2 s), and step
+    # kernels import this module for the built-in markets' provenance text.
+    spec = importlib.util.find_spec("libpysal")
+    package = Path(spec.origin).parent if spec is not None and spec.origin else Path("libpysal")
+    path = package / "examples" / folder / name
     if not path.is_file():
         raise DataError(
             f"libpysal example file {path} is missing; reinstall libpysal (pip install --force-reinstall "
@@ -251,6 +254,8 @@ def _county_names(units: gpd.GeoDataFrame, zips: pd.DataFrame, state: str) -> li
         .to_numpy()
         .T
     )
+    from scipy.optimize import linear_sum_assignment  # here: step kernels import this module
+
     rows, cols = linear_sum_assignment(votes + np.exp(-nearest / 10.0), maximize=True)
     assigned = dict(zip(rows, cols, strict=True))
     return [names[assigned[i]].removesuffix(" County") for i in range(len(units))]

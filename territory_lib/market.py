@@ -16,17 +16,23 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 
 from territory_lib.config import counted, plural
 from territory_lib.geo import to_equal_area
 from territory_lib.io import Market
 
 if TYPE_CHECKING:
+    import statsmodels.api as sm
     from libpysal.weights import W
     from matplotlib.figure import Figure
 
     from territory_lib.design.graph import UnitGraph
+
+
+#: Imported inside the functions that use them (statsmodels alone takes 1 s, and steps 3 and 5 only
+#: need this module's light helpers); a kernel started ahead for a notebook importing this
+#: module imports them too (territory_lib.kernels).
+IMPORTED_WHEN_USED = ("statsmodels.api", "esda", "libpysal.graph", "libpysal.weights", "threadpoolctl")
 
 
 def data_end(sales: pd.DataFrame) -> pd.Timestamp:
@@ -478,10 +484,14 @@ def _one_blas_thread(function: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 def _tweedie() -> sm.families.Family:
+    import statsmodels.api as sm
+
     return sm.families.Tweedie(var_power=TWEEDIE_POWER, link=sm.families.links.Log())
 
 
 def _fit(target: pd.Series, design: pd.DataFrame, offset: np.ndarray):
+    import statsmodels.api as sm
+
     exog = sm.add_constant(design, has_constant="add")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -492,6 +502,8 @@ def _cv_deviance(
     target: pd.Series, design: pd.DataFrame, offset: np.ndarray, folds: int, seed: int
 ) -> tuple[float, float]:
     """Out-of-sample Tweedie deviance of the model with ``design`` and of the offset-only model."""
+    import statsmodels.api as sm
+
     order = np.random.default_rng(seed).permutation(len(target))
     family = _tweedie()
     model, null = 0.0, 0.0
@@ -668,6 +680,8 @@ def potential_model(
     Residual spatial autocorrelation: Moran's I of the deviance residuals on the run's adjacency
     (``graph`` or ``weights``, see :func:`unit_weights`) with a two-sided permutation p-value.
     """
+    import statsmodels.api as sm
+
     data = metrics.reset_index(drop=True)
     target = data["potential"].astype(float)
     exposure, size = size_exposure(data, attributes)

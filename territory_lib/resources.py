@@ -12,6 +12,7 @@ from scipy.optimize import linear_sum_assignment
 from territory_lib.config import MarketConfig, ResourceSettings, counted, distance_unit
 from territory_lib.geo import haversine_km
 from territory_lib.io import split_segments
+from territory_lib.market import data_end, trailing_sales
 from territory_lib.presentation import chart_text, money, month
 from territory_lib.presentation import distance as show_distance
 
@@ -19,6 +20,9 @@ from territory_lib.presentation import distance as show_distance
 CAPACITY_WEIGHT = ResourceSettings.model_fields["capacity_weight"].default
 #: Stand-in for a capacity mismatch when the rep's capacity is 0: worse than any real mismatch.
 NO_CAPACITY_MISMATCH = 10.0
+#: The route model, imported where travel is estimated (it loads numba); a kernel started ahead
+#: for a notebook importing this module imports it too (territory_lib.kernels).
+IMPORTED_WHEN_USED = ("territory_lib.routes",)
 
 
 def territory_centres(accounts: pd.DataFrame) -> pd.DataFrame:
@@ -618,9 +622,6 @@ def proposal_costs(
             "missed": float(workload["visits_missed"].sum()),
             "rep": placed["territory_id"].map(owner).fillna(""),
         }
-    # Imported here: territory_lib.market imports statsmodels (1 s), which steps 2, 3 and 5 never use.
-    from territory_lib.market import trailing_sales
-
     moved = figures["plan"]["rep"] != figures["proposal"]["rep"]
     recent = accounts["account_id"].map(trailing_sales(sales, 12)).fillna(0.0)
     rows = [
@@ -718,8 +719,6 @@ def proposal_summary(
 
     ``costs`` is :func:`proposal_costs`; distances in the market's unit, sales in its currency.
     """
-    from territory_lib.market import data_end  # statsmodels with it: see proposal_costs
-
     unit = distance_unit(config)
     table = format_totals(costs, unit, config.currency)
     figures = costs.set_index("measure")

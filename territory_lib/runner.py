@@ -25,12 +25,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupyter_client.manager import AsyncKernelManager
-from traitlets import default
-
 from territory_lib.config import MarketConfig, load_config, market_params_path
 from territory_lib.errors import ConfigError, TerritoryError
 from territory_lib.io import prepare_builtin_data
+from territory_lib.kernels import KernelsAhead, LocalKernelManager, StartedKernel
 from territory_lib.paths import (
     PROJECT_ENV_VAR,
     REPORTS_ENV_VAR,
@@ -42,7 +40,6 @@ from territory_lib.safety import (
     STAGING_DIR,
     check_can_run,
     ensure_writable,
-    kernel_socket_dir,
     market_lock,
     publish_folder,
     remove_stale_kernel_dirs,
@@ -69,30 +66,6 @@ DOWNLOADS = (
     ("rep_workload.csv", "Rep workload and travel"),
     ("proposed_moves.csv", "Proposed realignment moves"),
 )
-
-
-class LocalKernelManager(AsyncKernelManager):
-    """Starts kernels on local IPC sockets: no TCP port, nothing readable on the network.
-
-    Each kernel's sockets live in a private folder of their own (mode 0700): kernels started at
-    the same moment, by markets running in parallel, never share a socket path. The folder's
-    name carries the run's pid, so a later run can remove it if this one is killed.
-    """
-
-    @default("transport")
-    def _default_transport(self) -> str:
-        return "ipc"
-
-    @default("ip")
-    def _default_ip(self) -> str:
-        self._socket_dir = kernel_socket_dir()
-        return os.path.join(self._socket_dir, "ipc")
-
-    def cleanup_ipc_files(self) -> None:
-        """Remove the sockets, then their private folder."""
-        super().cleanup_ipc_files()
-        if getattr(self, "_socket_dir", None):
-            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
 @dataclass
@@ -214,34 +187,44 @@ def _run_locked(
     manifest.update(title=config.title, run_started=_now(), last_failure=None)
     run = MarketRun(config.market, config.title, ok=True, seconds=0.0, folder=final)
     tick = time.perf_counter()
-    failure = _take_snapshot(config, staging, run_date, say)
-    _prefetch_exporter()
-    for number in steps:
-        step = STEPS[number - 1]
-        if failure is None:
-            say(f"step {number}/{len(STEPS)} {step.title} ...")
-            failure = _execute(step, config.source, staging, run_date)
-        if failure is None:
-            failure = _export(step, config.title, staging)
-        seconds = time.perf_counter() - tick
-        if failure is not None:
-            run.ok, run.failure = False, f"step {number} ({step.notebook}): {failure}"
-            say(f"FAILED at step {number} after {seconds:.1f} s: {failure}")
-            _keep_failed(staging, root / "_failed" / config.market)
-            manifest["last_failure"] = {
-                "time": _now(),
-                "step": number,
-                "notebook": step.notebook,
-                "message": failure,
-            }
-            manifest.setdefault("status", "failed")
-            final.mkdir(parents=True, exist_ok=True)
-            _write_json(final / "manifest.json", manifest)
-            break
-        _record_step(manifest, step, seconds, keys[number])
-        run.steps_run.append(number)
-        say(f"step {number}/{len(STEPS)} {step.title} done in {seconds:.1f} s")
-        tick = time.perf_counter()
+    # Each notebook's kernel boots and imports its modules while the step before it runs (the
+    # first one while the inputs are read): a step's seconds are its own work.
+    ahead = KernelsAhead(kernel_name(), project_dir())
+    ahead.start(STEPS[steps[0] - 1].path)
+    try:
+        failure = _take_snapshot(config, staging, run_date, say)
+        _prefetch_exporter()
+        for index, number in enumerate(steps):
+            step = STEPS[number - 1]
+            if failure is None:
+                kernel = ahead.take(step.path)
+                if index + 1 < len(steps):
+                    ahead.start(STEPS[steps[index + 1] - 1].path)
+                say(f"step {number}/{len(STEPS)} {step.title} ...")
+                failure = _execute(step, config.source, staging, run_date, kernel)
+            if failure is None:
+                failure = _export(step, config.title, staging)
+            seconds = time.perf_counter() - tick
+            if failure is not None:
+                run.ok, run.failure = False, f"step {number} ({step.notebook}): {failure}"
+                say(f"FAILED at step {number} after {seconds:.1f} s: {failure}")
+                _keep_failed(staging, root / "_failed" / config.market)
+                manifest["last_failure"] = {
+                    "time": _now(),
+                    "step": number,
+                    "notebook": step.notebook,
+                    "message": failure,
+                }
+                manifest.setdefault("status", "failed")
+                final.mkdir(parents=True, exist_ok=True)
+                _write_json(final / "manifest.json", manifest)
+                break
+            _record_step(manifest, step, seconds, keys[number])
+            run.steps_run.append(number)
+            say(f"step {number}/{len(STEPS)} {step.title} done in {seconds:.1f} s")
+            tick = time.perf_counter()
+    finally:
+        ahead.close()
     if run.ok:
         from territory_lib.overview import OVERVIEW_FILE, try_build_overview
 
@@ -592,12 +575,18 @@ def run_step(number: int, params: str | Path, folder: Path, run_date: str) -> Pa
     return Path(folder) / f"{step.notebook}.ipynb"
 
 
-def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str | None:
-    """Execute one step notebook into ``folder``; return a one-line failure message or ``None``."""
+def _execute(
+    step: Step, params_path: Path, folder: Path, run_date: str, started: StartedKernel | None = None
+) -> str | None:
+    """Execute one step notebook into ``folder``; return a one-line failure message or ``None``.
+
+    ``started``: a kernel started ahead for this notebook (:class:`~territory_lib.kernels.KernelsAhead`),
+    shut down here when the notebook is done; without it papermill starts and stops one.
+    """
     import papermill as pm
 
     parameters = dict(zip(NOTEBOOK_PARAMETERS, (str(params_path), str(folder), run_date), strict=True))
-    kernel = kernel_name()
+    kernel = started.kernel_name if started is not None else kernel_name()
     logger.debug("%s: running %s on the %r kernel into %s", step.notebook, step.path, kernel, folder)
     try:
         check_notebook_parameters(step.path, list(parameters))
@@ -607,6 +596,7 @@ def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str 
             parameters=parameters,
             kernel_name=kernel,
             kernel_manager_class=LocalKernelManager,
+            km=started,
             progress_bar=False,
             # The kernel starts in the project folder: it finds the same project as this process, and
             # never writes next to built-in notebooks (inside the installed package). Not papermill's
@@ -619,6 +609,9 @@ def _execute(step: Step, params_path: Path, folder: Path, run_date: str) -> str 
         return f"{exc.ename}: {exc.evalue}".splitlines()[0] if exc.evalue else exc.ename
     except Exception as exc:  # a kernel that died or would not start: report it, keep old results
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    finally:
+        if started is not None:
+            started.shut_down()
     return None
 
 

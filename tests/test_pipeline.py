@@ -15,6 +15,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -166,6 +167,9 @@ def test_a_hand_made_market_runs_and_a_failed_rerun_keeps_its_reports(
     capsys.readouterr()
     assert main(["run", str(params), "--run-date", "2026-12-01"]) == 1
     printed = capsys.readouterr().out
+    # The kernel started ahead for step 1 (while the inputs were read) is not left running.
+    kernels = [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+    assert not [p for p in kernels if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert "column 'lat' has values that are not numbers in row 9" in printed
     for step in STEPS:
         assert (published / f"{step.notebook}.html").read_text() == pages[step.notebook]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from territory_lib.kernels import LocalKernelManager
 from territory_lib.paths import REPORTS_ENV_VAR
-from territory_lib.runner import LocalKernelManager, run_markets
+from territory_lib.runner import run_markets
 
 pytestmark = pytest.mark.slow
 

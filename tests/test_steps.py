@@ -54,7 +54,7 @@ def test_start_step_validates_its_inputs(georgia_config) -> None:
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.notebook)
 def test_a_step_kernel_imports_no_report_machinery(step) -> None:
     """A step's imports and start, in a fresh interpreter, load neither nbconvert nor jsonschema,
-    nor mapclassify, nor (steps 2, 3 and 5) statsmodels.
+    nor mapclassify or libpysal, nor (steps 2, 3 and 5) statsmodels.
 
     Importing them (for the report header) cost every kernel 1.3 s; mapclassify compiles numba
     code on import (about 2 s) and only step 1's choropleths need it; statsmodels (1 s) serves
@@ -78,6 +78,9 @@ def test_a_step_kernel_imports_no_report_machinery(step) -> None:
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert "'nbconvert'" not in loaded and "'jsonschema'" not in loaded
     assert "'mapclassify'" not in loaded
+    # libpysal loads numba and scikit-learn (1-2 s); only step 1's hot spots use it, and they
+    # import it when they run. The report header of a built-in market used to load it.
+    assert "'libpysal'" not in loaded and "'sklearn'" not in loaded
     if step.number in (2, 3, 5):
         assert "'statsmodels'" not in loaded
 

@@ -1,0 +1,209 @@
+"""Notebook kernels for the step notebooks, started one step ahead.
+
+Starting a kernel and importing pandas, geopandas and the rest takes 2-3 s, as long as a small
+market's whole step. The runner therefore starts the next step's kernel while the current step
+runs: it boots and imports the modules the next notebook imports (read from the notebook, nothing
+else) on the other core, and the notebook then runs in it from its first cell as before. Only
+imports happen ahead, never a read of data, so every step still reads the run's snapshot.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from traitlets import default
+
+from territory_lib.safety import kernel_socket_dir
+
+logger = logging.getLogger(__name__)
+
+#: What nbclient passes to kernels it starts: IPython history in memory, never in ~/.ipython.
+HISTORY_IN_MEMORY = "--HistoryManager.hist_file=:memory:"
+
+_MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+class LocalKernelManager(AsyncKernelManager):
+    """Starts kernels on local IPC sockets: no TCP port, nothing readable on the network.
+
+    Each kernel's sockets live in a private folder of their own (mode 0700): kernels started at
+    the same moment, by markets running in parallel, never share a socket path. The folder's
+    name carries the run's pid, so a later run can remove it if this one is killed.
+    """
+
+    @default("transport")
+    def _default_transport(self) -> str:
+        return "ipc"
+
+    @default("ip")
+    def _default_ip(self) -> str:
+        self._socket_dir = kernel_socket_dir()
+        return os.path.join(self._socket_dir, "ipc")
+
+    def cleanup_ipc_files(self) -> None:
+        """Remove the sockets, then their private folder."""
+        super().cleanup_ipc_files()
+        if getattr(self, "_socket_dir", None):
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+
+class StartedKernel(LocalKernelManager):
+    """A kernel started ahead of its notebook; it keeps the clients papermill opens on it.
+
+    papermill leaves a kernel it did not start running, with its client's channels open:
+    :meth:`shut_down` closes those channels and stops the kernel.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._opened: list = []
+        self._stopping: threading.Thread | None = None
+
+    def client(self, **kwargs):
+        """A client of this kernel, remembered so that :meth:`shut_down` can close it."""
+        client = super().client(**kwargs)
+        self._opened.append(client)
+        return client
+
+    def shut_down(self) -> None:
+        """Close every client's channels, then stop the kernel in the background.
+
+        A kernel takes 0.5-1 s to exit after its notebook is done; the next step need not wait for
+        that. :meth:`wait_stopped` waits until it has.
+        """
+        while self._opened:
+            self._opened.pop().stop_channels()
+        if self._stopping is None:
+            self._stopping = threading.Thread(target=self._stop, name="stop-kernel", daemon=True)
+            self._stopping.start()
+
+    def wait_stopped(self, timeout: float = 60.0) -> None:
+        """Wait until the kernel stopped by :meth:`shut_down` has exited and its files are gone."""
+        if self._stopping is not None:
+            self._stopping.join(timeout)
+
+    def _stop(self) -> None:
+        """Ask the kernel to exit (killed if it does not within ``shutdown_wait_time``), clean up."""
+        try:
+            if run_sync(self.is_alive)():
+                run_sync(self.shutdown_kernel)(now=False)
+        except Exception:
+            logger.debug("the kernel %s did not stop cleanly", self.kernel_id, exc_info=True)
+        finally:
+            run_sync(self.cleanup_resources)()
+
+
+def notebook_modules(notebook: Path) -> list[str]:
+    """The modules a notebook imports at the top level of its code cells, in order.
+
+    ``from package import name`` lists ``package`` and ``package.name`` (which may be a submodule
+    or just a name; importing it is only tried). Cells that are not plain Python (magics) are
+    skipped, as are relative imports.
+    """
+    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    modules: list[str] = []
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        try:
+            tree = ast.parse("".join(source) if isinstance(source, list) else source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                modules += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.append(node.module)
+                modules += [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return [name for name in dict.fromkeys(modules) if _MODULE_NAME.match(name)]
+
+
+def import_ahead(*modules: str) -> None:
+    """Import ``modules`` in this kernel, skipping any that fail.
+
+    A module of this library also brings the modules it lists in ``IMPORTED_WHEN_USED`` (the heavy
+    ones its functions import when called). Runs in a kernel started ahead: a module that fails
+    here fails again when the notebook imports it, and the notebook's error is the one reported.
+    """
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+            if name.startswith("territory_lib."):
+                for used in getattr(module, "IMPORTED_WHEN_USED", ()):
+                    importlib.import_module(used)
+        except Exception:
+            continue
+
+
+def start_kernel(kernel_name: str, notebook: Path, cwd: Path) -> StartedKernel:
+    """Start a kernel that imports ``notebook``'s modules as it boots; return without waiting.
+
+    The imports run before the kernel answers its first request, so papermill, connecting to it,
+    waits for them and then executes the notebook's first cell with its modules loaded.
+    """
+    modules = notebook_modules(notebook)
+    code = f"import territory_lib.kernels as _k; _k.import_ahead(*{modules!r}); del _k"
+    kernel = StartedKernel(kernel_name=kernel_name)
+    run_sync(kernel.start_kernel)(
+        extra_arguments=[HISTORY_IN_MEMORY, f"--IPKernelApp.exec_lines={[code]!r}"], cwd=str(cwd)
+    )
+    logger.debug("started a %r kernel ahead for %s (%d modules)", kernel_name, notebook.name, len(modules))
+    return kernel
+
+
+class KernelsAhead:
+    """At most one kernel started ahead, for the notebook that runs next; stopped if unused.
+
+    A kernel that cannot be started ahead is no failure here: papermill then starts the
+    notebook's kernel itself, and reports it if that fails too.
+    """
+
+    def __init__(self, kernel_name: str, cwd: Path) -> None:
+        self.kernel_name = kernel_name
+        self.cwd = cwd
+        self._waiting: tuple[Path, StartedKernel] | None = None
+        self._kernels: list[StartedKernel] = []  # every kernel started, to wait for at the end
+
+    def start(self, notebook: Path) -> None:
+        """Start the kernel ``notebook`` will run in (stopping one started for another)."""
+        self._stop_waiting()
+        try:
+            kernel = start_kernel(self.kernel_name, notebook, self.cwd)
+        except Exception:
+            logger.debug("no kernel started ahead for %s", notebook.name, exc_info=True)
+            return
+        self._kernels.append(kernel)
+        self._waiting = (notebook, kernel)
+
+    def take(self, notebook: Path) -> StartedKernel | None:
+        """The kernel started for ``notebook``, now the caller's to shut down; else ``None``."""
+        if self._waiting is None or self._waiting[0] != notebook:
+            self._stop_waiting()
+            return None
+        kernel, self._waiting = self._waiting[1], None
+        return kernel
+
+    def close(self) -> None:
+        """Stop the kernel started ahead, if any, and wait until every kernel started has exited.
+
+        The caller has shut down every kernel it took (:meth:`StartedKernel.shut_down`).
+        """
+        self._stop_waiting()
+        while self._kernels:
+            self._kernels.pop().wait_stopped()
+
+    def _stop_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting[1].shut_down()

@@ -1,0 +1,102 @@
+"""Kernels started one step ahead: what they import first, and that they run the notebook and stop."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import psutil
+
+from territory_lib.kernels import KernelsAhead, notebook_modules, start_kernel
+from territory_lib.runner import kernel_name
+
+
+def _notebook(path: Path, *sources: str, markdown: str = "import not_a_module") -> Path:
+    notebook = nbformat.v4.new_notebook()
+    code = [nbformat.v4.new_code_cell(source) for source in sources]
+    notebook.cells = [nbformat.v4.new_markdown_cell(markdown), *code]
+    notebook.metadata["kernelspec"] = {"name": kernel_name(), "display_name": "Python", "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+def _kernels_of_this_process() -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if child.is_running() and "ipykernel" in " ".join(child.cmdline())
+    ]
+
+
+def test_the_modules_of_a_notebook_are_its_top_level_imports(tmp_path: Path) -> None:
+    notebook = _notebook(
+        tmp_path / "n.ipynb",
+        "import pandas as pd\nimport numpy, json",
+        "from territory_lib import maps, market\nfrom os.path import *",
+        "%matplotlib inline\nimport email",  # a magic: not Python, skipped
+        "from . import sibling\n\ndef later():\n    import csv\n",  # relative and nested: not listed
+        "import pandas",
+    )
+    assert notebook_modules(notebook) == [
+        "pandas",
+        "numpy",
+        "json",
+        "territory_lib",
+        "territory_lib.maps",
+        "territory_lib.market",
+        "os.path",
+    ]
+
+
+def test_importing_ahead_brings_what_library_modules_import_when_used_and_skips_failures() -> None:
+    probe = (
+        "import sys\n"
+        "import territory_lib.resources\n"
+        "print('territory_lib.routes' in sys.modules)\n"
+        "from territory_lib.kernels import import_ahead\n"
+        "import_ahead('no_such_module_anywhere', 'territory_lib.resources', 'territory_lib.resources.none')\n"
+        "print('territory_lib.routes' in sys.modules)\n"
+    )
+    printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    # Importing the module alone leaves the route model out (steps that never estimate travel
+    # skip numba); importing it ahead brings it in.
+    assert printed.split() == ["False", "True"]
+
+
+def test_a_kernel_started_ahead_runs_its_notebook_with_the_modules_loaded_and_then_stops(
+    tmp_path: Path,
+) -> None:
+    notebook = _notebook(
+        tmp_path / "ahead.ipynb",
+        "import sys\nimport territory_lib.resources",
+        "print('territory_lib.routes' in sys.modules, '_k' in dir())",
+    )
+    kernel = start_kernel(kernel_name(), notebook, tmp_path)
+    pid = kernel.provisioner.pid
+    sockets = Path(kernel.ip).parent
+    try:
+        done = pm.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), km=kernel, progress_bar=False)
+    finally:
+        kernel.shut_down()
+        kernel.wait_stopped()
+    # The route model was imported before the first cell (the notebook itself never imports it),
+    # and the warm-up left no name behind; the notebook's cells are numbered from 1 as usual.
+    assert done.cells[2].outputs[0]["text"].strip() == "True False"
+    assert [cell.execution_count for cell in done.cells[1:]] == [1, 2]
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not sockets.exists()
+
+
+def test_a_kernel_started_for_another_notebook_or_never_taken_is_stopped(tmp_path: Path) -> None:
+    first = _notebook(tmp_path / "first.ipynb", "import json")
+    second = _notebook(tmp_path / "second.ipynb", "import csv")
+    before = {kernel.pid for kernel in _kernels_of_this_process()}
+    ahead = KernelsAhead(kernel_name(), tmp_path)
+    ahead.start(first)
+    assert ahead.take(second) is None  # not the notebook it was started for: stopped
+    ahead.start(second)
+    ahead.close()
+    assert {kernel.pid for kernel in _kernels_of_this_process()} <= before
