@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 import psutil
+import pytest
 
 from territory_lib.kernels import KernelsAhead, notebook_modules, start_kernel
 from territory_lib.runner import kernel_name
@@ -67,12 +68,15 @@ def test_importing_ahead_brings_what_library_modules_import_when_used_and_skips_
 
 
 def test_a_kernel_started_ahead_runs_its_notebook_with_the_modules_loaded_and_then_stops(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # the user's own setting wins
     notebook = _notebook(
         tmp_path / "ahead.ipynb",
-        "import sys\nimport territory_lib.resources",
+        "import os, sys\nimport territory_lib.resources",
         "print('territory_lib.routes' in sys.modules, '_k' in dir())",
+        "print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])",
     )
     kernel = start_kernel(kernel_name(), notebook, tmp_path)
     pid = kernel.provisioner.pid
@@ -85,7 +89,9 @@ def test_a_kernel_started_ahead_runs_its_notebook_with_the_modules_loaded_and_th
     # The route model was imported before the first cell (the notebook itself never imports it),
     # and the warm-up left no name behind; the notebook's cells are numbered from 1 as usual.
     assert done.cells[2].outputs[0]["text"].strip() == "True False"
-    assert [cell.execution_count for cell in done.cells[1:]] == [1, 2]
+    assert [cell.execution_count for cell in done.cells[1:]] == [1, 2, 3]
+    # Math libraries on one thread, unless the environment says otherwise.
+    assert done.cells[3].outputs[0]["text"].split() == ["1", "3"]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not sockets.exists()
 
