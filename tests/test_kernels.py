@@ -88,6 +88,7 @@ def test_a_kernel_started_ahead_runs_its_notebook_with_the_modules_loaded_and_th
         kernel.wait_stopped()
     # The route model was imported before the first cell (the notebook itself never imports it),
     # and the warm-up left no name behind; the notebook's cells are numbered from 1 as usual.
+    assert done.cells[1].outputs == []  # nothing of the warm-up shows in the notebook
     assert done.cells[2].outputs[0]["text"].strip() == "True False"
     assert [cell.execution_count for cell in done.cells[1:]] == [1, 2, 3]
     # Math libraries on one thread, unless the environment says otherwise.
