@@ -201,7 +201,11 @@ def _run_locked(
                 if index + 1 < len(steps):
                     ahead.start(STEPS[steps[index + 1] - 1].path)
                 say(f"step {number}/{len(STEPS)} {step.title} ...")
-                failure = _execute(step, config.source, staging, run_date, kernel)
+                try:
+                    failure = _execute(step, config.source, staging, run_date, kernel)
+                finally:
+                    if kernel is not None:
+                        kernel.shut_down()
             if failure is None:
                 failure = _export(step, config.title, staging)
             seconds = time.perf_counter() - tick
@@ -581,7 +585,7 @@ def _execute(
     """Execute one step notebook into ``folder``; return a one-line failure message or ``None``.
 
     ``started``: a kernel started ahead for this notebook (:class:`~territory_lib.kernels.KernelsAhead`),
-    shut down here when the notebook is done; without it papermill starts and stops one.
+    which the caller stops; without it papermill starts and stops one.
     """
     import papermill as pm
 
@@ -609,9 +613,6 @@ def _execute(
         return f"{exc.ename}: {exc.evalue}".splitlines()[0] if exc.evalue else exc.ename
     except Exception as exc:  # a kernel that died or would not start: report it, keep old results
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
-    finally:
-        if started is not None:
-            started.shut_down()
     return None
 
 
