@@ -67,6 +67,7 @@ def test_importing_ahead_brings_what_library_modules_import_when_used_and_skips_
     assert printed.split() == ["False", "True"]
 
 
+@pytest.mark.slow
 def test_a_kernel_started_ahead_runs_its_notebook_with_the_modules_loaded_and_then_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,6 +98,7 @@ def test_a_kernel_started_ahead_runs_its_notebook_with_the_modules_loaded_and_th
     assert not sockets.exists()
 
 
+@pytest.mark.slow
 def test_a_kernel_started_for_another_notebook_or_never_taken_is_stopped(tmp_path: Path) -> None:
     first = _notebook(tmp_path / "first.ipynb", "import json")
     second = _notebook(tmp_path / "second.ipynb", "import csv")
