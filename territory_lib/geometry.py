@@ -221,9 +221,12 @@ def _outline_moved(before: np.ndarray, after: np.ndarray, tolerance: float) -> n
         return moved
     was, was_unit = shapely.get_coordinates(before[changed], return_index=True)
     now, now_unit = shapely.get_coordinates(after[changed], return_index=True)
-    grid_was = pd.MultiIndex.from_arrays([was_unit, *np.round(was / tolerance).astype(np.int64).T])
-    grid_now = pd.MultiIndex.from_arrays([now_unit, *np.round(now / tolerance).astype(np.int64).T])
-    gone = ~grid_was.isin(grid_now)
+    # Grid cells as whole floats (+ 0.0 turns -0.0 into 0.0), each (x, y) read as one complex
+    # number and numbered; then (unit, cell) as one integer, so the lookup hashes plain integers.
+    cells = np.ascontiguousarray(np.round(np.concatenate([was, now]) / tolerance) + 0.0)
+    cell, distinct = pd.factorize(cells.view(np.complex128).ravel())
+    key = np.concatenate([was_unit, now_unit]).astype(np.int64) * len(distinct) + cell
+    gone = ~pd.Series(key[: len(was)]).isin(key[len(was) :]).to_numpy()
     moved[changed[np.unique(was_unit[gone])]] = True
     return moved
 
@@ -303,8 +306,11 @@ def repair_units(
             "points); redraw it as a polygon or drop it from the units file."
         )
     repaired = gpd.GeoSeries(shapes, index=geometry.index, crs=geometry.crs)
-    if repairs:
-        projected = repaired.to_crs(metric).to_numpy()
+    changed = np.flatnonzero(~shapely.equals_identical(shapes, geometry.to_numpy()))
+    if len(changed):
+        # Each point projects alone, so only the repaired shapes need projecting again.
+        projected = projected.copy()
+        projected[changed] = gpd.GeoSeries(shapes[changed], crs=geometry.crs).to_crs(metric).to_numpy()
     coverage = clean_coverage(projected, ids, tolerance)
     if coverage.repairs:
         back = gpd.GeoSeries(coverage.geometry, index=geometry.index, crs=metric).to_crs(geometry.crs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 
 from territory_lib.config import load_config
 from territory_lib.errors import DataError
-from territory_lib.io import load_market, validate_table
+from territory_lib.io import INTEGRAL_FLOAT, _integral_ids, _text, load_market, validate_table
 from tests.market_files import edit_csv
 
 
@@ -61,3 +62,15 @@ def test_a_valid_table_comes_back_typed() -> None:
     assert typed["account_id"].tolist() == ["7", "A2"]
     assert typed["amount"].tolist() == [1200.0, 3.0]
     assert pd.api.types.is_datetime64_any_dtype(typed["date"])
+
+
+def test_integral_ids_are_the_pattern_applied_to_every_id() -> None:
+    # The pattern now runs only on ids ending in ".0": every other id must come back as it was.
+    raw = ["7.0", " 013.0 ", "-4.0", "--5.0", "7.00", "7.0.0", "A7.0", "٣.0", "7.5", "70", "", None, "x.0\n"]
+    values = pd.Series(raw * 50, dtype=object)
+    expected = ["" if value is None else re.sub(INTEGRAL_FLOAT, r"\1", value.strip()) for value in values]
+    ids = _integral_ids(_text(values))
+    assert ids.dtype == object
+    assert ids.tolist() == expected
+    assert ids.tolist()[:6] == ["7", "013", "-4", "--5", "7.00", "7.0.0"]
+    assert ids.tolist()[7] == "٣"  # an Arabic-Indic digit is a digit to the pattern too
