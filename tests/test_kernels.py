@@ -109,3 +109,25 @@ def test_a_kernel_started_for_another_notebook_or_never_taken_is_stopped(tmp_pat
     ahead.start(second)
     ahead.close()
     assert {kernel.pid for kernel in _kernels_of_this_process()} <= before
+
+
+@pytest.mark.slow
+def test_a_failed_step_leaves_no_kernel_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step 1 fails while step 2's kernel, started ahead, boots: the run stops both."""
+    from territory_lib import runner
+    from territory_lib.paths import REPORTS_ENV_VAR
+
+    monkeypatch.setenv(REPORTS_ENV_VAR, str(tmp_path / "reports"))
+    before = {kernel.pid for kernel in _kernels_of_this_process()}
+    started: list[int] = []
+
+    def failing(step, params, folder, run_date, kernel):
+        started.append(kernel.provisioner.pid)
+        return "ValueError: the step failed"
+
+    monkeypatch.setattr(runner, "_execute", failing)
+    run = runner.run_market("georgia", steps=[1, 2], run_date="2026-11-27", progress=lambda line: None)
+    assert not run.ok and "the step failed" in (run.failure or "")
+    assert len(started) == 1  # step 1 ran in the kernel started for it
+    left = {kernel.pid for kernel in _kernels_of_this_process()} - before
+    assert not left
