@@ -45,7 +45,14 @@ from territory_lib.safety import (
     remove_stale_kernel_dirs,
     remove_stale_staging,
 )
-from territory_lib.snapshot import build_snapshot, file_digest, input_hashes, is_current, snapshot_info
+from territory_lib.snapshot import (
+    build_snapshot,
+    file_digest,
+    input_hashes,
+    is_current,
+    library_digest,
+    snapshot_info,
+)
 from territory_lib.steps import MANIFEST, STEPS, Step, Workspace, assigned_names, step_settings
 
 logger = logging.getLogger(__name__)
@@ -317,21 +324,6 @@ def step_keys(config: MarketConfig, run_date: str) -> dict[int, str]:
             json.dumps(payload, sort_keys=True, default=str).encode()
         ).hexdigest()
     return keys
-
-
-def library_digest() -> str:
-    """SHA-256 over the library's code and templates, as installed."""
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*")):
-        if (
-            path.is_file()
-            and path.suffix in {".py", ".j2", ".css", ".html"}
-            and "__pycache__" not in path.parts
-        ):
-            digest.update(str(path.relative_to(package)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def _up_to_date(entry: dict | None, key: str, final: Path) -> bool:

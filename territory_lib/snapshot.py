@@ -73,11 +73,31 @@ def snapshot_info(folder: Path) -> dict | None:
     return info if info.get("format") == FORMAT else None
 
 
+def library_digest() -> str:
+    """SHA-256 over the library's code and templates, as installed."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*")):
+        if (
+            path.is_file()
+            and path.suffix in {".py", ".j2", ".css", ".html"}
+            and "__pycache__" not in path.parts
+        ):
+            digest.update(str(path.relative_to(package)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def is_current(folder: Path, config: MarketConfig, run_date: str) -> bool:
-    """Whether the snapshot in ``folder`` was made from the inputs as they are now, for ``run_date``."""
+    """Whether the snapshot in ``folder`` was made from the inputs as they are now, for ``run_date``,
+    by this version of the library (a new version may read, repair or join the units differently).
+    """
     info = snapshot_info(folder)
     return (
-        info is not None and info.get("run_date") == run_date and info.get("inputs") == input_hashes(config)
+        info is not None
+        and info.get("run_date") == run_date
+        and info.get("inputs") == input_hashes(config)
+        and info.get("library") == library_digest()
     )
 
 
@@ -121,6 +141,7 @@ def write_snapshot(
             "run_date": run_date,
             "origin": origin,
             "inputs": hashes,
+            "library": library_digest(),
             "warnings": market.warnings,
             "repairs": [asdict(repair) for repair in market.repairs],
             "graph": {"polygons": graph.polygons, "notes": graph.notes},

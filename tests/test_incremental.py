@@ -153,6 +153,17 @@ def test_the_snapshot_reads_back_what_was_validated(georgia_config, tmp_path: Pa
     assert not snapshot.is_current(tmp_path, georgia_config, "2026-11-28")
 
 
+def test_a_snapshot_made_by_another_version_of_the_library_is_made_again(
+    georgia_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new version may read, repair or join the units differently: its steps must not read an
+    old version's snapshot (they rerun because the library changed, and would read stale data)."""
+    snapshot.build_snapshot(georgia_config, tmp_path, RUN_DATE, "run")
+    assert snapshot.is_current(tmp_path, georgia_config, RUN_DATE)
+    monkeypatch.setattr(snapshot, "library_digest", lambda: "another version")
+    assert not snapshot.is_current(tmp_path, georgia_config, RUN_DATE)
+
+
 def test_a_notebook_step_reads_the_snapshot_until_a_file_changes(make_market, tmp_path: Path) -> None:
     path = make_market()
     config = load_config(path)
