@@ -10,6 +10,7 @@ imports happen ahead, never a read of data, so every step still reads the run's 
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import json
 import logging
@@ -17,6 +18,7 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -193,8 +195,23 @@ class KernelsAhead:
         self._kernels.append(kernel)
         self._waiting = (notebook, kernel)
 
-    def take(self, notebook: Path) -> StartedKernel | None:
-        """The kernel started for ``notebook``, now the caller's to shut down; else ``None``."""
+    @contextlib.contextmanager
+    def running(self, notebook: Path, then: Path | None = None) -> Iterator[StartedKernel | None]:
+        """The kernel started for ``notebook`` (``None`` if there is none) while it runs there.
+
+        Starts the kernel of ``then``, the notebook that runs next, right away, and stops this
+        one on leaving.
+        """
+        kernel = self._take(notebook)
+        if then is not None:
+            self.start(then)
+        try:
+            yield kernel
+        finally:
+            if kernel is not None:
+                kernel.shut_down()
+
+    def _take(self, notebook: Path) -> StartedKernel | None:
         if self._waiting is None or self._waiting[0] != notebook:
             self._stop_waiting()
             return None

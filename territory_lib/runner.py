@@ -195,24 +195,19 @@ def _run_locked(
     run = MarketRun(config.market, config.title, ok=True, seconds=0.0, folder=final)
     tick = time.perf_counter()
     # Each notebook's kernel boots and imports its modules while the step before it runs (the
-    # first one while the inputs are read): a step's seconds are its own work.
+    # first one while the inputs are read), so no step waits for Python and its libraries.
+    notebooks = [STEPS[number - 1].path for number in steps]
     ahead = KernelsAhead(kernel_name(), project_dir())
-    ahead.start(STEPS[steps[0] - 1].path)
+    ahead.start(notebooks[0])
     try:
         failure = _take_snapshot(config, staging, run_date, say)
         _prefetch_exporter()
-        for index, number in enumerate(steps):
+        for number, then in zip(steps, [*notebooks[1:], None], strict=True):
             step = STEPS[number - 1]
             if failure is None:
-                kernel = ahead.take(step.path)
-                if index + 1 < len(steps):
-                    ahead.start(STEPS[steps[index + 1] - 1].path)
                 say(f"step {number}/{len(STEPS)} {step.title} ...")
-                try:
+                with ahead.running(step.path, then) as kernel:
                     failure = _execute(step, config.source, staging, run_date, kernel)
-                finally:
-                    if kernel is not None:
-                        kernel.shut_down()
             if failure is None:
                 failure = _export(step, config.title, staging)
             seconds = time.perf_counter() - tick

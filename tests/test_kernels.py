@@ -105,9 +105,9 @@ def test_a_kernel_started_for_another_notebook_or_never_taken_is_stopped(tmp_pat
     before = {kernel.pid for kernel in _kernels_of_this_process()}
     ahead = KernelsAhead(kernel_name(), tmp_path)
     ahead.start(first)
-    assert ahead.take(second) is None  # not the notebook it was started for: stopped
-    ahead.start(second)
-    ahead.close()
+    with ahead.running(second, then=first) as kernel:
+        assert kernel is None  # the kernel waiting was started for another notebook: stopped
+    ahead.close()  # the one started for `first`, never run
     assert {kernel.pid for kernel in _kernels_of_this_process()} <= before
 
 
