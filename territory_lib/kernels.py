@@ -34,7 +34,8 @@ HISTORY_IN_MEMORY = "--HistoryManager.hist_file=:memory:"
 
 #: Math libraries on one thread in step kernels, unless the environment says otherwise. A step
 #: runs while the next one's kernel starts on the other core, and the steps' matrices are small:
-#: threads only wait for each other (step 4 on Georgia: 2.0 s with two BLAS threads, 0.3 s with one).
+#: threads only wait for each other (Georgia's step 4 trend fits with the other core busy: 1.96 s
+#: with OpenBLAS's default threads, 0.34 s with one).
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
