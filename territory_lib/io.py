@@ -13,18 +13,19 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import geopandas as gpd
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from territory_lib.config import MarketConfig
 from territory_lib.errors import ConfigError, DataError
 from territory_lib.geometry import Repair, repair_notes, repair_units
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 Kind = Literal["id", "text", "number", "date"]
 
@@ -360,6 +361,9 @@ def validate_table(frame: pd.DataFrame, path: Path, table: str, *, geo: bool = F
     unique = {"units": "unit_id", "accounts": "account_id", "reps": "rep_id"}.get(table)
     # Each column is parsed once (millions of sales rows): the checks read the parsed values.
     parsed = {column.name: _parse(frame[column.name], column) for column in columns if column.name in frame}
+    # Imported here: step kernels read the run's validated snapshot and never load pandera (0.2 s).
+    from pandera.errors import SchemaErrors
+
     try:
         _schema(table, columns, unique, parsed).validate(frame, lazy=True)
     except SchemaErrors as exc:
@@ -400,6 +404,8 @@ def _schema(
     The checks read the columns as :func:`_parse` typed them, so a file that passes is typed
     without surprises.
     """
+    import pandera.pandas as pa
+
     checks: dict[str, pa.Column] = {}
     for column in columns:
         column_checks = []

@@ -83,6 +83,21 @@ class StartedKernel(LocalKernelManager):
         self._opened.append(client)
         return client
 
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until the kernel has done its imports and answers; a kernel that died is left to papermill.
+
+        A client of its own asks for the kernel's info (answered once the imports are done), then
+        closes its channels.
+        """
+        client = super().client()
+        client.start_channels()
+        try:
+            run_sync(client.wait_for_ready)(timeout=timeout)
+        except Exception:
+            logger.debug("the kernel %s did not become ready", self.kernel_id, exc_info=True)
+        finally:
+            client.stop_channels()
+
     def shut_down(self) -> None:
         """Close every client's channels, then stop the kernel in the background.
 
@@ -200,11 +215,15 @@ class KernelsAhead:
     def running(self, notebook: Path, then: Path | None = None) -> Iterator[StartedKernel | None]:
         """The kernel started for ``notebook`` (``None`` if there is none) while it runs there.
 
-        Starts the kernel of ``then``, the notebook that runs next, right away, and stops this
-        one on leaving.
+        Starts the kernel of ``then``, the notebook that runs next, once this one is ready, and
+        stops this one on leaving.
         """
         kernel = self._take(notebook)
         if then is not None:
+            # The next kernel's imports would take a core from this one's while it still boots
+            # (step 1's kernel boots while the inputs are read and has no step before it).
+            if kernel is not None:
+                kernel.wait_ready()
             self.start(then)
         try:
             yield kernel

@@ -67,6 +67,23 @@ def test_importing_ahead_brings_what_library_modules_import_when_used_and_skips_
     assert printed.split() == ["False", "True"]
 
 
+def test_step_1s_kernel_imports_neither_the_validator_nor_all_of_statsmodels() -> None:
+    """Step 1's kernel has no step before it to hide its imports: it loads the GLM's modules, not
+    ``statsmodels.api`` (0.3 s more), and no pandera (the runner validated the inputs)."""
+    from territory_lib.steps import STEPS
+
+    probe = (
+        "import sys\n"
+        "from territory_lib.kernels import import_ahead, notebook_modules\n"
+        "from pathlib import Path\n"
+        f"import_ahead(*notebook_modules(Path({str(STEPS[0].path)!r})))\n"
+        "wanted = ('pandera', 'statsmodels.api', 'esda', 'statsmodels.genmod')\n"
+        "print(sorted(m for m in wanted if m in sys.modules))\n"
+    )
+    printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert printed.strip() == "['esda', 'statsmodels.genmod']"
+
+
 @pytest.mark.slow
 def test_a_kernel_started_ahead_runs_its_notebook_with_the_modules_loaded_and_then_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -109,6 +126,37 @@ def test_a_kernel_started_for_another_notebook_or_never_taken_is_stopped(tmp_pat
         assert kernel is None  # the kernel waiting was started for another notebook: stopped
     ahead.close()  # the one started for `first`, never run
     assert {kernel.pid for kernel in _kernels_of_this_process()} <= before
+
+
+@pytest.mark.slow
+def test_the_next_kernel_starts_once_this_one_has_done_its_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two kernels importing at once would each take a core: step 1's kernel, which has no step
+    before it to boot during, would be slowed by step 2's."""
+    import time
+
+    import territory_lib.kernels as kernels
+
+    (tmp_path / "slow_to_import.py").write_text(
+        "import pathlib, time\ntime.sleep(1.5)\npathlib.Path('imported').write_text(repr(time.time()))\n"
+    )
+    first = _notebook(tmp_path / "first.ipynb", "import slow_to_import")
+    second = _notebook(tmp_path / "second.ipynb", "import csv")
+    started: dict[str, float] = {}
+    real_start = kernels.start_kernel
+
+    def recorded(name: str, notebook: Path, cwd: Path) -> kernels.StartedKernel:
+        started[notebook.name] = time.time()
+        return real_start(name, notebook, cwd)
+
+    monkeypatch.setattr(kernels, "start_kernel", recorded)
+    ahead = KernelsAhead(kernel_name(), tmp_path)
+    ahead.start(first)
+    with ahead.running(first, then=second) as kernel:
+        assert kernel is not None
+    ahead.close()
+    assert started["second.ipynb"] >= float((tmp_path / "imported").read_text())
 
 
 @pytest.mark.slow
