@@ -576,6 +576,8 @@ def _execute(
     """
     import papermill as pm
 
+    from territory_lib.notebook_engine import ENGINE_NAME
+
     parameters = dict(zip(NOTEBOOK_PARAMETERS, (str(params_path), str(folder), run_date), strict=True))
     kernel = started.kernel_name if started is not None else kernel_name()
     logger.debug("%s: running %s on the %r kernel into %s", step.notebook, step.path, kernel, folder)
@@ -588,6 +590,7 @@ def _execute(
             kernel_name=kernel,
             kernel_manager_class=LocalKernelManager,
             km=started,
+            engine_name=ENGINE_NAME,
             progress_bar=False,
             # The kernel starts in the project folder: it finds the same project as this process, and
             # never writes next to built-in notebooks (inside the installed package). Not papermill's
