@@ -260,7 +260,8 @@ def _run_locked(
 
 
 def _prefetch_exporter() -> None:
-    """Import the HTML exporter (nbconvert: 2-3 s) in the background while the first notebook runs.
+    """Import the HTML exporter (nbconvert: 2-3 s) and compile its templates in the background
+    while the first notebook runs.
 
     This process only waits on the kernel meanwhile, so the first report is rendered without the
     wait. papermill is imported first, here, so the two threads never import the same modules.
@@ -269,9 +270,11 @@ def _prefetch_exporter() -> None:
 
     def load() -> None:
         try:
-            import territory_lib.report  # noqa: F401
+            from territory_lib.report import warm_exporter
+
+            warm_exporter()
         except Exception:  # the export itself reports what is wrong
-            logger.debug("the exporter could not be imported ahead", exc_info=True)
+            logger.debug("the exporter could not be made ahead", exc_info=True)
 
     threading.Thread(target=load, name="import-exporter", daemon=True).start()
 

@@ -252,3 +252,26 @@ def test_report_map_draws_with_no_network(exported: Path) -> None:
     from browser import count_drawn_polygons
 
     assert count_drawn_polygons(exported) == [3]
+
+
+@pytest.mark.slow
+def test_the_exporter_made_once_per_process_renders_each_report_as_a_new_one_would(
+    executed_notebook: Path, tmp_path: Path
+) -> None:
+    """One exporter serves every export of a run (its templates compiled once, ahead of the first
+    report): nothing of one export, or of the warm-up, carries into the next."""
+    nav = [("1. Analyze the market", "01_analyze_market.html")]
+
+    def export(name: str, title: str) -> str:
+        out = report.export_html(
+            executed_notebook, tmp_path / name, title=title, nav=nav, home_href="../i.html"
+        )
+        return out.read_text(encoding="utf-8")
+
+    report._exporter.cache_clear()
+    fresh = export("01_analyze_market.html", "Georgia, USA: Analyze the market")
+    report.warm_exporter()
+    other = export("other.html", "Another market: Analyze the market")
+    again = export("01_analyze_market.html", "Georgia, USA: Analyze the market")
+    assert again == fresh
+    assert "Another market" in other and "Another market" not in again
