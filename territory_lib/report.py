@@ -317,7 +317,7 @@ def warm_exporter() -> None:
         nbformat.v4.new_markdown_cell("A &amp; *B*"),
         nbformat.v4.new_code_cell("", outputs=[html_output]),
     ]
-    resources = {"territory": {"nav": [], "home_href": None, "current": ""}}
+    resources: dict[str, Any] = {"territory": {"nav": [], "home_href": None, "current": ""}}
     with _EXPORTER_LOCK:
         _exporter().from_notebook_node(notebook, resources=resources)
 

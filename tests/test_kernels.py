@@ -116,6 +116,25 @@ def test_a_kernel_started_ahead_runs_its_notebook_with_the_modules_loaded_and_th
 
 
 @pytest.mark.slow
+def test_waiting_for_a_kernel_that_dies_as_it_boots_says_so() -> None:
+    from jupyter_core.utils import run_sync
+
+    from territory_lib.kernels import LocalKernelManager, ReadyClient
+
+    manager = LocalKernelManager(kernel_name=kernel_name())
+    run_sync(manager.start_kernel)(extra_arguments=["--IPKernelApp.exec_lines=['import os; os._exit(3)']"])
+    client = manager.client()
+    assert isinstance(client, ReadyClient)
+    client.start_channels()
+    try:
+        with pytest.raises(RuntimeError, match="Kernel died"):
+            run_sync(client.wait_for_ready)(timeout=60)
+    finally:
+        client.stop_channels()
+        run_sync(manager.cleanup_resources)()
+
+
+@pytest.mark.slow
 def test_a_kernel_started_for_another_notebook_or_never_taken_is_stopped(tmp_path: Path) -> None:
     first = _notebook(tmp_path / "first.ipynb", "import json")
     second = _notebook(tmp_path / "second.ipynb", "import csv")
