@@ -48,6 +48,8 @@ unit = ctx.config.unit_label.capitalize()
 metrics = ctx.workspace.read("unit_metrics")
 accounts = ctx.workspace.read("accounts")
 targets = territories.balance_targets(ctx.config, metrics)
+# The plans with one territory fewer and one more (compared below) are drawn on another core meanwhile.
+other_scenarios = scenarios.ScenariosAhead(ctx.config, metrics, targets, ctx.adjacency)
 design = territories.design_plan(ctx.config, metrics, ctx.market.reps, graph=ctx.adjacency)
 plan = design.result
 alignment, rep_assignment, account_assignment = territories.plan_tables(
@@ -146,7 +148,9 @@ show_figure(
 # accounts per rep; the chart below shows where that crosses the reps' capacity.
 
 # %%
-scenario_rows, scenario_notes = scenarios.plan_scenarios(ctx.config, metrics, plan, targets, ctx.adjacency)
+scenario_rows, scenario_notes = scenarios.plan_scenarios(
+    ctx.config, metrics, plan, targets, ctx.adjacency, ahead=other_scenarios
+)
 capacities = ctx.market.reps["capacity"].to_numpy(dtype=float)
 scenario_table = scenarios.scenario_table(
     scenario_rows, metrics, float(capacities.mean()) if len(capacities) else None

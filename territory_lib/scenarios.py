@@ -8,8 +8,14 @@ skipped with a note, keeping large runs within their time goal.
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 import geopandas as gpd
 import numpy as np
@@ -27,6 +33,7 @@ __all__ = [
     "SCENARIO_MAX_UNITS",
     "SCENARIO_WORK_BUDGET",
     "Scenario",
+    "ScenariosAhead",
     "balance_bars",
     "plan_scenarios",
     "scenario_maps",
@@ -34,6 +41,8 @@ __all__ = [
     "sizing_curve",
     "territory_deviations",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Work units each scenario plan may spend: a tenth or less of a full design, a few seconds.
 SCENARIO_WORK_BUDGET = 150_000
@@ -75,6 +84,7 @@ def plan_scenarios(
     plan: DesignResult,
     targets: Sequence[BalanceTarget],
     graph: UnitGraph | None = None,
+    ahead: ScenariosAhead | None = None,
 ) -> tuple[list[Scenario], list[str]]:
     """The plan at k−1, k and k+1 territories and the params' named variants.
 
@@ -90,6 +100,9 @@ def plan_scenarios(
         The plan's balance targets.
     graph
         The unit adjacency, shared with step 2.
+    ahead
+        The scenarios' plans started before the plan's own design (:class:`ScenariosAhead`), for
+        the same params, measures and targets; without it they are designed here.
 
     Returns
     -------
@@ -99,6 +112,120 @@ def plan_scenarios(
     """
     k = config.territories
     plan_row = Scenario(f"{k} territories (the plan)", k, list(targets), plan, is_plan=True)
+    specs = _scenario_specs(config, metrics, targets)
+    if len(metrics) > SCENARIO_MAX_UNITS:
+        note = (
+            f"Other scenarios are not drawn for maps of more than {SCENARIO_MAX_UNITS:,} units "
+            f"(this one has {len(metrics):,}): each would take minutes. Run step 2 with other "
+            "params (territories, design.balance) to compare them."
+        )
+        return [plan_row], [note]
+    if ahead is not None and ahead.specs == specs:
+        rows = ahead.rows()
+    else:
+        rows = _design_rows(specs, metrics, config, graph)
+    # The row of one territory fewer, when there is one, comes before the plan.
+    fewer = 1 if k > 1 else 0
+    ordered = [*rows[:fewer], plan_row, *rows[fewer:]]
+    notes = [
+        f"The other scenarios are drawn quickly ({SCENARIO_WORK_BUDGET:,} work units each, "
+        "without anchoring at rep homes): a full run of step 2 with their params may balance them better."
+    ]
+    return ordered, notes
+
+
+class ScenariosAhead:
+    """The other scenarios' plans, designed by a child process while this one designs the plan.
+
+    A scenario's plan does not depend on step 2's plan (each is drawn freely from the same units),
+    so where a core is free both are designed at once: on Georgia the k−1 and k+1 plans take 2 s
+    of the step. The child is forked (it shares the units without copying them) and sends its
+    rows back through a pipe. The rows are the same functions' results on the same inputs, so
+    they are identical to the ones designed in this process, which is what happens when no core
+    is spare, on systems without ``fork``, and if the child fails.
+
+    Parameters
+    ----------
+    config, metrics, targets, graph
+        As for :func:`plan_scenarios`.
+    """
+
+    def __init__(
+        self,
+        config: MarketConfig,
+        metrics: gpd.GeoDataFrame,
+        targets: Sequence[BalanceTarget],
+        graph: UnitGraph | None = None,
+    ) -> None:
+        self.specs = _scenario_specs(config, metrics, targets)
+        self._inputs = (metrics, config, graph)
+        self._rows: list[Scenario] | None = None
+        self._receive: Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        if self.specs and len(metrics) <= SCENARIO_MAX_UNITS and _core_to_spare():
+            context = multiprocessing.get_context("fork")
+            self._receive, send = context.Pipe(duplex=False)
+            self._process = context.Process(
+                target=_design_and_send, args=(send, self.specs, *self._inputs), name="scenarios", daemon=True
+            )
+            self._process.start()
+            send.close()
+
+    def rows(self) -> list[Scenario]:
+        """The scenario rows (k−1, k+1, variants): the child's, or designed here if it failed."""
+        if self._rows is None:
+            self._rows = self._received()
+            if self._rows is None:
+                self._rows = _design_rows(self.specs, *self._inputs)
+        return self._rows
+
+    def _received(self) -> list[Scenario] | None:
+        if self._process is None or self._receive is None:
+            return None
+        try:
+            status, payload, caught = self._receive.recv()
+        except (EOFError, OSError):
+            status, payload, caught = "failed", "it ended without sending them", []
+        finally:
+            self._receive.close()
+            self._process.join()
+            self._process = self._receive = None
+        for message, category in caught:
+            warnings.warn(message, category, stacklevel=2)
+        if status == "ok":
+            return payload
+        logger.warning("the scenario plans are designed again in this process: %s", payload)
+        return None
+
+
+def _core_to_spare() -> bool:
+    """Whether this process may run on more than one core and can fork (Linux)."""
+    return sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > 1
+
+
+def _design_and_send(
+    send: Connection,
+    specs: list[tuple[str, int, list[BalanceTarget]]],
+    metrics: gpd.GeoDataFrame,
+    config: MarketConfig,
+    graph: UnitGraph | None,
+) -> None:
+    """In the child: design the rows and send them, with the warnings raised on the way."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            outcome: tuple[str, object] = ("ok", _design_rows(specs, metrics, config, graph))
+        except BaseException as exc:  # sent to the parent, which designs the rows itself
+            outcome = ("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+    send.send((*outcome, [(str(w.message), w.category) for w in caught]))
+    send.close()
+
+
+def _scenario_specs(
+    config: MarketConfig, metrics: gpd.GeoDataFrame, targets: Sequence[BalanceTarget]
+) -> list[tuple[str, int, list[BalanceTarget]]]:
+    """Name, territories and balance targets of each scenario other than the plan, in order."""
+    k = config.territories
     specs: list[tuple[str, int, list[BalanceTarget]]] = []
     if k > 1:
         specs.append((f"{k - 1} territories (one fewer)", k - 1, list(targets)))
@@ -110,13 +237,16 @@ def plan_scenarios(
         if name != "geometry" and pd.api.types.is_numeric_dtype(metrics[name])
     )
     specs += [_variant(config, spec, targets, numeric, index) for index, spec in enumerate(config.scenarios)]
-    if len(metrics) > SCENARIO_MAX_UNITS:
-        note = (
-            f"Other scenarios are not drawn for maps of more than {SCENARIO_MAX_UNITS:,} units "
-            f"(this one has {len(metrics):,}): each would take minutes. Run step 2 with other "
-            "params (territories, design.balance) to compare them."
-        )
-        return [plan_row], [note]
+    return specs
+
+
+def _design_rows(
+    specs: list[tuple[str, int, list[BalanceTarget]]],
+    metrics: gpd.GeoDataFrame,
+    config: MarketConfig,
+    graph: UnitGraph | None,
+) -> list[Scenario]:
+    """Design each scenario's plan on the scenarios' small work budget."""
     rows = []
     for name, count, wanted in specs:
         try:
@@ -133,14 +263,7 @@ def plan_scenarios(
             rows.append(Scenario(name, count, wanted, None, note=str(exc).splitlines()[0]))
         else:
             rows.append(Scenario(name, count, wanted, result))
-    # The row of one territory fewer, when there is one, comes before the plan.
-    fewer = 1 if k > 1 else 0
-    ordered = [*rows[:fewer], plan_row, *rows[fewer:]]
-    notes = [
-        f"The other scenarios are drawn quickly ({SCENARIO_WORK_BUDGET:,} work units each, "
-        "without anchoring at rep homes): a full run of step 2 with their params may balance them better."
-    ]
-    return ordered, notes
+    return rows
 
 
 def _variant(

@@ -85,6 +85,53 @@ def test_scenarios_are_deterministic(config: MarketConfig, grid: gpd.GeoDataFram
         assert first.result.assignment.equals(second.result.assignment)
 
 
+def _same_rows(first: list[scenarios.Scenario], second: list[scenarios.Scenario]) -> None:
+    assert [row.name for row in first] == [row.name for row in second]
+    for one, other in zip(first, second, strict=True):
+        assert one.result.assignment.equals(other.result.assignment)
+        pd.testing.assert_frame_equal(one.result.territories, other.result.territories)
+        timeless = [{k: v for k, v in row.result.summary.items() if k != "seconds"} for row in (one, other)]
+        assert timeless[0] == timeless[1]
+
+
+def test_scenarios_designed_in_a_child_process_are_the_ones_designed_here(
+    config: MarketConfig, grid: gpd.GeoDataFrame, planned
+) -> None:
+    ahead = scenarios.ScenariosAhead(config, grid, TARGETS)
+    assert ahead._process is not None  # Linux, two cores: the child designs them
+    rows, notes = scenarios.plan_scenarios(config, grid, planned[0][1].result, TARGETS, ahead=ahead)
+    _same_rows(rows, planned[0])
+    assert notes == planned[1]
+
+
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_a_child_that_fails_leaves_the_scenarios_to_this_process(
+    config: MarketConfig,
+    grid: gpd.GeoDataFrame,
+    planned,
+    how: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import os
+
+    parent, design_rows = os.getpid(), scenarios._design_rows
+
+    def failing_in_the_child(*args, **kwargs):
+        if os.getpid() != parent:
+            if how == "dies":
+                os._exit(1)
+            raise MemoryError("no memory left for the scenarios")
+        return design_rows(*args, **kwargs)
+
+    monkeypatch.setattr(scenarios, "_design_rows", failing_in_the_child)
+    ahead = scenarios.ScenariosAhead(config, grid, TARGETS)
+    rows, _ = scenarios.plan_scenarios(config, grid, planned[0][1].result, TARGETS, ahead=ahead)
+    _same_rows(rows, planned[0])
+    reason = "MemoryError: no memory left" if how == "raises" else "ended without sending them"
+    assert "designed again in this process" in caplog.text and reason in caplog.text
+
+
 def test_large_maps_skip_the_scenarios_and_say_so(
     config: MarketConfig, grid: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
