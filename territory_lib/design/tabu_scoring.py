@@ -221,26 +221,33 @@ def score_moves(
                     touched[pos] = lab
                     n_touched += 1
                 border[lab] += shared[e]
+        if n_touched == 0:
+            continue
+        # The source territory's terms after the unit leaves are the same for every destination.
+        for mx in range(m):
+            moved_load[mx] = load[a, mx] - unit_share[j, mx]
+        va, ca = _balance(moved_load, target[a], tol, zone_tol, violation_weight, pull_weight, over, pull)
+        pa = 0.0
+        if use_pp:
+            pa = _polsby_popper(area[a] - unit_area[j], perim[a] - unit_perim[j] + 2 * inside)
+        wj = w[j]
+        dx, dy, dq = wj * x[j], wj * y[j], wj * q[j]
+        ia = 0.0
+        if use_inertia:
+            ia = _inertia(sw[a] - wj, sx[a] - dx, sy[a] - dy, sq[a] - dq)
         for i in range(n_touched):
             b = touched[i]
             sb = border[b]
             border[b] = 0.0
-            for mx in range(m):
-                moved_load[mx] = load[a, mx] - unit_share[j, mx]
-            va, ca = _balance(moved_load, target[a], tol, zone_tol, violation_weight, pull_weight, over, pull)
             for mx in range(m):
                 moved_load[mx] = load[b, mx] + unit_share[j, mx]
             vb, cb = _balance(moved_load, target[b], tol, zone_tol, violation_weight, pull_weight, over, pull)
             d = ca + cb - cost0[a] - cost0[b]
             dv = va + vb - viol0[a] - viol0[b]
             if use_pp:
-                pa = _polsby_popper(area[a] - unit_area[j], perim[a] - unit_perim[j] + 2 * inside)
                 pb = _polsby_popper(area[b] + unit_area[j], perim[b] + unit_perim[j] - 2 * sb)
                 d -= pp_weight * (pa + pb - pp0[a] - pp0[b])
             if use_inertia:
-                wj = w[j]
-                dx, dy, dq = wj * x[j], wj * y[j], wj * q[j]
-                ia = _inertia(sw[a] - wj, sx[a] - dx, sy[a] - dy, sq[a] - dq)
                 ib = _inertia(sw[b] + wj, sx[b] + dx, sy[b] + dy, sq[b] + dq)
                 d += inertia_scale * (ia + ib - inertia0[a] - inertia0[b]) / inertia_ref
             dd = 0.0
