@@ -1,4 +1,4 @@
-"""Tabu search over single-unit moves, every candidate move scored at once with numpy.
+"""Tabu search over single-unit moves, every candidate move scored at once by compiled code.
 
 Each iteration scores all moves of a boundary unit to an adjacent territory, takes the best one
 that is allowed (not tabu unless it beats the best plan, unit movable, its territory stays
@@ -9,17 +9,17 @@ units trap a greedy search; the best plan seen is kept.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from territory_lib.design.budget import WorkBudget
 from territory_lib.design.graph import UnitGraph
 from territory_lib.design.improve import LocalSearch, Weights, move_unit
+from territory_lib.design.tabu_scoring import score_moves
 
 
 class TabuSearch:
-    """Vectorised move scoring on top of a :class:`LocalSearch` state (which holds the plan).
+    """Compiled move scoring (:func:`~territory_lib.design.tabu_scoring.score_moves`) on top of a
+    :class:`LocalSearch` state (which holds the plan).
 
     Parameters
     ----------
@@ -31,91 +31,104 @@ class TabuSearch:
 
     def __init__(self, ls: LocalSearch, graph: UnitGraph) -> None:
         self.ls = ls
-        self.rows = np.repeat(np.arange(graph.n), np.diff(graph.indptr))
-        self.cols = graph.indices
-        self.es = graph.shared
+        self.indptr = np.asarray(graph.indptr, dtype=np.int64)
+        self.indices = np.asarray(graph.indices, dtype=np.int64)
+        self.es = np.asarray(graph.shared, dtype=float)
         self.share = np.asarray(ls.share, dtype=float)
         self.target = np.asarray(ls.target, dtype=float)
         self.tol = np.asarray(ls.tol, dtype=float)
         self.movable = np.asarray(ls.movable, dtype=bool)
-        self.uperim = graph.perimeter
-        self.uarea = graph.area
-        self.w = np.asarray(ls.w)
-        self.x = np.asarray(ls.x)
-        self.y = np.asarray(ls.y)
-        self.q = np.asarray(ls.q)
-        self.current = None if ls.current is None else np.asarray(ls.current)
-        self.dw = np.asarray(ls.dw)
+        self.uperim = np.asarray(graph.perimeter, dtype=float)
+        self.uarea = np.asarray(graph.area, dtype=float)
+        self.w = np.asarray(ls.w, dtype=float)
+        self.x = np.asarray(ls.x, dtype=float)
+        self.y = np.asarray(ls.y, dtype=float)
+        self.q = np.asarray(ls.q, dtype=float)
+        self.current = np.asarray(ls.current if ls.current is not None else [], dtype=np.int64)
+        self.dw = np.asarray(ls.dw, dtype=float)
+        self.load_state()
 
-    def _balance(self, load: np.ndarray, tgt: np.ndarray, wts: Weights) -> tuple[np.ndarray, np.ndarray]:
-        # Callers run under np.errstate(all="ignore"): zero targets are masked by the where.
-        dev = np.where(tgt > 0, np.abs(load / tgt - 1.0), 0.0)
-        viol = np.clip(dev - self.tol, 0, None).sum(axis=1)
-        pull = (np.clip(dev - wts.zone * self.tol, 0, None) ** 2).sum(axis=1)
-        return viol, wts.violation * viol + wts.pull * pull
-
-    def _moves(self) -> tuple[np.ndarray, ...]:
-        """All (unit, from, to, shared with from, shared with to) boundary moves."""
+    def load_state(self) -> None:
+        """Copy the plan's state from ``ls`` (its Python lists) into the arrays the scoring reads."""
         ls = self.ls
-        labels = np.asarray(ls.labels)
-        k = ls.k
-        lr, lc = labels[self.rows], labels[self.cols]
-        same = lr == lc
-        shared_in = np.bincount(self.rows[same], weights=self.es[same], minlength=ls.n)
-        cross = ~same
-        key = self.rows[cross] * k + lc[cross]
-        uniq, inverse = np.unique(key, return_inverse=True)
-        shared_out = np.bincount(inverse, weights=self.es[cross], minlength=len(uniq))
-        j = uniq // k
-        b = uniq % k
-        a = labels[j]
-        return j, a, b, shared_in[j], shared_out
+        self.labels = np.asarray(ls.labels, dtype=np.int64)
+        self.load = np.asarray(ls.load, dtype=float)
+        self.size = np.asarray(ls.size, dtype=np.int64)
+        self.area = np.asarray(ls.area, dtype=float)
+        self.perim = np.asarray(ls.perim, dtype=float)
+        self.sw = np.asarray(ls.sw, dtype=float)
+        self.sx = np.asarray(ls.sx, dtype=float)
+        self.sy = np.asarray(ls.sy, dtype=float)
+        self.sq = np.asarray(ls.sq, dtype=float)
 
-    def _deltas(self, j: np.ndarray, a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray) -> tuple:
-        # Every term is computed elementwise for the k territories as they stand, the moves' source
-        # territories and their destinations, stacked in one array so each numpy call runs once.
+    def _moved(self, unit: int, frm: int, to: int) -> None:
+        """Copy the two territories a move changed (values, not arithmetic: the lists stay the truth)."""
+        ls = self.ls
+        self.labels[unit] = to
+        for t in (frm, to):
+            self.load[t] = ls.load[t]
+            self.size[t] = ls.size[t]
+            self.area[t] = ls.area[t]
+            self.perim[t] = ls.perim[t]
+            self.sw[t] = ls.sw[t]
+            self.sx[t] = ls.sx[t]
+            self.sy[t] = ls.sy[t]
+            self.sq[t] = ls.sq[t]
+
+    def score(
+        self, tabu_until: np.ndarray, iteration: int, current: tuple[float, float], best: tuple[float, float]
+    ) -> tuple[np.ndarray, ...]:
+        """All boundary moves of the plan as it stands, scored with ``ls.weights``.
+
+        ``current`` and ``best`` are (violation, objective) of the current and the best plan (the
+        best one's violation rounded to 12 decimals). Returns the arrays of
+        :func:`~territory_lib.design.tabu_scoring.score_moves`: unit, source, destination, border
+        shared with each, objective, violation and disruption changes, positions of allowed moves.
+        """
         ls = self.ls
         wts = ls.weights
-        k, nj = ls.k, len(j)
-        load = np.asarray(ls.load)
-        sj = self.share[j]
-        both = np.concatenate([a, b])
-        viol, cost = self._balance(
-            np.concatenate([load, load[a] - sj, load[b] + sj]),
-            np.concatenate([self.target, self.target[both]]),
-            wts,
+        weights = np.array([wts.violation, wts.pull, wts.zone, wts.pp, wts.disruption], dtype=float)
+        return score_moves(
+            self.indptr,
+            self.indices,
+            self.es,
+            self.labels,
+            self.share,
+            self.target,
+            self.tol,
+            self.load,
+            self.size,
+            self.movable,
+            weights,
+            bool(wts.hard_band),
+            bool(ls.polygons and wts.pp),
+            self.uperim,
+            self.uarea,
+            self.area,
+            self.perim,
+            bool(wts.inertia),
+            float(wts.inertia * ls.k),
+            float(ls.inertia_ref),
+            self.w,
+            self.x,
+            self.y,
+            self.q,
+            self.sw,
+            self.sx,
+            self.sy,
+            self.sq,
+            ls.current is not None,
+            self.current,
+            self.dw,
+            float(ls.disrupted),
+            float(ls.cap),
+            tabu_until,
+            iteration,
+            float(current[0]),
+            float(current[1]),
+            float(best[0]),
+            float(best[1]),
         )
-        viol0, cost0 = viol[:k], cost[:k]
-        delta = cost[k : k + nj] + cost[k + nj :] - cost0[a] - cost0[b]
-        dviol = viol[k : k + nj] + viol[k + nj :] - viol0[a] - viol0[b]
-        if ls.polygons and wts.pp:
-            area = np.asarray(ls.area)
-            perim = np.asarray(ls.perim)
-            lj, aj = self.uperim[j], self.uarea[j]
-            ar = np.concatenate([area, area[a] - aj, area[b] + aj])
-            pe = np.concatenate([perim, perim[a] - lj + 2 * sa, perim[b] + lj - 2 * sb])
-            pp = np.where(pe > 0, 4 * math.pi * ar / pe**2, 0.0)
-            delta -= wts.pp * (pp[k : k + nj] + pp[k + nj :] - pp[:k][a] - pp[:k][b])
-        if wts.inertia:
-            sw, sx, sy, sq = (np.asarray(v) for v in (ls.sw, ls.sx, ls.sy, ls.sq))
-            w = self.w[j]
-            dx, dy, dq = w * self.x[j], w * self.y[j], w * self.q[j]
-            i0 = np.where(sw > 1e-15, sq - (sx**2 + sy**2) / sw, 0.0)
-            # The unit leaves its territory (sign -1) and joins the destination (sign +1).
-            sign = np.repeat([-1.0, 1.0], nj)
-            w2, dx2, dy2, dq2 = (np.concatenate([v, v]) for v in (w, dx, dy, dq))
-            s = sw[both] + sign * w2
-            moved_x = sx[both] + sign * dx2
-            moved_y = sy[both] + sign * dy2
-            moved = np.where(s > 1e-15, sq[both] + sign * dq2 - (moved_x**2 + moved_y**2) / s, 0.0)
-            di = moved[:nj] + moved[nj:] - i0[a] - i0[b]
-            delta += wts.inertia * ls.k * di / ls.inertia_ref
-        ddis = np.zeros(len(j))
-        if self.current is not None:
-            cur = self.current[j]
-            ddis = self.dw[j] * ((cur != b).astype(float) - (cur != a))
-            delta += wts.disruption * ddis
-        return delta, dviol, ddis
 
     def run(
         self,
@@ -152,7 +165,7 @@ class TabuSearch:
         ls.weights = weights
         n = ls.n
         tabu_until = np.zeros(n, dtype=np.int64)
-        size = np.asarray(ls.size)
+        self.load_state()
         current_obj = ls.objective()
         current_viol = ls.violation()
         # Plans are ranked by band violation first, then objective: the best plan kept is the
@@ -168,24 +181,14 @@ class TabuSearch:
             limit = patience if feasible_patience is None or best[0] > 0 else feasible_patience
             if since_best >= limit or budget.exhausted():
                 break
-            j, a, b, sa, sb = self._moves()
+            j, a, b, sa, sb, delta, dviol, _, idx = self.score(
+                tabu_until, it, (current_viol, current_obj), best
+            )
             if len(j) == 0:
                 break
             budget.spend(len(j))
-            with np.errstate(all="ignore"):
-                delta, dviol, ddis = self._deltas(j, a, b, sa, sb)
-            size = np.asarray(ls.size)
-            allowed = self.movable[j] & (size[a] > 1)
-            if weights.hard_band:
-                allowed &= dviol <= 1e-12
-            if self.current is not None and math.isfinite(ls.cap):
-                allowed &= (ddis <= 0) | (ls.disrupted + ddis <= ls.cap + 1e-12)
-            new_viol = np.round(current_viol + dviol, 12)
-            aspire = (new_viol < best[0]) | ((new_viol == best[0]) & (current_obj + delta < best[1] - 1e-12))
-            allowed &= (tabu_until[j] <= it) | aspire
-            if not allowed.any():
+            if len(idx) == 0:
                 break
-            idx = np.flatnonzero(allowed)
             noisy = delta[idx] + rng.uniform(0, 1e-9, len(idx))
             moved = False
             for pick in idx[np.argsort(noisy, kind="stable")][:50].tolist():
@@ -198,6 +201,7 @@ class TabuSearch:
                     verdicts.pop(frm, None)
                     verdicts.pop(int(b[pick]), None)
                     ls._apply(unit, frm, int(b[pick]), float(sa[pick]), float(sb[pick]))
+                    self._moved(unit, frm, int(b[pick]))
                     current_obj += float(delta[pick])
                     current_viol = max(current_viol + float(dviol[pick]), 0.0)
                     tabu_until[unit] = it + int(rng.integers(tenure[0], tenure[1] + 1))

@@ -1,0 +1,289 @@
+"""One tabu iteration's candidate moves and their scores, compiled with numba.
+
+:func:`score_moves` lists every move of a boundary unit to an adjacent territory and scores it, with
+the same floating-point operations in the same order as numpy's elementwise arithmetic and
+reductions would, so a plan does not depend on whether this code is compiled. Compiled code is
+cached (``cache=True``) in the user's cache folder, so a fresh kernel loads it instead of compiling.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import njit
+from platformdirs import user_cache_dir
+
+# The same cache folder as territory_lib.tours: never beside the module (an installed package must
+# not write into site-packages); a NUMBA_CACHE_DIR the user set still wins.
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    numba.config.CACHE_DIR = str(Path(user_cache_dir("territory")) / "numba")  # type: ignore[attr-defined]
+
+FOUR_PI = 4 * math.pi
+#: ``np.round(x, 12)`` multiplies by this power of ten, rounds half to even, and divides.
+_ROUND_SCALE = 1e12
+
+
+@njit(cache=True)
+def _pairwise_sum(values: np.ndarray) -> float:
+    """Sum as numpy's ``sum`` does along a contiguous axis (pairwise, eight accumulators per block)."""
+    n = len(values)
+    if n < 8:
+        total = 0.0
+        for i in range(n):
+            total += values[i]
+        return total
+    if n <= 128:
+        acc = values[:8].copy()
+        i = 8
+        while i + 8 <= n:
+            for lane in range(8):
+                acc[lane] += values[i + lane]
+            i += 8
+        total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        while i < n:
+            total += values[i]
+            i += 1
+        return total
+    half = n // 2
+    half -= half % 8
+    return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
+
+
+@njit(cache=True, error_model="numpy")
+def _balance(
+    load: np.ndarray,
+    target: np.ndarray,
+    tol: np.ndarray,
+    zone_tol: np.ndarray,
+    violation_weight: float,
+    pull_weight: float,
+    over: np.ndarray,
+    pull: np.ndarray,
+) -> tuple[float, float]:
+    """(violation, weighted balance cost) of one territory carrying ``load`` (``over, pull``: scratch)."""
+    for x in range(len(load)):
+        dev = abs(load[x] / target[x] - 1.0) if target[x] > 0 else 0.0
+        o = dev - tol[x]
+        over[x] = o if o > 0 else 0.0
+        p = dev - zone_tol[x]
+        p = p if p > 0 else 0.0
+        pull[x] = p * p
+    viol = _pairwise_sum(over)
+    return viol, violation_weight * viol + pull_weight * _pairwise_sum(pull)
+
+
+@njit(cache=True, error_model="numpy")
+def _polsby_popper(area: float, perim: float) -> float:
+    return FOUR_PI * area / (perim * perim) if perim > 0 else 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def _inertia(sw: float, sx: float, sy: float, sq: float) -> float:
+    return sq - (sx * sx + sy * sy) / sw if sw > 1e-15 else 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def score_moves(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    shared: np.ndarray,
+    labels: np.ndarray,
+    unit_share: np.ndarray,
+    target: np.ndarray,
+    tol: np.ndarray,
+    load: np.ndarray,
+    size: np.ndarray,
+    movable: np.ndarray,
+    weights: np.ndarray,
+    hard_band: bool,
+    use_pp: bool,
+    unit_perim: np.ndarray,
+    unit_area: np.ndarray,
+    area: np.ndarray,
+    perim: np.ndarray,
+    use_inertia: bool,
+    inertia_scale: float,
+    inertia_ref: float,
+    w: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    q: np.ndarray,
+    sw: np.ndarray,
+    sx: np.ndarray,
+    sy: np.ndarray,
+    sq: np.ndarray,
+    use_current: bool,
+    current: np.ndarray,
+    disruption_weight: np.ndarray,
+    disrupted: float,
+    cap: float,
+    tabu_until: np.ndarray,
+    iteration: int,
+    current_viol: float,
+    current_obj: float,
+    best_viol: float,
+    best_obj: float,
+) -> tuple[np.ndarray, ...]:
+    """Every boundary move of one tabu iteration, scored, and which of them are allowed.
+
+    Parameters
+    ----------
+    indptr, indices, shared : numpy.ndarray
+        Unit adjacency in CSR form with shared border lengths.
+    labels : numpy.ndarray
+        Territory of each unit.
+    unit_share, target, tol : numpy.ndarray
+        ``(n, m)`` unit shares, ``(k, m)`` territory targets, ``(m,)`` tolerances.
+    load, size : numpy.ndarray
+        ``(k, m)`` territory loads and ``(k,)`` unit counts as they stand.
+    movable : numpy.ndarray
+        Whether each unit may move.
+    weights : numpy.ndarray
+        Objective weights ``violation, pull, zone, pp, disruption`` (see ``Weights``).
+    hard_band : bool
+        Forbid moves that increase the band violation.
+    use_pp : bool
+        Score Polsby-Popper (polygon map and a non-zero weight); then ``unit_perim, unit_area``
+        per unit and ``area, perim`` per territory are used.
+    use_inertia : bool
+        Score the moment of inertia, as ``inertia_scale * change / inertia_ref``, from the unit
+        weights and scaled coordinates ``w, x, y, q`` and the territory sums ``sw, sx, sy, sq``.
+    use_current : bool
+        Score disruption against ``current`` (territory per unit, -1 for none) with each unit's
+        ``disruption_weight``; ``disrupted`` is the plan's disruption and ``cap`` its limit.
+    tabu_until, iteration : numpy.ndarray, int
+        A unit may move again from iteration ``tabu_until[unit]`` on, unless the move beats the
+        best plan (``best_viol, best_obj``) from the current one (``current_viol, current_obj``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``unit, source, destination, border shared with the source, border shared with the
+        destination, objective change, violation change, disruption change`` per move, sorted by
+        unit then destination, and the positions of the allowed moves.
+    """
+    n = len(labels)
+    k, m = load.shape
+    violation_weight, pull_weight, zone = weights[0], weights[1], weights[2]
+    pp_weight, disruption_w = weights[3], weights[4]
+    zone_tol = zone * tol
+    over = np.empty(m)
+    pull = np.empty(m)
+    moved_load = np.empty(m)
+    # Every term of the territories as they stand.
+    viol0 = np.empty(k)
+    cost0 = np.empty(k)
+    pp0 = np.empty(k)
+    inertia0 = np.empty(k)
+    for t in range(k):
+        viol, cost = _balance(load[t], target[t], tol, zone_tol, violation_weight, pull_weight, over, pull)
+        viol0[t] = viol
+        cost0[t] = cost
+        pp0[t] = _polsby_popper(area[t], perim[t])
+        inertia0[t] = _inertia(sw[t], sx[t], sy[t], sq[t])
+    # A move per (unit, other territory) among the adjacency entries: at most one per entry.
+    cap_moves = len(indices)
+    unit = np.empty(cap_moves, dtype=np.int64)
+    source = np.empty(cap_moves, dtype=np.int64)
+    dest = np.empty(cap_moves, dtype=np.int64)
+    shared_a = np.empty(cap_moves)
+    shared_b = np.empty(cap_moves)
+    delta = np.empty(cap_moves)
+    dviol = np.empty(cap_moves)
+    ddis = np.empty(cap_moves)
+    allowed = np.empty(cap_moves, dtype=np.int64)
+    border = np.zeros(k)
+    seen_by = np.full(k, -1)
+    touched = np.empty(k, dtype=np.int64)
+    count = 0
+    n_allowed = 0
+    for j in range(n):
+        a = labels[j]
+        inside = 0.0
+        n_touched = 0
+        # Border lengths summed in adjacency order, as np.bincount sums them.
+        for e in range(indptr[j], indptr[j + 1]):
+            lab = labels[indices[e]]
+            if lab == a:
+                inside += shared[e]
+            else:
+                if seen_by[lab] != j:
+                    seen_by[lab] = j
+                    # Insertion keeps the destinations sorted (np.unique order); a unit has few.
+                    pos = n_touched
+                    while pos > 0 and touched[pos - 1] > lab:
+                        touched[pos] = touched[pos - 1]
+                        pos -= 1
+                    touched[pos] = lab
+                    n_touched += 1
+                border[lab] += shared[e]
+        if n_touched == 0:
+            continue
+        # The source territory's terms after the unit leaves are the same for every destination.
+        for mx in range(m):
+            moved_load[mx] = load[a, mx] - unit_share[j, mx]
+        va, ca = _balance(moved_load, target[a], tol, zone_tol, violation_weight, pull_weight, over, pull)
+        pa = 0.0
+        if use_pp:
+            pa = _polsby_popper(area[a] - unit_area[j], perim[a] - unit_perim[j] + 2 * inside)
+        wj = w[j]
+        dx, dy, dq = wj * x[j], wj * y[j], wj * q[j]
+        ia = 0.0
+        if use_inertia:
+            ia = _inertia(sw[a] - wj, sx[a] - dx, sy[a] - dy, sq[a] - dq)
+        for i in range(n_touched):
+            b = touched[i]
+            sb = border[b]
+            border[b] = 0.0
+            for mx in range(m):
+                moved_load[mx] = load[b, mx] + unit_share[j, mx]
+            vb, cb = _balance(moved_load, target[b], tol, zone_tol, violation_weight, pull_weight, over, pull)
+            d = ca + cb - cost0[a] - cost0[b]
+            dv = va + vb - viol0[a] - viol0[b]
+            if use_pp:
+                pb = _polsby_popper(area[b] + unit_area[j], perim[b] + unit_perim[j] - 2 * sb)
+                d -= pp_weight * (pa + pb - pp0[a] - pp0[b])
+            if use_inertia:
+                ib = _inertia(sw[b] + wj, sx[b] + dx, sy[b] + dy, sq[b] + dq)
+                d += inertia_scale * (ia + ib - inertia0[a] - inertia0[b]) / inertia_ref
+            dd = 0.0
+            if use_current:
+                cur = current[j]
+                dd = disruption_weight[j] * ((1.0 if cur != b else 0.0) - (1.0 if cur != a else 0.0))
+                d += disruption_w * dd
+            ok = movable[j] and size[a] > 1
+            if hard_band:
+                ok = ok and dv <= 1e-12
+            if use_current and math.isfinite(cap):
+                ok = ok and (dd <= 0 or disrupted + dd <= cap + 1e-12)
+            if ok and tabu_until[j] > iteration:
+                # Aspiration: a tabu move is allowed when it gives the best plan yet.
+                new_viol = np.rint((current_viol + dv) * _ROUND_SCALE) / _ROUND_SCALE
+                ok = new_viol < best_viol or (new_viol == best_viol and current_obj + d < best_obj - 1e-12)
+            unit[count] = j
+            source[count] = a
+            dest[count] = b
+            shared_a[count] = inside
+            shared_b[count] = sb
+            delta[count] = d
+            dviol[count] = dv
+            ddis[count] = dd
+            if ok:
+                allowed[n_allowed] = count
+                n_allowed += 1
+            count += 1
+    return (
+        unit[:count],
+        source[:count],
+        dest[:count],
+        shared_a[:count],
+        shared_b[:count],
+        delta[:count],
+        dviol[:count],
+        ddis[:count],
+        allowed[:n_allowed],
+    )
