@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -201,8 +202,10 @@ def import_ahead(*modules: str) -> None:
     """Import ``modules`` in this kernel, skipping any that fail.
 
     A module of this library also brings the modules it lists in ``IMPORTED_WHEN_USED`` (the heavy
-    ones its functions import when called). Runs in a kernel started ahead: a module that fails
-    here fails again when the notebook imports it, and the notebook's error is the one reported.
+    ones its functions import when called), and every library module loaded by then that has a
+    ``warm_up()`` runs it (compiled code's one-time start-up). Runs in a kernel started ahead: a
+    module that fails here fails again when the notebook imports it, and the notebook's error is
+    the one reported.
     """
     for name in modules:
         try:
@@ -212,6 +215,13 @@ def import_ahead(*modules: str) -> None:
                     importlib.import_module(used)
         except Exception:
             continue
+    for name, module in list(sys.modules.items()):
+        warm_up = getattr(module, "warm_up", None) if name.startswith("territory_lib.") else None
+        if callable(warm_up):
+            try:
+                warm_up()
+            except Exception:
+                logger.debug("%s.warm_up() failed", name, exc_info=True)
 
 
 def start_kernel(kernel_name: str, notebook: Path, cwd: Path) -> StartedKernel:

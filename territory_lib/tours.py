@@ -9,20 +9,14 @@ instead of compiling again.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
-import numba
 import numpy as np
 from numba import njit
-from platformdirs import user_cache_dir
 
+from territory_lib.compiled import use_user_cache_folder
 from territory_lib.geo import EARTH_RADIUS_KM
 
-# Never beside the module: an installed package must not write into site-packages. A
-# NUMBA_CACHE_DIR the user set still wins.
-if not os.environ.get("NUMBA_CACHE_DIR"):
-    numba.config.CACHE_DIR = str(Path(user_cache_dir("territory")) / "numba")  # type: ignore[attr-defined]
+use_user_cache_folder()
 
 #: Tours up to this many stops are ordered exactly (dynamic programming over the stops visited).
 EXACT_STOPS = 7

@@ -31,15 +31,17 @@ class TabuSearch:
 
     def __init__(self, ls: LocalSearch, graph: UnitGraph) -> None:
         self.ls = ls
-        self.indptr = np.asarray(graph.indptr, dtype=np.int64)
-        self.indices = np.asarray(graph.indices, dtype=np.int64)
-        self.es = np.asarray(graph.shared, dtype=float)
+        # Copies of the graph's arrays (which may be read-only): numba compiles, and caches, one
+        # version of the scoring per combination of array types, writable or not.
+        self.indptr = np.array(graph.indptr, dtype=np.int64)
+        self.indices = np.array(graph.indices, dtype=np.int64)
+        self.es = np.array(graph.shared, dtype=float)
         self.share = np.asarray(ls.share, dtype=float)
         self.target = np.asarray(ls.target, dtype=float)
         self.tol = np.asarray(ls.tol, dtype=float)
         self.movable = np.asarray(ls.movable, dtype=bool)
-        self.uperim = np.asarray(graph.perimeter, dtype=float)
-        self.uarea = np.asarray(graph.area, dtype=float)
+        self.uperim = np.array(graph.perimeter, dtype=float)
+        self.uarea = np.array(graph.area, dtype=float)
         self.w = np.asarray(ls.w, dtype=float)
         self.x = np.asarray(ls.x, dtype=float)
         self.y = np.asarray(ls.y, dtype=float)
@@ -220,3 +222,22 @@ class TabuSearch:
             for unit, lab in enumerate(best_labels):
                 if ls.labels[unit] != lab:
                     move_unit(ls, unit, lab)
+
+
+def warm_up() -> None:
+    """Score the moves of a three-unit plan, so that numba's start-up (0.4 s) and the loading of
+    the compiled scoring happen here, in a kernel started ahead (:mod:`territory_lib.kernels`),
+    rather than in the step's first design. The arrays have the types of every real search."""
+    graph = UnitGraph(
+        ids=np.array(["a", "b", "c"]),
+        indptr=np.array([0, 1, 3, 4]),
+        indices=np.array([1, 0, 2, 1]),
+        shared=np.ones(4),
+        perimeter=np.full(3, 4.0),
+        area=np.ones(3),
+        xy=np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]]),
+        polygons=True,
+    )
+    share, target = np.full((3, 1), 1 / 3), np.full((2, 1), 0.5)
+    ls = LocalSearch(graph, np.array([0, 0, 1]), share, target, np.array([0.1]), np.ones(3, bool))
+    TabuSearch(ls, graph).score(np.zeros(3, dtype=np.int64), 0, (0.0, 0.0), (0.0, 0.0))

@@ -9,18 +9,13 @@ cached (``cache=True``) in the user's cache folder, so a fresh kernel loads it i
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
-import numba
 import numpy as np
 from numba import njit
-from platformdirs import user_cache_dir
 
-# The same cache folder as territory_lib.tours: never beside the module (an installed package must
-# not write into site-packages); a NUMBA_CACHE_DIR the user set still wins.
-if not os.environ.get("NUMBA_CACHE_DIR"):
-    numba.config.CACHE_DIR = str(Path(user_cache_dir("territory")) / "numba")  # type: ignore[attr-defined]
+from territory_lib.compiled import use_user_cache_folder
+
+use_user_cache_folder()
 
 FOUR_PI = 4 * math.pi
 #: ``np.round(x, 12)`` multiplies by this power of ten, rounds half to even, and divides.

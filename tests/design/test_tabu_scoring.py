@@ -191,3 +191,24 @@ def test_sums_add_up_as_numpy_does(length: int) -> None:
     assert _pairwise_sum(values) == values.sum()
     rows = rng.random((50, length)) * 10.0 ** rng.integers(-8, 8, (50, length))
     assert [_pairwise_sum(row) for row in rows] == rows.sum(axis=1).tolist()
+
+
+def test_the_warm_up_loads_the_compiled_version_every_search_uses() -> None:
+    """A kernel started ahead runs ``warm_up()``; had its arrays other types (read-only, another
+    dtype) than a real search's, numba would compile a second version in the step instead."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import geopandas as gpd, libpysal\n"
+        "from territory_lib.design import BalanceTarget, design_territories\n"
+        "from territory_lib.design.tabu import warm_up\n"
+        "from territory_lib.design.tabu_scoring import score_moves\n"
+        "warm_up()\n"
+        "units = gpd.read_file(libpysal.examples.get_path('sids2.shp')).set_crs(4326)\n"
+        "units['unit_id'], units['potential'] = units['FIPS'], units['BIR74'].astype(float)\n"
+        "design_territories(units, 6, [BalanceTarget('potential', 0.05)], seed=1, work_budget=20_000)\n"
+        "print(len(score_moves.signatures))\n"
+    )
+    printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert printed.split()[-1] == "1"
