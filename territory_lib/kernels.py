@@ -46,15 +46,17 @@ _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 class ReadyClient(AsyncKernelClient):
-    """jupyter_client's kernel client, ready as soon as the kernel answers on both channels.
+    """jupyter_client's kernel client, ready as soon as the kernel has answered on both channels.
 
     jupyter_client's :meth:`wait_for_ready` then also waits until IOPub stays silent for 0.2 s,
-    discarding whatever comes: 0.2 s of every step. nbclient, which executes the cells, reads
-    only the IOPub messages of the cell it runs, so nothing left there can reach a notebook.
+    discarding whatever comes: 0.2 s of every step. This one waits for the kernel's "idle" status
+    after its reply instead (the kernel is done with the request). nbclient, which executes the
+    cells, reads only the IOPub messages of the cell it runs, so nothing left there can reach a
+    notebook.
     """
 
     async def wait_for_ready(self, timeout: float | None = None) -> None:
-        """Ask for the kernel's info until it replies and IOPub carries its status too.
+        """Ask for the kernel's info until it replies and IOPub says it is idle after the request.
 
         Raises
         ------
@@ -63,24 +65,34 @@ class ReadyClient(AsyncKernelClient):
         """
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
         while True:
-            self.kernel_info()
+            request = self.kernel_info()
             try:
                 reply = await ensure_async(self.shell_channel.get_msg(timeout=1))
             except Empty:
                 reply = None
-            if reply is not None and reply["msg_type"] == "kernel_info_reply":
-                try:
-                    # The busy/idle status of the request: IOPub is connected (else ask again).
-                    await ensure_async(self.iopub_channel.get_msg(timeout=0.2))
-                except Empty:
-                    pass
-                else:
-                    self._handle_kernel_info_reply(reply)
-                    return
+            # IOPub may not be connected yet (its first messages are then lost): then ask again.
+            answered = reply is not None and reply["msg_type"] == "kernel_info_reply"
+            if answered and await self._idle_after(request):
+                self._handle_kernel_info_reply(reply)
+                return
             if not await self._async_is_alive():
                 raise RuntimeError("Kernel died before replying to kernel_info")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+    async def _idle_after(self, request: str) -> bool:
+        """Whether IOPub brings the kernel's "idle" status for ``request`` (each wait up to 0.2 s)."""
+        while True:
+            try:
+                message = await ensure_async(self.iopub_channel.get_msg(timeout=0.2))
+            except Empty:
+                return False
+            if (
+                message["msg_type"] == "status"
+                and message["content"].get("execution_state") == "idle"
+                and message["parent_header"].get("msg_id") == request
+            ):
+                return True
 
 
 class LocalKernelManager(AsyncKernelManager):

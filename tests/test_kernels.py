@@ -115,6 +115,58 @@ def test_a_kernel_started_ahead_runs_its_notebook_with_the_modules_loaded_and_th
     assert not sockets.exists()
 
 
+def test_a_kernel_is_ready_once_it_is_idle_after_answering_and_asked_again_if_iopub_missed_it() -> None:
+    """Ready means the kernel has replied and then said "idle" for that request on IOPub (it is
+    done with it: a shutdown now interrupts nothing); IOPub that is not yet connected loses the
+    status messages, and the client asks again."""
+    from queue import Empty
+
+    from jupyter_core.utils import run_sync
+
+    from territory_lib.kernels import ReadyClient
+
+    class Channel:
+        def __init__(self, messages: list) -> None:
+            self.messages = messages
+
+        async def get_msg(self, timeout: float | None = None) -> dict:
+            message = self.messages.pop(0)
+            if message is None:  # nothing came within the timeout
+                raise Empty
+            return message
+
+    def status(state: str, parent: str) -> dict:
+        return {
+            "msg_type": "status",
+            "content": {"execution_state": state},
+            "parent_header": {"msg_id": parent},
+        }
+
+    def reply(parent: str) -> dict:
+        content = {"protocol_version": "5.3"}
+        return {"msg_type": "kernel_info_reply", "content": content, "parent_header": {"msg_id": parent}}
+
+    class Scripted(ReadyClient):
+        shell_channel = Channel([reply("r1"), reply("r2")])
+        # r1's status never arrives (IOPub not connected yet); r2's idle comes after another's.
+        iopub_channel = Channel(
+            [None, status("busy", "r2"), status("idle", "other"), status("idle", "r2"), "left"]
+        )
+
+        def kernel_info(self) -> str:
+            asked.append(f"r{len(asked) + 1}")
+            return asked[-1]
+
+        async def _async_is_alive(self) -> bool:
+            return True
+
+    asked: list[str] = []
+    client = Scripted()
+    run_sync(client.wait_for_ready)(timeout=5)
+    assert asked == ["r1", "r2"]
+    assert Scripted.iopub_channel.messages == ["left"]  # nothing read past the idle status
+
+
 @pytest.mark.slow
 def test_waiting_for_a_kernel_that_dies_as_it_boots_says_so() -> None:
     from jupyter_core.utils import run_sync
