@@ -217,8 +217,12 @@ def _design_and_send(
             outcome: tuple[str, object] = ("ok", _design_rows(specs, metrics, config, graph))
         except BaseException as exc:  # sent to the parent, which designs the rows itself
             outcome = ("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
-    send.send((*outcome, [(str(w.message), w.category) for w in caught]))
-    send.close()
+    try:
+        send.send((*outcome, [(str(w.message), w.category) for w in caught]))
+    except OSError:  # nobody reads them any more (the notebook moved on): nothing to do
+        pass
+    finally:
+        send.close()
 
 
 def _scenario_specs(
