@@ -13,9 +13,8 @@ moves cannot when units are coarse. Each split scored counts as one work unit in
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components, dijkstra
 
+from territory_lib.design.contiguity import multi_source_dijkstra, subset_connected
 from territory_lib.design.improve import FOUR_PI, LocalSearch, move_unit
 from territory_lib.design.sweep import distance_difference_order
 
@@ -81,11 +80,10 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
     for _ in range(n_pairs):
         lengths = base_len * rng.uniform(0.7, 1.3, len(base_len))
         lengths = (lengths + lengths[reverse]) / 2
-        graph = sparse.csr_matrix((lengths, cols_a, indptr_a), shape=(nu, nu))
         c1 = np.unique(np.concatenate([[rng.choice(members_a)], fixed_a]))
         c2 = np.unique(np.concatenate([[rng.choice(members_b)], fixed_b]))
-        d1 = dijkstra(graph, indices=c1, min_only=True)
-        d2 = dijkstra(graph, indices=c2, min_only=True)
+        d1 = multi_source_dijkstra(indptr_a, cols_a, lengths, c1)
+        d2 = multi_source_dijkstra(indptr_a, cols_a, lengths, c2)
         if not np.isfinite(d1).all():
             # An earlier move of this round took away the units that made a and b neighbours.
             return False
@@ -112,7 +110,9 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
             if not scores[idx] < best_score:
                 break
             in_a = rank <= idx
-            if safe[idx] or (_connected(rows_a, cols_a, in_a) and _connected(rows_a, cols_a, ~in_a)):
+            if safe[idx] or (
+                subset_connected(indptr_a, cols_a, in_a) and subset_connected(indptr_a, cols_a, ~in_a)
+            ):
                 best_score, best_in_a = float(scores[idx]), in_a
                 break
     if best_in_a is None or np.array_equal(best_in_a, in_a_now):
@@ -130,19 +130,6 @@ def _reverse_index(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
     rkey = cols * n + rows
     order = np.argsort(key)
     return order[np.searchsorted(key[order], rkey)]
-
-
-def _connected(rows: np.ndarray, cols: np.ndarray, member: np.ndarray) -> bool:
-    keep = member[rows] & member[cols]
-    idx = np.flatnonzero(member)
-    if len(idx) <= 1:
-        return len(idx) == 1
-    remap = np.full(len(member), -1)
-    remap[idx] = np.arange(len(idx))
-    mat = sparse.csr_matrix(
-        (np.ones(int(keep.sum())), (remap[rows[keep]], remap[cols[keep]])), shape=(len(idx), len(idx))
-    )
-    return connected_components(mat, directed=False)[0] == 1
 
 
 class _Context:
