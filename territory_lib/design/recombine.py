@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from territory_lib.design import recombine_scoring
 from territory_lib.design.contiguity import multi_source_dijkstra, subset_connected
 from territory_lib.design.improve import FOUR_PI, LocalSearch, move_unit
 from territory_lib.design.sweep import distance_difference_order
@@ -161,6 +162,8 @@ class _Context:
         self.x = arrays.x[nodes]
         self.y = arrays.y[nodes]
         self.q = arrays.q[nodes]
+        w = self.w
+        self.totals = np.array([w.sum(), (w * self.x).sum(), (w * self.y).sum(), (w * self.q).sum()])
 
     def _balance(self, load_a: np.ndarray) -> np.ndarray:
         wts = self.ls.weights
@@ -190,7 +193,7 @@ class _Context:
                 pp += np.where(perim_b > 0, FOUR_PI * area_b / perim_b**2, 0.0)
             cost -= wts.pp * pp
         if wts.inertia:
-            totals = (self.w.sum(), (self.w * self.x).sum(), (self.w * self.y).sum(), (self.w * self.q).sum())
+            totals = tuple(self.totals)
             inertia = np.zeros(len(area_a))
             for part in (sums_a, tuple(t - s for t, s in zip(totals, sums_a, strict=True))):
                 sw, sx, sy, sq = part
@@ -213,26 +216,12 @@ class _Context:
         return self._balance(load_a) + self._shape(area_a, perim_a, area_b, perim_b, wsum)
 
     def score_prefixes(self, order: np.ndarray, rank: np.ndarray) -> np.ndarray:
-        """Score the ``n - 1`` splits "first ``p + 1`` units of ``order`` go to ``a``"."""
-        nu = len(order)
-        load_a = np.cumsum(self.share[order], axis=0)[:-1]
-        hi = np.maximum(rank[self.er], rank[self.ec])
-        lo = np.minimum(rank[self.er], rank[self.ec])
-        inner_a = np.cumsum(np.bincount(hi, weights=self.es, minlength=nu))[:-1]
-        # An edge stays inside the suffix after prefix p when its lower rank exceeds p.
-        by_lo = np.bincount(lo, weights=self.es, minlength=nu)
-        inner_b = (by_lo.sum() - np.cumsum(by_lo))[:-1]
-        area_c = np.cumsum(self.area[order])[:-1]
-        perim_c = np.cumsum(self.perim[order])[:-1]
-        area_a = area_c
-        perim_a = perim_c - 2 * inner_a
-        area_b = self.area.sum() - area_c
-        perim_b = self.perim.sum() - perim_c - 2 * inner_b
-        w = self.w[order]
-        wsum = (
-            np.cumsum(w)[:-1],
-            np.cumsum(w * self.x[order])[:-1],
-            np.cumsum(w * self.y[order])[:-1],
-            np.cumsum(w * self.q[order])[:-1],
-        )
-        return self._balance(load_a) + self._shape(area_a, perim_a, area_b, perim_b, wsum)
+        """Score the ``n - 1`` splits "first ``p + 1`` units of ``order`` go to ``a``" (compiled)."""
+        ls = self.ls
+        wts = ls.weights
+        return recombine_scoring.score_prefixes(
+            order, rank, self.share, self.total, self.ta, self.tb, self.tol, wts.zone * self.tol,
+            self.er, self.ec, self.es, self.area, self.perim, float(self.area.sum()), float(self.perim.sum()),
+            self.w, self.x, self.y, self.q, self.totals, float(wts.violation), float(wts.pull), float(wts.pp),
+            float(wts.inertia * ls.k), float(ls.inertia_ref), bool(ls.polygons and wts.pp), bool(wts.inertia),
+        )  # fmt: skip
