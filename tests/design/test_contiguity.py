@@ -19,7 +19,8 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 
 from territory_lib.design.contiguity import multi_source_dijkstra, stays_connected, subset_connected
 from territory_lib.design.graph import UnitGraph, build_unit_graph
-from territory_lib.design.improve import LocalSearch, move_unit
+from territory_lib.design.improve import FOUR_PI, LocalSearch, Weights, move_unit
+from territory_lib.design.recombine import _Context
 
 SLOW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -134,13 +135,14 @@ def test_distances_equal_scipy_bit_for_bit(georgia, seed: int, k: int, n_sources
 
 
 def test_the_warm_up_compiles_the_versions_a_design_uses() -> None:
-    """After ``tabu.warm_up()`` a design must not compile another version of any contiguity function."""
+    """After ``tabu.warm_up()`` a design must not compile another version of any compiled function here."""
     probe = (
         "import geopandas as gpd, libpysal\n"
         "from territory_lib.design import BalanceTarget, design_territories, contiguity as c\n"
+        "from territory_lib.design.recombine_scoring import score_prefixes\n"
         "from territory_lib.design.tabu import warm_up\n"
         "warm_up()\n"
-        "fs = (c.stays_connected, c.subset_connected, c.multi_source_dijkstra)\n"
+        "fs = (c.stays_connected, c.subset_connected, c.multi_source_dijkstra, score_prefixes)\n"
         "print([len(f.signatures) for f in fs])\n"
         "units = gpd.read_file(libpysal.examples.get_path('sids2.shp')).set_crs(4326)\n"
         "units['unit_id'], units['potential'] = units['FIPS'], units['BIR74'].astype(float)\n"
@@ -148,4 +150,73 @@ def test_the_warm_up_compiles_the_versions_a_design_uses() -> None:
         "print([len(f.signatures) for f in fs])\n"
     )
     printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert printed.strip().splitlines()[-2:] == ["[1, 1, 1]", "[1, 1, 1]"]
+    assert printed.strip().splitlines()[-2:] == ["[1, 1, 1, 1]", "[1, 1, 1, 1]"]
+
+
+def reference_prefix_scores(ctx: _Context, order: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """The numpy scoring of prefix splits that the compiled pass replaced."""
+    ls, wts = ctx.ls, ctx.ls.weights
+    nu = len(order)
+    load_a = np.cumsum(ctx.share[order], axis=0)[:-1]
+    hi = np.maximum(rank[ctx.er], rank[ctx.ec])
+    lo = np.minimum(rank[ctx.er], rank[ctx.ec])
+    inner_a = np.cumsum(np.bincount(hi, weights=ctx.es, minlength=nu))[:-1]
+    by_lo = np.bincount(lo, weights=ctx.es, minlength=nu)
+    inner_b = (by_lo.sum() - np.cumsum(by_lo))[:-1]
+    area_a = np.cumsum(ctx.area[order])[:-1]
+    perim_c = np.cumsum(ctx.perim[order])[:-1]
+    perim_a = perim_c - 2 * inner_a
+    area_b = ctx.area.sum() - area_a
+    perim_b = ctx.perim.sum() - perim_c - 2 * inner_b
+    w = ctx.w[order]
+    sums_a = (np.cumsum(w)[:-1], np.cumsum(w * ctx.x[order])[:-1], np.cumsum(w * ctx.y[order])[:-1],
+              np.cumsum(w * ctx.q[order])[:-1])  # fmt: skip
+    load_b = ctx.total - load_a
+    cost = np.zeros(nu - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for load, tgt in ((load_a, ctx.ta), (load_b, ctx.tb)):
+            dev = np.where(tgt > 0, np.abs(load / tgt - 1.0), 0.0)
+            cost += wts.violation * np.clip(dev - ctx.tol, 0, None).sum(axis=1)
+            cost += wts.pull * (np.clip(dev - wts.zone * ctx.tol, 0, None) ** 2).sum(axis=1)
+        shape = np.zeros(nu - 1)
+        if ls.polygons and wts.pp:
+            pp = np.where(perim_a > 0, FOUR_PI * area_a / perim_a**2, 0.0)
+            pp += np.where(perim_b > 0, FOUR_PI * area_b / perim_b**2, 0.0)
+            shape -= wts.pp * pp
+        if wts.inertia:
+            totals = (ctx.w.sum(), (ctx.w * ctx.x).sum(), (ctx.w * ctx.y).sum(), (ctx.w * ctx.q).sum())
+            inertia = np.zeros(nu - 1)
+            for sw, sx, sy, sq in (sums_a, tuple(t - s for t, s in zip(totals, sums_a, strict=True))):
+                inertia += np.where(sw > 1e-15, sq - (sx**2 + sy**2) / sw, 0.0)
+            shape += wts.inertia * ls.k * inertia / ls.inertia_ref
+    return cost + shape
+
+
+@SLOW
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(2, 8), m=st.integers(1, 11), terms=st.integers(0, 3))
+def test_prefix_scores_equal_numpy_bit_for_bit(georgia, seed: int, k: int, m: int, terms: int) -> None:
+    """Random contiguous plans, 1 to 11 measures (numpy sums 8 or more pairwise), every term on or off."""
+    rng = np.random.default_rng(seed)
+    labels = grown_plan(georgia, k, rng)
+    share = rng.gamma(1.0, 1.0, (georgia.n, m)) * 10.0 ** rng.integers(-3, 3, m)
+    share /= share.sum(axis=0)
+    target = rng.dirichlet(np.ones(k), size=m).T
+    target[rng.integers(k), rng.integers(m)] = 0.0
+    ls = LocalSearch(georgia, labels, share, target, rng.uniform(0, 0.2, m), np.ones(georgia.n, bool),
+                     inertia_weight=rng.gamma(2.0, 1.0, georgia.n))  # fmt: skip
+    ls.weights = Weights(zone=float(rng.uniform(0, 1)), pp=1.3 * (terms & 1), inertia=0.3 * (terms >> 1))
+    rows = np.repeat(np.arange(georgia.n), np.diff(georgia.indptr))
+    cross = labels[rows] != labels[georgia.indices]
+    a, b = int(labels[rows[cross][0]]), int(labels[georgia.indices[cross][0]])
+    nodes = np.flatnonzero((labels == a) | (labels == b))
+    local = np.full(georgia.n, -1)
+    local[nodes] = np.arange(len(nodes))
+    keep = (local[rows] >= 0) & (local[georgia.indices] >= 0)
+    ctx = _Context(ls, a, b, ls.arrays.share[nodes], local[rows[keep]], local[georgia.indices[keep]],
+                   georgia.shared[keep], nodes)  # fmt: skip
+    for _ in range(5):
+        order = rng.permutation(len(nodes))
+        rank = np.empty(len(nodes), dtype=np.int64)
+        rank[order] = np.arange(len(nodes))
+        want = reference_prefix_scores(ctx, order, rank)
+        assert ctx.score_prefixes(order, rank).tobytes() == want.tobytes()
