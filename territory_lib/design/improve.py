@@ -9,12 +9,12 @@ quadratic pull toward the targets, Polsby-Popper and moment of inertia, each upd
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from territory_lib.design.budget import WorkBudget
+from territory_lib.design.contiguity import stays_connected
 from territory_lib.design.graph import UnitGraph
 
 FOUR_PI = 4.0 * math.pi
@@ -133,6 +133,12 @@ class LocalSearch:
         self.tol = [float(t) for t in tolerance]
         self.movable = movable.tolist()
         self.labels = [int(x) for x in labels]
+        # The same labels as an array, and scratch space, for the compiled contiguity check.
+        self.label_array = np.asarray(self.labels, dtype=np.int64)
+        self._indptr = np.ascontiguousarray(graph.indptr, dtype=np.int64)
+        self._indices = np.ascontiguousarray(graph.indices, dtype=np.int64)
+        self._owner = np.full(self.n, -2, dtype=np.int64)
+        self._next = np.empty(self.n, dtype=np.int64)
         k = self.k
         self.size = np.bincount(labels, minlength=k).tolist()
         self.load = [[float(v) for v in row] for row in _sum_rows(share, labels, k)]
@@ -235,78 +241,10 @@ class LocalSearch:
 
     # ----- contiguity ---------------------------------------------------------------------------
     def _stays_connected(self, j: int, a: int) -> bool:
-        """Whether territory ``a`` stays connected without unit ``j``."""
-        labels = self.labels
-        nbrs = self.nbrs
-        same = [v for v in nbrs[j] if labels[v] == a]
-        if len(same) <= 1:
-            return True
-        targets = set(same)
-        # First look only among j's own neighbours: most boundary units pass this cheap test.
-        seen = {same[0]}
-        stack = [same[0]]
-        while stack:
-            v = stack.pop()
-            for u in nbrs[v]:
-                if u in targets and u not in seen:
-                    seen.add(u)
-                    stack.append(u)
-        if len(seen) == len(targets):
-            return True
-        return self._pieces_meet(j, a, same, seen)
-
-    def _pieces_meet(self, j: int, a: int, same: list[int], first: set[int]) -> bool:
-        """Whether the pieces around ``j`` of territory ``a`` join without ``j``.
-
-        One breadth-first search per piece (the neighbours of ``j`` in ``a`` that touch one another
-        form one), advanced in turn one unit at a time: pieces that meet merge, and the search
-        stops when all have merged (connected) or one runs out of units (cut off). The work is
-        that of the smallest piece, not of the whole territory, when ``j`` does cut it.
-        """
-        labels = self.labels
-        nbrs = self.nbrs
-        parent = list(range(len(same)))
-
-        def root(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        owner = {j: -1}
-        for i, v in enumerate(same):
-            owner[v] = i
-        groups = len(same)
-        for v in first:
-            if v != same[0]:
-                parent[owner[v]] = 0
-                groups -= 1
-        queues: dict[int, deque[int]] = {}
-        for v in same:
-            queues.setdefault(root(owner[v]), deque()).append(v)
-        while True:
-            for g in list(queues):
-                queue = queues.get(g)
-                if queue is None:
-                    continue
-                if not queue:
-                    return False
-                v = queue.popleft()
-                for u in nbrs[v]:
-                    if labels[u] != a:
-                        continue
-                    o = owner.get(u)
-                    if o is None:
-                        owner[u] = g
-                        queue.append(u)
-                    elif o >= 0:
-                        r1, r2 = root(o), root(g)
-                        if r1 != r2:
-                            parent[r1] = r2
-                            queues[r2].extend(queues.pop(r1))
-                            groups -= 1
-                            if groups == 1:
-                                return True
+        """Whether territory ``a`` stays connected without unit ``j`` (compiled search)."""
+        return bool(
+            stays_connected(self._indptr, self._indices, self.label_array, j, a, self._owner, self._next)
+        )
 
     # ----- moves --------------------------------------------------------------------------------
     def _standing(self, t: int, now: dict[int, tuple[float, float, float, float]]) -> tuple[float, ...]:
@@ -385,6 +323,7 @@ class LocalSearch:
             cur = self.current[j]
             self.disrupted += self.dw[j] * ((cur != b) - (cur != a))
         self.labels[j] = b
+        self.label_array[j] = b
         self.moves += 1
 
     def sweep(self, order: list[int], eps: float = 1e-12) -> int:

@@ -13,9 +13,9 @@ moves cannot when units are coarse. Each split scored counts as one work unit in
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components, dijkstra
 
+from territory_lib.design import recombine_scoring
+from territory_lib.design.contiguity import multi_source_dijkstra, subset_connected
 from territory_lib.design.improve import FOUR_PI, LocalSearch, move_unit
 from territory_lib.design.sweep import distance_difference_order
 
@@ -81,11 +81,10 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
     for _ in range(n_pairs):
         lengths = base_len * rng.uniform(0.7, 1.3, len(base_len))
         lengths = (lengths + lengths[reverse]) / 2
-        graph = sparse.csr_matrix((lengths, cols_a, indptr_a), shape=(nu, nu))
         c1 = np.unique(np.concatenate([[rng.choice(members_a)], fixed_a]))
         c2 = np.unique(np.concatenate([[rng.choice(members_b)], fixed_b]))
-        d1 = dijkstra(graph, indices=c1, min_only=True)
-        d2 = dijkstra(graph, indices=c2, min_only=True)
+        d1 = multi_source_dijkstra(indptr_a, cols_a, lengths, c1)
+        d2 = multi_source_dijkstra(indptr_a, cols_a, lengths, c2)
         if not np.isfinite(d1).all():
             # An earlier move of this round took away the units that made a and b neighbours.
             return False
@@ -112,7 +111,9 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
             if not scores[idx] < best_score:
                 break
             in_a = rank <= idx
-            if safe[idx] or (_connected(rows_a, cols_a, in_a) and _connected(rows_a, cols_a, ~in_a)):
+            if safe[idx] or (
+                subset_connected(indptr_a, cols_a, in_a) and subset_connected(indptr_a, cols_a, ~in_a)
+            ):
                 best_score, best_in_a = float(scores[idx]), in_a
                 break
     if best_in_a is None or np.array_equal(best_in_a, in_a_now):
@@ -130,19 +131,6 @@ def _reverse_index(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
     rkey = cols * n + rows
     order = np.argsort(key)
     return order[np.searchsorted(key[order], rkey)]
-
-
-def _connected(rows: np.ndarray, cols: np.ndarray, member: np.ndarray) -> bool:
-    keep = member[rows] & member[cols]
-    idx = np.flatnonzero(member)
-    if len(idx) <= 1:
-        return len(idx) == 1
-    remap = np.full(len(member), -1)
-    remap[idx] = np.arange(len(idx))
-    mat = sparse.csr_matrix(
-        (np.ones(int(keep.sum())), (remap[rows[keep]], remap[cols[keep]])), shape=(len(idx), len(idx))
-    )
-    return connected_components(mat, directed=False)[0] == 1
 
 
 class _Context:
@@ -174,6 +162,8 @@ class _Context:
         self.x = arrays.x[nodes]
         self.y = arrays.y[nodes]
         self.q = arrays.q[nodes]
+        w = self.w
+        self.totals = np.array([w.sum(), (w * self.x).sum(), (w * self.y).sum(), (w * self.q).sum()])
 
     def _balance(self, load_a: np.ndarray) -> np.ndarray:
         wts = self.ls.weights
@@ -203,7 +193,7 @@ class _Context:
                 pp += np.where(perim_b > 0, FOUR_PI * area_b / perim_b**2, 0.0)
             cost -= wts.pp * pp
         if wts.inertia:
-            totals = (self.w.sum(), (self.w * self.x).sum(), (self.w * self.y).sum(), (self.w * self.q).sum())
+            totals = tuple(self.totals)
             inertia = np.zeros(len(area_a))
             for part in (sums_a, tuple(t - s for t, s in zip(totals, sums_a, strict=True))):
                 sw, sx, sy, sq = part
@@ -226,26 +216,12 @@ class _Context:
         return self._balance(load_a) + self._shape(area_a, perim_a, area_b, perim_b, wsum)
 
     def score_prefixes(self, order: np.ndarray, rank: np.ndarray) -> np.ndarray:
-        """Score the ``n - 1`` splits "first ``p + 1`` units of ``order`` go to ``a``"."""
-        nu = len(order)
-        load_a = np.cumsum(self.share[order], axis=0)[:-1]
-        hi = np.maximum(rank[self.er], rank[self.ec])
-        lo = np.minimum(rank[self.er], rank[self.ec])
-        inner_a = np.cumsum(np.bincount(hi, weights=self.es, minlength=nu))[:-1]
-        # An edge stays inside the suffix after prefix p when its lower rank exceeds p.
-        by_lo = np.bincount(lo, weights=self.es, minlength=nu)
-        inner_b = (by_lo.sum() - np.cumsum(by_lo))[:-1]
-        area_c = np.cumsum(self.area[order])[:-1]
-        perim_c = np.cumsum(self.perim[order])[:-1]
-        area_a = area_c
-        perim_a = perim_c - 2 * inner_a
-        area_b = self.area.sum() - area_c
-        perim_b = self.perim.sum() - perim_c - 2 * inner_b
-        w = self.w[order]
-        wsum = (
-            np.cumsum(w)[:-1],
-            np.cumsum(w * self.x[order])[:-1],
-            np.cumsum(w * self.y[order])[:-1],
-            np.cumsum(w * self.q[order])[:-1],
-        )
-        return self._balance(load_a) + self._shape(area_a, perim_a, area_b, perim_b, wsum)
+        """Score the ``n - 1`` splits "first ``p + 1`` units of ``order`` go to ``a``" (compiled)."""
+        ls = self.ls
+        wts = ls.weights
+        return recombine_scoring.score_prefixes(
+            order, rank, self.share, self.total, self.ta, self.tb, self.tol, wts.zone * self.tol,
+            self.er, self.ec, self.es, self.area, self.perim, float(self.area.sum()), float(self.perim.sum()),
+            self.w, self.x, self.y, self.q, self.totals, float(wts.violation), float(wts.pull), float(wts.pp),
+            float(wts.inertia * ls.k), float(ls.inertia_ref), bool(ls.polygons and wts.pp), bool(wts.inertia),
+        )  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from territory_lib.design import contiguity, recombine_scoring
 from territory_lib.design.budget import WorkBudget
 from territory_lib.design.graph import UnitGraph
 from territory_lib.design.improve import LocalSearch, Weights, move_unit
@@ -241,3 +242,5 @@ def warm_up() -> None:
     share, target = np.full((3, 1), 1 / 3), np.full((2, 1), 0.5)
     ls = LocalSearch(graph, np.array([0, 0, 1]), share, target, np.array([0.1]), np.ones(3, bool))
     TabuSearch(ls, graph).score(np.zeros(3, dtype=np.int64), 0, (0.0, 0.0), (0.0, 0.0))
+    contiguity.warm_up()
+    recombine_scoring.warm_up()
