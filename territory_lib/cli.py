@@ -197,8 +197,9 @@ def _run(args: argparse.Namespace) -> int:
         raise TerritoryError("--jobs must be at least 1.")
     # Checked before the notebook machinery loads (seconds), so a refused run fails at once.
     check_can_run([load_config(market) for market in markets], reports_dir())
-    from territory_lib.runner import parse_steps, run_markets
+    from territory_lib.runner import parse_steps, run_markets, skip_unused_iri_checks
 
+    skip_unused_iri_checks()
     runs = run_markets(
         markets,
         steps=parse_steps(args.steps) if args.steps else None,

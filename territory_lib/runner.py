@@ -362,7 +362,7 @@ def run_markets(
         with ProcessPoolExecutor(
             max_workers=min(jobs, len(params)),
             mp_context=context,
-            initializer=_configure_worker_logging,
+            initializer=_configure_worker,
             initargs=(logging.getLogger("territory_lib").getEffectiveLevel(),),
         ) as pool:
             futures = [
@@ -756,10 +756,26 @@ def _prefixed(progress: Callable[[str], None], market: str) -> Callable[[str], N
     return lambda message: progress(f"[{market}] {message}")
 
 
-def _configure_worker_logging(level: int) -> None:
+def skip_unused_iri_checks() -> None:
+    """Let jsonschema skip its optional IRI format checks in a process that only runs markets.
+
+    papermill and nbconvert validate notebooks with jsonschema (through nbformat), which imports
+    ``rfc3987_syntax``, when installed, to check "iri" strings; that module compiles a grammar as
+    it is imported: 1.2 s at the start of every run, on the core step 1's kernel needs. No notebook
+    schema has an IRI. Called by the ``territory`` command and its market workers (processes of
+    its own), never by the library's functions, which may run in someone else's process; it does
+    nothing once jsonschema is loaded.
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
+def _configure_worker(level: int) -> None:
+    """A market worker process: the command's logging, and no IRI grammar."""
     from territory_lib.cli import configure_logging
 
     configure_logging(level)
+    skip_unused_iri_checks()
 
 
 def _log_progress(message: str) -> None:

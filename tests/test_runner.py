@@ -56,3 +56,34 @@ def test_kernel_sockets_fit_a_unix_socket_path_under_a_long_temp_folder(tmp_path
     finally:
         manager.cleanup_ipc_files()
     assert not Path(manager.ip).parent.exists()
+
+
+def test_the_territory_command_runs_without_compiling_the_iri_grammar_and_still_validates_notebooks(
+    tmp_path: Path,
+) -> None:
+    """``territory run`` (and its market workers) let jsonschema skip its IRI format checks: the
+    grammar they compile on import cost 1.2 s at the start of every run. Notebooks still validate,
+    and an invalid one is still refused."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import territory_lib.cli as cli\n"
+        "calls = []\n"
+        "cli.run_markets = lambda *a, **k: calls.append(1) or []\n"
+        "import territory_lib.runner as runner\n"
+        "runner.run_markets = cli.run_markets\n"
+        "cli.main(['run', 'georgia', '--jobs', '1'])\n"
+        "import nbformat, papermill, territory_lib.report\n"
+        "print(calls, 'rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'] is not None)\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')])\n"
+        "nbformat.validate(nb)\n"
+        "nb.cells[0]['cell_type'] = 'no such type'\n"
+        "try:\n"
+        "    nbformat.validate(nb)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('refused')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.split()[-3:] == ["[1]", "False", "refused"], done.stderr[-2000:]
