@@ -11,29 +11,9 @@ import numpy as np
 from numba import njit
 
 from territory_lib.compiled import use_user_cache_folder
-from territory_lib.design.tabu_scoring import FOUR_PI, _pairwise_sum
+from territory_lib.design.tabu_scoring import FOUR_PI, _pairwise_sum, band_terms
 
 use_user_cache_folder()
-
-
-@njit(cache=True, error_model="numpy")
-def _side_balance(
-    load: np.ndarray,
-    target: np.ndarray,
-    tol: np.ndarray,
-    zone_tol: np.ndarray,
-    over: np.ndarray,
-    pull: np.ndarray,
-) -> tuple[float, float]:
-    """(violation sum, pull sum) of one side carrying ``load`` (``over, pull``: scratch)."""
-    for x in range(len(load)):
-        dev = abs(load[x] / target[x] - 1.0) if target[x] > 0 else 0.0
-        o = dev - tol[x]
-        over[x] = o if o > 0 else 0.0
-        p = dev - zone_tol[x]
-        p = p if p > 0 else 0.0
-        pull[x] = p * p
-    return _pairwise_sum(over), _pairwise_sum(pull)
 
 
 @njit(cache=True, error_model="numpy")
@@ -102,10 +82,10 @@ def score_prefixes(
         sx += wv * x[v]
         sy += wv * y[v]
         sq += wv * q[v]
-        va, pa = _side_balance(load_a, target_a, tol, zone_tol, over, pull)
+        va, pa = band_terms(load_a, target_a, tol, zone_tol, over, pull)
         cost = 0.0 + violation_weight * va
         cost += pull_weight * pa
-        vb, pb = _side_balance(load_b, target_b, tol, zone_tol, over, pull)
+        vb, pb = band_terms(load_b, target_b, tol, zone_tol, over, pull)
         cost += violation_weight * vb
         cost += pull_weight * pb
         shape = 0.0

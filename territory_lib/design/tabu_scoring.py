@@ -49,6 +49,27 @@ def _pairwise_sum(values: np.ndarray) -> float:
 
 
 @njit(cache=True, error_model="numpy")
+def band_terms(
+    load: np.ndarray,
+    target: np.ndarray,
+    tol: np.ndarray,
+    zone_tol: np.ndarray,
+    over: np.ndarray,
+    pull: np.ndarray,
+) -> tuple[float, float]:
+    """(violation, pull) of a territory carrying ``load``, summed over the measures as numpy sums
+    (``over, pull``: scratch); the recombination's scoring uses it too."""
+    for x in range(len(load)):
+        dev = abs(load[x] / target[x] - 1.0) if target[x] > 0 else 0.0
+        o = dev - tol[x]
+        over[x] = o if o > 0 else 0.0
+        p = dev - zone_tol[x]
+        p = p if p > 0 else 0.0
+        pull[x] = p * p
+    return _pairwise_sum(over), _pairwise_sum(pull)
+
+
+@njit(cache=True, error_model="numpy")
 def _balance(
     load: np.ndarray,
     target: np.ndarray,
@@ -60,15 +81,8 @@ def _balance(
     pull: np.ndarray,
 ) -> tuple[float, float]:
     """(violation, weighted balance cost) of one territory carrying ``load`` (``over, pull``: scratch)."""
-    for x in range(len(load)):
-        dev = abs(load[x] / target[x] - 1.0) if target[x] > 0 else 0.0
-        o = dev - tol[x]
-        over[x] = o if o > 0 else 0.0
-        p = dev - zone_tol[x]
-        p = p if p > 0 else 0.0
-        pull[x] = p * p
-    viol = _pairwise_sum(over)
-    return viol, violation_weight * viol + pull_weight * _pairwise_sum(pull)
+    viol, pulled = band_terms(load, target, tol, zone_tol, over, pull)
+    return viol, violation_weight * viol + pull_weight * pulled
 
 
 @njit(cache=True, error_model="numpy")
