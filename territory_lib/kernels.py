@@ -10,6 +10,7 @@ imports happen ahead, never a read of data, so every step still reads the run's 
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import importlib
 import json
@@ -148,7 +149,8 @@ class StartedKernel(LocalKernelManager):
         closes its channels.
         """
         client = super().client()
-        client.start_channels()
+        # Requests and their status only: no heartbeat thread to start and stop at once.
+        client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         try:
             run_sync(client.wait_for_ready)(timeout=timeout)
         except Exception:
@@ -174,14 +176,23 @@ class StartedKernel(LocalKernelManager):
             self._stopping.join(timeout)
 
     def _stop(self) -> None:
+        """Stop the kernel on an event loop of this thread's own, closed after (an unclosed loop
+        keeps three file descriptors: a run stopping hundreds of kernels would run out)."""
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._stopped())
+        finally:
+            loop.close()
+
+    async def _stopped(self) -> None:
         """Ask the kernel to exit (killed if it does not within ``shutdown_wait_time``), clean up."""
         try:
-            if run_sync(self.is_alive)():
-                run_sync(self.shutdown_kernel)(now=False)
+            if await self.is_alive():
+                await self.shutdown_kernel(now=False)
         except Exception:
             logger.debug("the kernel %s did not stop cleanly", self.kernel_id, exc_info=True)
         finally:
-            run_sync(self.cleanup_resources)()
+            await self.cleanup_resources()
 
 
 def notebook_modules(notebook: Path) -> list[str]:

@@ -231,6 +231,24 @@ def test_the_next_kernel_starts_once_this_one_has_done_its_imports(
 
 
 @pytest.mark.slow
+def test_kernels_started_and_stopped_leave_no_file_descriptors_behind(tmp_path: Path) -> None:
+    """Each kernel stopped in the background left its thread's event loop open (three file
+    descriptors); a test session or a long-lived process running many markets ran out of them."""
+    notebook = _notebook(tmp_path / "n.ipynb", "import json")
+    process = psutil.Process()
+    counts = []
+    for _ in range(4):
+        ahead = KernelsAhead(kernel_name(), tmp_path)
+        ahead.start(notebook)
+        with ahead.running(notebook) as kernel:
+            assert kernel is not None
+            kernel.wait_ready()
+        ahead.close()
+        counts.append(process.num_fds())
+    assert counts[-1] == counts[0], counts
+
+
+@pytest.mark.slow
 def test_a_failed_step_leaves_no_kernel_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Step 1 fails while step 2's kernel, started ahead, boots: the run stops both."""
     from territory_lib import runner
