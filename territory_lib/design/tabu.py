@@ -15,7 +15,10 @@ from territory_lib.design import contiguity, recombine_scoring
 from territory_lib.design.budget import WorkBudget
 from territory_lib.design.graph import UnitGraph
 from territory_lib.design.improve import LocalSearch, Weights, move_unit
-from territory_lib.design.tabu_scoring import score_moves
+from territory_lib.design.tabu_scoring import SEARCH_OVER, score_moves, tabu_iterations
+
+#: Iterations between two readings of the clock when the budget has a wall-clock cap.
+CLOCK_CHECK_EVERY = 100
 
 
 class TabuSearch:
@@ -63,20 +66,6 @@ class TabuSearch:
         self.sx = np.asarray(ls.sx, dtype=float)
         self.sy = np.asarray(ls.sy, dtype=float)
         self.sq = np.asarray(ls.sq, dtype=float)
-
-    def _moved(self, unit: int, frm: int, to: int) -> None:
-        """Copy the two territories a move changed (values, not arithmetic: the lists stay the truth)."""
-        ls = self.ls
-        self.labels[unit] = to
-        for t in (frm, to):
-            self.load[t] = ls.load[t]
-            self.size[t] = ls.size[t]
-            self.area[t] = ls.area[t]
-            self.perim[t] = ls.perim[t]
-            self.sw[t] = ls.sw[t]
-            self.sx[t] = ls.sx[t]
-            self.sy[t] = ls.sy[t]
-            self.sq[t] = ls.sq[t]
 
     def score(
         self, tabu_until: np.ndarray, iteration: int, current: tuple[float, float], best: tuple[float, float]
@@ -145,6 +134,10 @@ class TabuSearch:
     ) -> None:
         """Tabu search until ``patience`` iterations pass without a better plan, or the budget is spent.
 
+        The iterations run compiled (:func:`~territory_lib.design.tabu_scoring.tabu_iterations`);
+        with a wall-clock cap on the budget, they run in slices of :data:`CLOCK_CHECK_EVERY`
+        iterations with the clock read in between.
+
         Parameters
         ----------
         weights : Weights
@@ -166,68 +159,60 @@ class TabuSearch:
         """
         ls = self.ls
         ls.weights = weights
-        n = ls.n
-        tabu_until = np.zeros(n, dtype=np.int64)
         self.load_state()
         current_obj = ls.objective()
         current_viol = ls.violation()
         # Plans are ranked by band violation first, then objective: the best plan kept is the
         # best balanced one even when this phase trades balance for shape along the way.
-        best = (round(current_viol, 12), current_obj)
-        best_labels = list(ls.labels)
-        since_best = 0
-        # Whether a territory stays connected without a unit depends on that territory's units
-        # alone: verdicts are kept per territory until a move changes it (the best candidates
-        # are often the same cut units iteration after iteration).
-        verdicts: dict[int, dict[int, bool]] = {}
-        for it in range(max_iter):
-            limit = patience if feasible_patience is None or best[0] > 0 else feasible_patience
-            if since_best >= limit or budget.exhausted():
+        values = np.array([current_viol, current_obj, round(current_viol, 12), current_obj, ls.disrupted])
+        counters = np.array([0, 0, budget.spent, 0], dtype=np.int64)
+        best_labels = self.labels.copy()
+        tabu_until = np.zeros(ls.n, dtype=np.int64)
+        wts = ls.weights
+        scoring = (
+            np.array([wts.violation, wts.pull, wts.zone, wts.pp, wts.disruption], dtype=float),
+            np.array([wts.hard_band, ls.polygons and wts.pp, wts.inertia, ls.current is not None], bool),
+            np.array([wts.inertia * ls.k, ls.inertia_ref, ls.cap], dtype=float),
+        )
+        step = max_iter if budget.deadline is None else CLOCK_CHECK_EVERY
+        patient = -1 if feasible_patience is None else feasible_patience
+        settings = np.array([0, max_iter, patience, patient, budget.limit, *tenure], dtype=np.int64)
+        while True:
+            settings[0] = counters[0] + step
+            over = tabu_iterations(
+                self.indptr, self.indices, self.es, self.share, self.target, self.tol, self.movable,
+                scoring[0], scoring[1], self.uperim, self.uarea, scoring[2], self.w, self.x, self.y,
+                self.q, self.current, self.dw, self.labels, self.load, self.size, self.area, self.perim,
+                self.sw, self.sx, self.sy, self.sq, ls._owner, ls._next, tabu_until, best_labels,
+                values, counters, settings, rng,
+            )  # fmt: skip
+            budget.spent = int(counters[2])
+            if over == SEARCH_OVER or budget.exhausted():
                 break
-            j, a, b, sa, sb, delta, dviol, _, idx = self.score(
-                tabu_until, it, (current_viol, current_obj), best
-            )
-            if len(j) == 0:
-                break
-            budget.spend(len(j))
-            if len(idx) == 0:
-                break
-            noisy = delta[idx] + rng.uniform(0, 1e-9, len(idx))
-            moved = False
-            for pick in idx[np.argsort(noisy, kind="stable")][:50].tolist():
-                unit, frm = int(j[pick]), int(a[pick])
-                known = verdicts.setdefault(frm, {})
-                stays = known.get(unit)
-                if stays is None:
-                    stays = known[unit] = ls._stays_connected(unit, frm)
-                if stays:
-                    verdicts.pop(frm, None)
-                    verdicts.pop(int(b[pick]), None)
-                    ls._apply(unit, frm, int(b[pick]), float(sa[pick]), float(sb[pick]))
-                    self._moved(unit, frm, int(b[pick]))
-                    current_obj += float(delta[pick])
-                    current_viol = max(current_viol + float(dviol[pick]), 0.0)
-                    tabu_until[unit] = it + int(rng.integers(tenure[0], tenure[1] + 1))
-                    moved = True
-                    break
-            if not moved:
-                break
-            key = (round(current_viol, 12), current_obj)
-            if key[0] < best[0] or (key[0] == best[0] and key[1] < best[1] - 1e-12):
-                best = key
-                best_labels = list(ls.labels)
-                since_best = 0
-            else:
-                since_best += 1
-        if ls.labels != best_labels:
-            for unit, lab in enumerate(best_labels):
-                if ls.labels[unit] != lab:
-                    move_unit(ls, unit, lab)
+        self._store(float(values[4]), int(counters[3]))
+        for unit in np.flatnonzero(best_labels != self.labels).tolist():
+            move_unit(ls, unit, int(best_labels[unit]))
+
+    def _store(self, disrupted: float, moves: int) -> None:
+        """Hand the plan the compiled iterations left in the arrays back to ``ls`` (its lists)."""
+        ls = self.ls
+        ls.labels = self.labels.tolist()
+        ls.label_array[:] = self.labels
+        ls.load = self.load.tolist()
+        ls.size = self.size.tolist()
+        ls.area = self.area.tolist()
+        ls.perim = self.perim.tolist()
+        ls.sw = self.sw.tolist()
+        ls.sx = self.sx.tolist()
+        ls.sy = self.sy.tolist()
+        ls.sq = self.sq.tolist()
+        ls.disrupted = disrupted
+        ls.moves += moves
 
 
 def warm_up() -> None:
-    """Score the moves of a three-unit plan, so that numba's start-up (0.4 s) and the loading of
-    the compiled scoring happen here, in a kernel started ahead (:mod:`territory_lib.kernels`),
+    """Run a tabu search on a three-unit plan, so that numba's start-up (0.4 s) and the loading of
+    the compiled search happen here, in a kernel started ahead (:mod:`territory_lib.kernels`),
     rather than in the step's first design. The arrays have the types of every real search."""
     graph = UnitGraph(
         ids=np.array(["a", "b", "c"]),
@@ -241,6 +226,6 @@ def warm_up() -> None:
     )
     share, target = np.full((3, 1), 1 / 3), np.full((2, 1), 0.5)
     ls = LocalSearch(graph, np.array([0, 0, 1]), share, target, np.array([0.1]), np.ones(3, bool))
-    TabuSearch(ls, graph).score(np.zeros(3, dtype=np.int64), 0, (0.0, 0.0), (0.0, 0.0))
+    TabuSearch(ls, graph).run(Weights(), np.random.default_rng(0), WorkBudget(limit=10), max_iter=2)
     contiguity.warm_up()
     recombine_scoring.warm_up()

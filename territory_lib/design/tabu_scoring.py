@@ -1,8 +1,10 @@
-"""One tabu iteration's candidate moves and their scores, compiled with numba.
+"""The tabu search's iterations, compiled with numba: candidate moves scored, the best one applied.
 
 :func:`score_moves` lists every move of a boundary unit to an adjacent territory and scores it, with
 the same floating-point operations in the same order as numpy's elementwise arithmetic and
-reductions would, so a plan does not depend on whether this code is compiled. Compiled code is
+reductions would, so a plan does not depend on whether this code is compiled. :func:`tabu_iterations`
+runs the search's loop around it with the arithmetic of the Python local search and numpy's random
+stream, so the search takes the moves the Python loop took. Compiled code is
 cached (``cache=True``) in the user's cache folder, so a fresh kernel loads it instead of compiling.
 """
 
@@ -14,6 +16,7 @@ import numpy as np
 from numba import njit
 
 from territory_lib.compiled import use_user_cache_folder
+from territory_lib.design.contiguity import stays_connected
 
 use_user_cache_folder()
 
@@ -296,3 +299,203 @@ def score_moves(
         ddis[:count],
         allowed[:n_allowed],
     )
+
+
+@njit(cache=True)
+def round12(x: float) -> float:
+    """Python's ``round(x, 12)``: ``x`` rounded half to even at its exact binary value.
+
+    ``x * 1e12`` is split into its rounded product and the exact rounding error (Dekker's
+    product), so ties are decided on the exact value; the integer divided by ``1e12`` is the
+    double nearest the rounded decimal, as Python's correctly rounded ``round`` gives.
+    """
+    hi = x * _ROUND_SCALE
+    if not abs(hi) < 9007199254740992.0:  # 2**53, or not finite: x is spaced wider than 1e-12
+        return x
+    split = 134217729.0  # 2**27 + 1
+    t = split * x
+    x_hi = t - (t - x)
+    x_lo = x - x_hi
+    t = split * _ROUND_SCALE
+    p_hi = t - (t - _ROUND_SCALE)
+    p_lo = _ROUND_SCALE - p_hi
+    lo = ((x_hi * p_hi - hi) + x_hi * p_lo + x_lo * p_hi) + x_lo * p_lo
+    r = np.rint(hi)
+    f = hi - r
+    if f == 0.5:
+        if lo > 0:
+            r += 1.0
+    elif f == -0.5:
+        if lo < 0:
+            r -= 1.0
+    elif f == 0.0 and abs(lo) == 0.5:  # hi is an integer (beyond 2**52) and the exact value a tie
+        up = r + lo
+        r = up if up % 2 == 0 else r - lo
+    return r / _ROUND_SCALE
+
+
+#: :func:`tabu_iterations` stopped because the search is over (not because it reached ``stop_at``).
+SEARCH_OVER = 1
+
+
+@njit(cache=True, error_model="numpy")
+def tabu_iterations(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    shared: np.ndarray,
+    unit_share: np.ndarray,
+    target: np.ndarray,
+    tol: np.ndarray,
+    movable: np.ndarray,
+    weights: np.ndarray,
+    flags: np.ndarray,
+    unit_perim: np.ndarray,
+    unit_area: np.ndarray,
+    scales: np.ndarray,
+    w: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    q: np.ndarray,
+    current: np.ndarray,
+    disruption_weight: np.ndarray,
+    labels: np.ndarray,
+    load: np.ndarray,
+    size: np.ndarray,
+    area: np.ndarray,
+    perim: np.ndarray,
+    sw: np.ndarray,
+    sx: np.ndarray,
+    sy: np.ndarray,
+    sq: np.ndarray,
+    owner: np.ndarray,
+    nxt: np.ndarray,
+    tabu_until: np.ndarray,
+    best_labels: np.ndarray,
+    values: np.ndarray,
+    counters: np.ndarray,
+    settings: np.ndarray,
+    rng: np.random.Generator,
+) -> int:
+    """Tabu iterations from ``counters[0]`` up to ``settings[0]`` (exclusive), in place.
+
+    Each iteration scores every boundary move (:func:`score_moves`), adds tie-breaking noise of
+    at most 1e-9 to the allowed ones, and applies the first of the 50 best that keeps its
+    territory connected; the unit stays tabu for a random number of iterations. Plans are ranked
+    by band violation rounded to 12 decimals, then objective; the best one seen is copied to
+    ``best_labels``.
+
+    Parameters
+    ----------
+    flags : numpy.ndarray
+        ``hard_band, use_pp, use_inertia, use_current`` (booleans, see :func:`score_moves`).
+    scales : numpy.ndarray
+        ``inertia_scale, inertia_ref, cap``.
+    labels, load, size, area, perim, sw, sx, sy, sq : numpy.ndarray
+        The plan and its territory sums, updated move by move with the arithmetic of
+        ``LocalSearch._apply``.
+    owner, nxt : numpy.ndarray
+        Scratch for :func:`~territory_lib.design.contiguity.stays_connected`.
+    values : numpy.ndarray
+        ``current violation, current objective, best violation, best objective, disruption``.
+    counters : numpy.ndarray
+        ``iteration, iterations since the best plan, work units spent, moves applied``.
+    settings : numpy.ndarray
+        ``stop_at, max_iter, patience, feasible patience (-1: patience), work limit, shortest
+        tenure, longest tenure``.
+    rng : numpy.random.Generator
+        Drawn from exactly as numpy would (noise, then tenure, each iteration).
+
+    Returns
+    -------
+    int
+        :data:`SEARCH_OVER` when the search has ended, 0 when it only reached ``stop_at``.
+    """
+    hard_band, use_pp, use_inertia, use_current = flags[0], flags[1], flags[2], flags[3]
+    inertia_scale, inertia_ref, cap = scales[0], scales[1], scales[2]
+    stop_at, max_iter, patience, feasible_patience = settings[0], settings[1], settings[2], settings[3]
+    limit, tenure_lo, tenure_hi = settings[4], settings[5], settings[6]
+    m = load.shape[1]
+    current_viol, current_obj, best_viol, best_obj = values[0], values[1], values[2], values[3]
+    disrupted = values[4]
+    it, since_best, spent, moves = counters[0], counters[1], counters[2], counters[3]
+    status = 0
+    while True:
+        if it >= max_iter:
+            status = SEARCH_OVER
+            break
+        if it >= stop_at:
+            break
+        wait = patience if feasible_patience < 0 or best_viol > 0 else feasible_patience
+        if since_best >= wait or spent >= limit:
+            status = SEARCH_OVER
+            break
+        j, a, b, sa, sb, delta, dviol, _, allowed = score_moves(
+            indptr, indices, shared, labels, unit_share, target, tol, load, size, movable, weights,
+            hard_band, use_pp, unit_perim, unit_area, area, perim, use_inertia, inertia_scale,
+            inertia_ref, w, x, y, q, sw, sx, sy, sq, use_current, current, disruption_weight,
+            disrupted, cap, tabu_until, it, current_viol, current_obj, best_viol, best_obj,
+        )  # fmt: skip
+        if len(j) == 0:
+            status = SEARCH_OVER
+            break
+        spent += len(j)
+        if len(allowed) == 0:
+            status = SEARCH_OVER
+            break
+        noisy = delta[allowed] + rng.uniform(0.0, 1e-9, len(allowed))
+        ranked = allowed[np.argsort(noisy, kind="mergesort")]
+        moved = False
+        for r in range(min(50, len(ranked))):
+            pick = ranked[r]
+            unit, frm, to = j[pick], a[pick], b[pick]
+            if not stays_connected(indptr, indices, labels, unit, frm, owner, nxt):
+                continue
+            # LocalSearch._apply's arithmetic, in its order.
+            for mx in range(m):
+                load[frm, mx] -= unit_share[unit, mx]
+                load[to, mx] += unit_share[unit, mx]
+            area[frm] -= unit_area[unit]
+            area[to] += unit_area[unit]
+            perim[frm] += 2 * sa[pick] - unit_perim[unit]
+            perim[to] += unit_perim[unit] - 2 * sb[pick]
+            wj = w[unit]
+            sw[frm] -= wj
+            sw[to] += wj
+            v = wj * x[unit]
+            sx[frm] -= v
+            sx[to] += v
+            v = wj * y[unit]
+            sy[frm] -= v
+            sy[to] += v
+            v = wj * q[unit]
+            sq[frm] -= v
+            sq[to] += v
+            size[frm] -= 1
+            size[to] += 1
+            if use_current:
+                cur = current[unit]
+                change = (1.0 if cur != to else 0.0) - (1.0 if cur != frm else 0.0)
+                disrupted += disruption_weight[unit] * change
+            labels[unit] = to
+            moves += 1
+            current_obj += delta[pick]
+            viol = current_viol + dviol[pick]
+            current_viol = 0.0 if viol < 0.0 else viol  # Python's max(viol, 0.0)
+            tabu_until[unit] = it + rng.integers(tenure_lo, tenure_hi + 1)
+            moved = True
+            break
+        if not moved:
+            status = SEARCH_OVER
+            break
+        key = round12(current_viol)
+        if key < best_viol or (key == best_viol and current_obj < best_obj - 1e-12):
+            best_viol, best_obj = key, current_obj
+            best_labels[:] = labels
+            since_best = 0
+        else:
+            since_best += 1
+        it += 1
+    values[0], values[1], values[2], values[3] = current_viol, current_obj, best_viol, best_obj
+    values[4] = disrupted
+    counters[0], counters[1], counters[2], counters[3] = it, since_best, spent, moves
+    return status

@@ -1,7 +1,8 @@
-"""The compiled tabu move scoring gives exactly the floats of the numpy computation it replaced.
+"""The compiled tabu search gives exactly the floats and moves of the numpy/Python code it replaced.
 
 Plans depend on these numbers through ties and a stable sort, so equality is exact (``==``), on
-random plans of a real map with every objective term on.
+random plans of a real map with every objective term on; the whole compiled search is checked
+against the Python loop it replaced, kept here as the reference.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from territory_lib.design.budget import WorkBudget
 from territory_lib.design.graph import UnitGraph, build_unit_graph
 from territory_lib.design.improve import LocalSearch, Weights, move_unit
-from territory_lib.design.tabu import TabuSearch
-from territory_lib.design.tabu_scoring import _pairwise_sum
+from territory_lib.design.tabu import CLOCK_CHECK_EVERY, TabuSearch
+from territory_lib.design.tabu_scoring import _pairwise_sum, round12
 
 
 def reference_moves(ls: LocalSearch, graph: UnitGraph) -> tuple[np.ndarray, ...]:
@@ -177,11 +179,10 @@ def test_state_follows_the_moves_of_a_search(georgia) -> None:
         pick = int(got[-1][step % len(got[-1])])
         unit, frm, to = int(got[0][pick]), int(got[1][pick]), int(got[2][pick])
         ls._apply(unit, frm, to, float(got[3][pick]), float(got[4][pick]))
-        search._moved(unit, frm, to)
         if step % 10 == 9:
             # A move made outside the search (recombination does this between runs).
             move_unit(ls, unit, frm)
-            search.load_state()
+        search.load_state()
 
 
 @pytest.mark.parametrize("length", [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 64, 127, 128, 129, 300, 1031])
@@ -203,12 +204,145 @@ def test_the_warm_up_loads_the_compiled_version_every_search_uses() -> None:
         "import geopandas as gpd, libpysal\n"
         "from territory_lib.design import BalanceTarget, design_territories\n"
         "from territory_lib.design.tabu import warm_up\n"
-        "from territory_lib.design.tabu_scoring import score_moves\n"
+        "from territory_lib.design.tabu_scoring import tabu_iterations\n"
         "warm_up()\n"
         "units = gpd.read_file(libpysal.examples.get_path('sids2.shp')).set_crs(4326)\n"
         "units['unit_id'], units['potential'] = units['FIPS'], units['BIR74'].astype(float)\n"
         "design_territories(units, 6, [BalanceTarget('potential', 0.05)], seed=1, work_budget=20_000)\n"
-        "print(len(score_moves.signatures))\n"
+        "print(len(tabu_iterations.signatures))\n"
     )
     printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert printed.split()[-1] == "1"
+
+
+def reference_run(
+    ls: LocalSearch,
+    graph: UnitGraph,
+    weights: Weights,
+    rng: np.random.Generator,
+    budget: WorkBudget,
+    max_iter: int,
+    patience: int,
+    tenure: tuple[int, int],
+    feasible_patience: int | None,
+) -> None:
+    """The tabu loop as it ran in Python before it was compiled (scoring compiled already)."""
+    search = TabuSearch(ls, graph)
+    ls.weights = weights
+    tabu_until = np.zeros(ls.n, dtype=np.int64)
+    search.load_state()
+    current_obj, current_viol = ls.objective(), ls.violation()
+    best = (round(current_viol, 12), current_obj)
+    best_labels = list(ls.labels)
+    since_best = 0
+    for it in range(max_iter):
+        limit = patience if feasible_patience is None or best[0] > 0 else feasible_patience
+        if since_best >= limit or budget.exhausted():
+            break
+        j, a, b, sa, sb, delta, dviol, _, idx = search.score(
+            tabu_until, it, (current_viol, current_obj), best
+        )
+        if len(j) == 0:
+            break
+        budget.spend(len(j))
+        if len(idx) == 0:
+            break
+        noisy = delta[idx] + rng.uniform(0, 1e-9, len(idx))
+        moved = False
+        for pick in idx[np.argsort(noisy, kind="stable")][:50].tolist():
+            unit, frm = int(j[pick]), int(a[pick])
+            if ls._stays_connected(unit, frm):
+                ls._apply(unit, frm, int(b[pick]), float(sa[pick]), float(sb[pick]))
+                search.load_state()
+                current_obj += float(delta[pick])
+                current_viol = max(current_viol + float(dviol[pick]), 0.0)
+                tabu_until[unit] = it + int(rng.integers(tenure[0], tenure[1] + 1))
+                moved = True
+                break
+        if not moved:
+            break
+        key = (round(current_viol, 12), current_obj)
+        if key[0] < best[0] or (key[0] == best[0] and key[1] < best[1] - 1e-12):
+            best, best_labels, since_best = key, list(ls.labels), 0
+        else:
+            since_best += 1
+    for unit, lab in enumerate(best_labels):
+        if ls.labels[unit] != lab:
+            move_unit(ls, unit, lab)
+
+
+def search_state(ls: LocalSearch) -> tuple:
+    return (ls.labels, list(ls.label_array), ls.load, ls.size, ls.area, ls.perim, ls.sw, ls.sx, ls.sy,
+            ls.sq, ls.disrupted, ls.moves)  # fmt: skip
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    k=st.integers(2, 10),
+    hard_band=st.booleans(),
+    max_iter=st.integers(1, 600),
+    patience=st.integers(1, 120),
+    feasible_patience=st.none() | st.integers(1, 60),
+    tenure=st.tuples(st.integers(1, 8), st.integers(0, 12)).map(lambda t: (t[0], t[0] + t[1])),
+    work=st.integers(1, 200_000),
+)
+def test_the_compiled_search_takes_the_moves_the_python_loop_took(
+    georgia, seed, k, hard_band, max_iter, patience, feasible_patience, tenure, work
+) -> None:
+    units, graph = georgia
+    mine, theirs = (
+        random_search(units, graph, seed, k, hard_band),
+        random_search(units, graph, seed, k, hard_band),
+    )
+    rng_mine, rng_theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+    budget_mine, budget_theirs = WorkBudget(limit=work, spent=7), WorkBudget(limit=work, spent=7)
+    TabuSearch(mine, graph).run(
+        mine.weights, rng_mine, budget_mine, max_iter, patience, tenure, feasible_patience
+    )
+    reference_run(
+        theirs,
+        graph,
+        theirs.weights,
+        rng_theirs,
+        budget_theirs,
+        max_iter,
+        patience,
+        tenure,
+        feasible_patience,
+    )
+    assert search_state(mine) == search_state(theirs)
+    assert budget_mine.spent == budget_theirs.spent
+    assert rng_mine.bit_generator.state == rng_theirs.bit_generator.state
+    assert mine.objective() == theirs.objective()
+
+
+def test_a_search_with_a_clock_cap_reads_the_clock_between_slices(georgia) -> None:
+    """A deadline already passed stops the search after one slice, and says the clock stopped it."""
+    units, graph = georgia
+    ls = random_search(units, graph, 11, 6, False)
+    budget = WorkBudget(limit=10**12, deadline=0.0)
+    TabuSearch(ls, graph).run(ls.weights, np.random.default_rng(0), budget, max_iter=5000, patience=5000)
+    assert budget.timed_out
+    assert 0 < ls.moves <= CLOCK_CHECK_EVERY + len(ls.labels)  # one slice, then the best plan restored
+    unlimited = random_search(units, graph, 11, 6, False)
+    TabuSearch(unlimited, graph).run(
+        unlimited.weights, np.random.default_rng(0), WorkBudget(limit=10**12), max_iter=5000, patience=5000
+    )
+    assert unlimited.moves > ls.moves
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.floats(-20_000, 20_000))
+def test_round12_is_pythons_round(x: float) -> None:
+    got = round12(x)
+    assert got == round(x, 12) and math.copysign(1, got) == math.copysign(1, round(x, 12))
+
+
+@pytest.mark.parametrize(
+    "base", [1 / 8192, 3 / 8192, 5e-13, 2.5e-12, 4503.599627370497, 6004.5, 9007.199254740991]
+)
+def test_round12_breaks_ties_as_python_does(base: float) -> None:
+    """Exact ties in binary (odd multiples of 2**-13 have 13 decimals) and values near 2**52 / 1e12."""
+    for x in (base, math.nextafter(base, 0), math.nextafter(base, 1), *(base * i for i in range(1, 400, 3))):
+        assert round12(x) == round(x, 12) and round12(-x) == round(-x, 12)
