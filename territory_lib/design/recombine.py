@@ -15,9 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from territory_lib.design import recombine_scoring
-from territory_lib.design.contiguity import multi_source_dijkstra, subset_connected
 from territory_lib.design.improve import FOUR_PI, LocalSearch, move_unit
-from territory_lib.design.sweep import distance_difference_order
 
 
 def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs: int = 16) -> bool:
@@ -68,55 +66,25 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
     now = ctx.score_sets(in_a_now[None, :])[0]
     cur = None if arrays.current is None else arrays.current[nodes]
     dw = None if arrays.current is None else arrays.dw[nodes]
-    best_score, best_in_a = now - 1e-12, None
     members_a = np.flatnonzero(in_a_now)
     members_b = np.flatnonzero(~in_a_now)
     fixed_a, fixed_b = np.flatnonzero(fix_a), np.flatnonzero(fix_b)
     # The edges come grouped by row, so the CSR structure is known; only the lengths change.
     reverse = _reverse_index(rows_a, cols_a, nu)
     indptr_a = np.searchsorted(rows_a, np.arange(nu + 1))
-    if cur is not None and ls.weights.disruption:
+    use_disruption = cur is not None and dw is not None and bool(ls.weights.disruption)
+    changed_if_a = changed_if_b = np.zeros(nu)
+    if cur is not None and dw is not None and use_disruption:
         changed_if_a = dw * ((cur != a).astype(float) - (cur != old_side))
         changed_if_b = dw * ((cur != b).astype(float) - (cur != old_side))
-    for _ in range(n_pairs):
-        lengths = base_len * rng.uniform(0.7, 1.3, len(base_len))
-        lengths = (lengths + lengths[reverse]) / 2
-        c1 = np.unique(np.concatenate([[rng.choice(members_a)], fixed_a]))
-        c2 = np.unique(np.concatenate([[rng.choice(members_b)], fixed_b]))
-        d1 = multi_source_dijkstra(indptr_a, cols_a, lengths, c1)
-        d2 = multi_source_dijkstra(indptr_a, cols_a, lengths, c2)
-        if not np.isfinite(d1).all():
-            # An earlier move of this round took away the units that made a and b neighbours.
-            return False
-        order, rank, safe = distance_difference_order(d1, d2)
-        if len(c1) > 1 or len(c2) > 1:
-            # Several sources (locked units) can each hold a separate piece of a side.
-            safe[:] = False
-        scores = ctx.score_prefixes(order, rank)
-        ls.evaluations += nu - 1
-        # Prefix p (first p+1 units go to a) must hold every unit fixed in a and none fixed in b.
-        p = np.arange(nu - 1)
-        lo = rank[fix_a].max() if fix_a.any() else 0
-        hi = rank[fix_b].min() if fix_b.any() else nu
-        scores[(p < lo) | (p >= hi)] = np.inf
-        if cur is not None and ls.weights.disruption:
-            extra = np.cumsum(changed_if_a[order])[:-1] + (
-                changed_if_b[order].sum() - np.cumsum(changed_if_b[order])[:-1]
-            )
-            scores = scores + ls.weights.disruption * extra
-            scores[ls.disrupted + extra > ls.cap + 1e-12] = np.inf
-        # Equal distance differences (units behind a shared neighbour) can order a unit apart
-        # from the neighbour that links it to its centre; check such splits explicitly.
-        for idx in np.argsort(scores, kind="stable")[:4].tolist():
-            if not scores[idx] < best_score:
-                break
-            in_a = rank <= idx
-            if safe[idx] or (
-                subset_connected(indptr_a, cols_a, in_a) and subset_connected(indptr_a, cols_a, ~in_a)
-            ):
-                best_score, best_in_a = float(scores[idx]), in_a
-                break
-    if best_in_a is None or np.array_equal(best_in_a, in_a_now):
+    best_in_a = np.zeros(nu, dtype=bool)
+    scored, cut = recombine_scoring.recombine_pairs(
+        n_pairs, rng, base_len, reverse, indptr_a, cols_a, members_a, members_b, fixed_a, fixed_b,
+        float(now - 1e-12), use_disruption, changed_if_a, changed_if_b, float(ls.weights.disruption),
+        float(ls.disrupted), float(ls.cap), best_in_a, *ctx.prefix_arguments(),
+    )  # fmt: skip
+    ls.evaluations += scored
+    if cut or not best_in_a.any() or np.array_equal(best_in_a, in_a_now):
         return False
     for v, inside in zip(nodes.tolist(), best_in_a.tolist(), strict=True):
         target = a if inside else b
@@ -215,13 +183,14 @@ class _Context:
         wsum = (fa @ self.w, fa @ (self.w * self.x), fa @ (self.w * self.y), fa @ (self.w * self.q))
         return self._balance(load_a) + self._shape(area_a, perim_a, area_b, perim_b, wsum)
 
-    def score_prefixes(self, order: np.ndarray, rank: np.ndarray) -> np.ndarray:
-        """Score the ``n - 1`` splits "first ``p + 1`` units of ``order`` go to ``a``" (compiled)."""
+    def prefix_arguments(self) -> tuple:
+        """The arguments of :func:`~territory_lib.design.recombine_scoring.score_prefixes` after
+        ``order, rank``: this union's data and the search's weights."""
         ls = self.ls
         wts = ls.weights
-        return recombine_scoring.score_prefixes(
-            order, rank, self.share, self.total, self.ta, self.tb, self.tol, wts.zone * self.tol,
-            self.er, self.ec, self.es, self.area, self.perim, float(self.area.sum()), float(self.perim.sum()),
-            self.w, self.x, self.y, self.q, self.totals, float(wts.violation), float(wts.pull), float(wts.pp),
+        return (
+            self.share, self.total, self.ta, self.tb, self.tol, wts.zone * self.tol, self.er, self.ec,
+            self.es, self.area, self.perim, float(self.area.sum()), float(self.perim.sum()), self.w,
+            self.x, self.y, self.q, self.totals, float(wts.violation), float(wts.pull), float(wts.pp),
             float(wts.inertia * ls.k), float(ls.inertia_ref), bool(ls.polygons and wts.pp), bool(wts.inertia),
         )  # fmt: skip

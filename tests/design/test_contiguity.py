@@ -21,6 +21,7 @@ from territory_lib.design.contiguity import multi_source_dijkstra, stays_connect
 from territory_lib.design.graph import UnitGraph, build_unit_graph
 from territory_lib.design.improve import FOUR_PI, LocalSearch, Weights, move_unit
 from territory_lib.design.recombine import _Context
+from territory_lib.design.recombine_scoring import score_prefixes
 
 SLOW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -139,10 +140,12 @@ def test_the_warm_up_compiles_the_versions_a_design_uses() -> None:
     probe = (
         "import geopandas as gpd, libpysal\n"
         "from territory_lib.design import BalanceTarget, design_territories, contiguity as c\n"
-        "from territory_lib.design.recombine_scoring import score_prefixes\n"
+        "from territory_lib.design.recombine_scoring import recombine_pairs\n"
+        "from territory_lib.design.tabu_scoring import tabu_iterations\n"
         "from territory_lib.design.tabu import warm_up\n"
         "warm_up()\n"
-        "fs = (c.stays_connected, c.subset_connected, c.multi_source_dijkstra, score_prefixes)\n"
+        "fs = (c.stays_connected, c.subset_connected, c.multi_source_dijkstra, recombine_pairs,\n"
+        "      tabu_iterations)\n"
         "print([len(f.signatures) for f in fs])\n"
         "units = gpd.read_file(libpysal.examples.get_path('sids2.shp')).set_crs(4326)\n"
         "units['unit_id'], units['potential'] = units['FIPS'], units['BIR74'].astype(float)\n"
@@ -150,7 +153,7 @@ def test_the_warm_up_compiles_the_versions_a_design_uses() -> None:
         "print([len(f.signatures) for f in fs])\n"
     )
     printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert printed.strip().splitlines()[-2:] == ["[1, 1, 1, 1]", "[1, 1, 1, 1]"]
+    assert printed.strip().splitlines()[-2:] == ["[1, 1, 1, 1, 1]", "[1, 1, 1, 1, 1]"]
 
 
 def reference_prefix_scores(ctx: _Context, order: np.ndarray, rank: np.ndarray) -> np.ndarray:
@@ -219,4 +222,4 @@ def test_prefix_scores_equal_numpy_bit_for_bit(georgia, seed: int, k: int, m: in
         rank = np.empty(len(nodes), dtype=np.int64)
         rank[order] = np.arange(len(nodes))
         want = reference_prefix_scores(ctx, order, rank)
-        assert ctx.score_prefixes(order, rank).tobytes() == want.tobytes()
+        assert score_prefixes(order, rank, *ctx.prefix_arguments()).tobytes() == want.tobytes()
