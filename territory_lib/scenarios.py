@@ -27,6 +27,7 @@ from territory_lib.config import MarketConfig, ScenarioSpec
 from territory_lib.design import BalanceTarget, DesignResult, design_territories
 from territory_lib.design.graph import UnitGraph
 from territory_lib.errors import ConfigError, InfeasibleError
+from territory_lib.geo import to_equal_area
 from territory_lib.presentation import chart_text
 
 __all__ = [
@@ -529,7 +530,8 @@ def scenario_maps(scenarios: Sequence[Scenario], metrics: gpd.GeoDataFrame) -> F
         return None
     figure = Figure(figsize=(3.0 * max(len(drawn), 1), 3.2), layout="constrained")
     axes = figure.subplots(1, max(len(drawn), 1), squeeze=False)[0]
-    shapes = metrics[["unit_id", "geometry"]].to_crs(metrics.estimate_utm_crs())
+    # The equal-area projection the design used: its transformation is made once per kernel.
+    shapes = to_equal_area(metrics[["unit_id", "geometry"]])
     for axis, row in zip(axes, drawn, strict=False):
         assert row.result is not None  # only drawn scenarios are mapped
         labels = shapes["unit_id"].astype(str).map(row.result.assignment.rename(index=str))
