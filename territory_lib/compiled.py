@@ -1,4 +1,4 @@
-"""Where numba keeps the library's compiled code (:mod:`territory_lib.tours`, the tabu scoring).
+"""Where numba keeps the library's compiled code (:mod:`territory_lib.tours`, the design engine).
 
 Compiled functions (``cache=True``) are cached in the user's cache folder, never beside their
 modules: an installed package must not write into site-packages. A ``NUMBA_CACHE_DIR`` the user
