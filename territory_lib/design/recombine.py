@@ -81,7 +81,7 @@ def recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generator, n_pairs
     scored, cut = recombine_scoring.recombine_pairs(
         n_pairs, rng, base_len, reverse, indptr_a, cols_a, members_a, members_b, fixed_a, fixed_b,
         float(now - 1e-12), use_disruption, changed_if_a, changed_if_b, float(ls.weights.disruption),
-        float(ls.disrupted), float(ls.cap), best_in_a, *ctx.prefix_arguments(),
+        float(ls.disrupted), float(ls.cap), best_in_a, ctx.prefix_arguments(),
     )  # fmt: skip
     ls.evaluations += scored
     if cut or not best_in_a.any() or np.array_equal(best_in_a, in_a_now):

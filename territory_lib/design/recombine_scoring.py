@@ -158,31 +158,7 @@ def recombine_pairs(
     disrupted: float,
     cap: float,
     best_in_a: np.ndarray,
-    share: np.ndarray,
-    total: np.ndarray,
-    target_a: np.ndarray,
-    target_b: np.ndarray,
-    tol: np.ndarray,
-    zone_tol: np.ndarray,
-    er: np.ndarray,
-    ec: np.ndarray,
-    es: np.ndarray,
-    area: np.ndarray,
-    perim: np.ndarray,
-    area_sum: float,
-    perim_sum: float,
-    w: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    q: np.ndarray,
-    totals: np.ndarray,
-    violation_weight: float,
-    pull_weight: float,
-    pp_weight: float,
-    inertia_scale: float,
-    inertia_ref: float,
-    use_pp: bool,
-    use_inertia: bool,
+    prefix_arguments: tuple,
 ) -> tuple[int, bool]:
     """Try ``n_pairs`` centre pairs; the best split that beats ``best_score`` goes to ``best_in_a``.
 
@@ -190,7 +166,7 @@ def recombine_pairs(
     / ``members_b`` (plus the side's fixed units), ranks the union by distance difference, scores
     every prefix split (:func:`score_prefixes`, then the fixed units' and the disruption cap's
     limits) and takes the best of the four lowest that beats the best so far and leaves both
-    sides connected. The arguments after ``best_in_a`` are :func:`score_prefixes`'s.
+    sides connected. ``prefix_arguments`` are :func:`score_prefixes`'s after ``order, rank``.
 
     Returns
     -------
@@ -217,11 +193,7 @@ def recombine_pairs(
         if len(c1) > 1 or len(c2) > 1:
             # Several sources (locked units) can each hold a separate piece of a side.
             safe[:] = False
-        scores = score_prefixes(
-            order, rank, share, total, target_a, target_b, tol, zone_tol, er, ec, es, area, perim,
-            area_sum, perim_sum, w, x, y, q, totals, violation_weight, pull_weight, pp_weight,
-            inertia_scale, inertia_ref, use_pp, use_inertia,
-        )  # fmt: skip
+        scores = score_prefixes(order, rank, *prefix_arguments)
         scored += nu - 1
         # Prefix p (first p+1 units go to a) must hold every unit fixed in a and none fixed in b.
         lo = rank[fixed_a].max() if len(fixed_a) else 0
@@ -255,7 +227,7 @@ def warm_up() -> None:
     recombine_pairs(
         2, np.random.default_rng(0), ones[:2].repeat(2), np.array([1, 0, 3, 2]), np.array([0, 1, 3, 4]),
         np.array([1, 0, 2, 1]), ints[:1], ints[1:], none, none, 1.0, True, ones, ones, 1.0, 0.0, 1.0,
-        np.zeros(3, dtype=bool), np.full((3, 1), 1 / 3), one, one, one, one, one, ints[:2], ints[1:],
+        np.zeros(3, dtype=bool), (np.full((3, 1), 1 / 3), one, one, one, one, one, ints[:2], ints[1:],
         ones[:2], ones, ones, 3.0, 3.0, ones, ones, ones, ones, np.ones(4), 1.0, 1.0, 1.0, 1.0, 1.0,
-        True, True,
+        True, True),
     )  # fmt: skip
