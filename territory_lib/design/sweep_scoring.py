@@ -250,3 +250,4 @@ def warm_up() -> None:
             polygons, one, one, 1, 1, one, one, 1.0,
         )  # fmt: skip
     sides_connected(indptr, cols, rank, 0)
+    difference_order(np.zeros(3), np.ones(3))  # recombination calls it from Python
