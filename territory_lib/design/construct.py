@@ -16,8 +16,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from territory_lib.design.graph import UnitGraph
-from territory_lib.design.sweep import SubGraph, split_scorer, subgraph, sweep_order
-from territory_lib.design.sweep_scoring import sides_connected
+from territory_lib.design.sweep import SplitPool, SubGraph, split_scorer, subgraph, sweep_order
 
 
 def edge_lengths(graph: UnitGraph) -> np.ndarray:
@@ -363,9 +362,7 @@ def _split_candidates(
     sub_xy = np.column_stack([sub.x, sub.y])
     p_load = sub.share.sum(axis=1) + 1e-12
     p_load = p_load / p_load.sum()
-    found: list[tuple[float, np.ndarray]] = []
-    seen: set[bytes] = set()
-    indptr = sub.indptr()
+    pool = SplitPool(sub, 2 * keep * n_sweeps)
     for trial in range(n_sweeps):
         if trial % 2 == 0:
             # Sweep across the piece in a random direction, from one edge to the opposite one.
@@ -381,21 +378,5 @@ def _split_candidates(
         if c1[0] == c2[0]:
             continue
         order, rank, safe = sweep_order(sub, c1, c2, rng)
-        # Row 0: the first group on side a (the first p + 1 units of the sweep); row 1: the second.
-        scores = score_splits(order, rank)
-        for first_is_g1, score in zip((True, False), scores, strict=True):
-            taken = 0
-            for idx in np.argsort(score, kind="stable")[: 3 * keep].tolist():
-                if not np.isfinite(score[idx]) or taken >= keep:
-                    break
-                side_a = rank <= idx
-                in_g1 = side_a if first_is_g1 else ~side_a
-                key = np.packbits(in_g1).tobytes()
-                if key in seen:
-                    continue
-                if safe[idx] or sides_connected(indptr, sub.cols, rank, idx):
-                    seen.add(key)
-                    found.append((float(score[idx]), in_g1))
-                    taken += 1
-    found.sort(key=lambda item: item[0])
-    return [mask for _, mask in found[:keep]]
+        pool.add(score_splits(order, rank), order, rank, safe, keep)
+    return pool.best(keep)

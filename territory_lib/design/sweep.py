@@ -162,3 +162,40 @@ def split_scorer(
         return sweep_scoring.split_scores(order, rank, *args)
 
     return score
+
+
+class SplitPool:
+    """The distinct connected splits of ``sub`` found by sweeps, with their scores.
+
+    Parameters
+    ----------
+    sub
+        The set of units being split.
+    capacity
+        Most splits that will be added (two sides times ``keep`` per sweep).
+    """
+
+    def __init__(self, sub: SubGraph, capacity: int) -> None:
+        self.sub = sub
+        self.masks = np.empty((capacity, sub.size), dtype=bool)
+        self.scores = np.empty(capacity)
+        self.hashes = np.empty(capacity, dtype=np.int64)
+        # Fixed random keys (not the design's generator): a split's hash is the xor over its units.
+        self.unit_hash = np.random.default_rng(0).integers(0, 2**63 - 1, sub.size, dtype=np.int64)
+        self.count = 0
+
+    def add(
+        self, scores: np.ndarray, order: np.ndarray, rank: np.ndarray, safe: np.ndarray, keep: int
+    ) -> None:
+        """Add up to ``keep`` new connected splits per side of one sweep, best first
+        (:func:`territory_lib.design.sweep_scoring.add_best_splits`)."""
+        self.count = sweep_scoring.add_best_splits(
+            scores, order, rank, safe, self.sub.indptr(), self.sub.cols, int(keep), self.unit_hash,
+            self.masks, self.hashes, self.scores, self.count,
+        )  # fmt: skip
+
+    def best(self, keep: int) -> list[np.ndarray]:
+        """Masks (True = side of the first group) of the ``keep`` best splits, in order of score
+        (equal scores in the order found)."""
+        top = np.argsort(self.scores[: self.count], kind="stable")[:keep]
+        return [self.masks[i].copy() for i in top.tolist()]

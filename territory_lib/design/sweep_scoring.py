@@ -234,6 +234,88 @@ def sides_connected(indptr: np.ndarray, cols: np.ndarray, rank: np.ndarray, p: i
     return subset_connected(indptr, cols, rank <= p) and subset_connected(indptr, cols, rank > p)
 
 
+@njit(cache=True)
+def smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """``np.argsort(values, kind="stable")[:k]`` without sorting the rest."""
+    k = max(min(k, len(values)), 0)
+    best = np.empty(k, np.int64)
+    count = 0
+    for i in range(len(values) if k > 0 else 0):
+        v = values[i]
+        if count < k:
+            pos = count
+            count += 1
+        elif _before(v, values[best[k - 1]]):
+            pos = k - 1
+        else:
+            continue
+        # A later index goes after the equal values already kept.
+        while pos > 0 and _before(v, values[best[pos - 1]]):
+            best[pos] = best[pos - 1]
+            pos -= 1
+        best[pos] = i
+    return best
+
+
+@njit(cache=True)
+def add_best_splits(
+    scores: np.ndarray,
+    order: np.ndarray,
+    rank: np.ndarray,
+    safe: np.ndarray,
+    indptr: np.ndarray,
+    cols: np.ndarray,
+    keep: int,
+    unit_hash: np.ndarray,
+    masks: np.ndarray,
+    hashes: np.ndarray,
+    found: np.ndarray,
+    n_found: int,
+) -> int:
+    """Add the ``keep`` best new connected splits of a sweep on each side to the pool; return its size.
+
+    For each row of ``scores`` (0: first group on the side of ``order[:p + 1]``, 1: on the other),
+    the ``3 * keep`` best splits are taken in order of score (stable) until a score is not finite
+    or ``keep`` were added; a split already in the pool (rows ``masks[:n_found]``: True where the
+    first group lies, with ``found`` scores and ``hashes``, the xor of ``unit_hash`` over the first
+    group) is passed over, and one not ``safe`` is added only if both sides are connected.
+    """
+    nu = len(order)
+    prefix = np.empty(nu, np.int64)
+    h = np.int64(0)
+    for i in range(nu):
+        h ^= unit_hash[order[i]]
+        prefix[i] = h
+    for side in range(2):
+        row = scores[side]
+        first = side == 0
+        taken = 0
+        for idx in smallest(row, 3 * keep):
+            if not np.isfinite(row[idx]) or taken >= keep:
+                break
+            key = prefix[idx] if first else h ^ prefix[idx]
+            seen = False
+            for f in range(n_found):
+                if hashes[f] == key:
+                    seen = True
+                    for v in range(nu):
+                        if masks[f, v] != ((rank[v] <= idx) == first):
+                            seen = False
+                            break
+                    if seen:
+                        break
+            if seen:
+                continue
+            if safe[idx] or sides_connected(indptr, cols, rank, idx):
+                for v in range(nu):
+                    masks[n_found, v] = (rank[v] <= idx) == first
+                hashes[n_found] = key
+                found[n_found] = row[idx]
+                n_found += 1
+                taken += 1
+    return n_found
+
+
 def warm_up() -> None:
     """Sweep and score a path of three units once, with the argument types of real designs."""
     indptr = np.array([0, 1, 3, 4], dtype=np.int64)
@@ -249,5 +331,8 @@ def warm_up() -> None:
             order, rank, np.full((3, 1), 1 / 3), *edges, ones, ones, 3.0, 3.0, ones, ones, ones,
             polygons, one, one, 1, 1, one, one, 1.0,
         )  # fmt: skip
-    sides_connected(indptr, cols, rank, 0)
+    pool = np.empty((4, 3), np.bool_), np.empty(4, np.int64), np.empty(4)
+    add_best_splits(
+        np.zeros((2, 2)), order, rank, np.zeros(2, np.bool_), indptr, cols, 1, np.arange(3), *pool, 0
+    )
     difference_order(np.zeros(3), np.ones(3))  # recombination calls it from Python

@@ -227,6 +227,17 @@ def test_orders_of_cut_off_sets_equal_numpy(seed: int, n: int, cut: int) -> None
     assert all(same(w, g) for w, g in zip(want, got, strict=True))
 
 
+@given(
+    values=st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.5, -3.0, np.inf, -np.inf, np.nan]), max_size=60),
+    k=st.integers(0, 12),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_smallest_come_in_the_order_of_a_stable_argsort(values: list[float], k: int) -> None:
+    """Ties keep their order, NaN comes last (as in numpy), and only the first ``k`` are found."""
+    array = np.array(values, dtype=float)
+    assert sweep_scoring.smallest(array, k).tolist() == np.argsort(array, kind="stable")[:k].tolist()
+
+
 @SLOW
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -310,7 +321,7 @@ def test_the_warm_up_compiles_the_versions_a_construction_uses() -> None:
         "s.warm_up()\n"
         "calls, split = [], c._split_candidates\n"
         "c._split_candidates = lambda *a: calls.append(1) or split(*a)\n"
-        "fs = (s.sweep_order, s.split_scores, s.sides_connected, s.difference_order)\n"
+        "fs = (s.sweep_order, s.split_scores, s.add_best_splits, s.difference_order)\n"
         "print([len(f.signatures) for f in fs])\n"
         "units = gpd.read_file(libpysal.examples.get_path('sids2.shp')).set_crs(4326)\n"
         "units['unit_id'], units['potential'] = units['FIPS'], units['BIR74'].astype(float)\n"
