@@ -362,7 +362,7 @@ def _split_candidates(
     sub_xy = np.column_stack([sub.x, sub.y])
     p_load = sub.share.sum(axis=1) + 1e-12
     p_load = p_load / p_load.sum()
-    pool = SplitPool(sub, 2 * keep * n_sweeps)
+    pool = SplitPool(sub, keep, n_sweeps)
     for trial in range(n_sweeps):
         if trial % 2 == 0:
             # Sweep across the piece in a random direction, from one edge to the opposite one.
@@ -378,5 +378,5 @@ def _split_candidates(
         if c1[0] == c2[0]:
             continue
         order, rank, safe = sweep_order(sub, c1, c2, rng)
-        pool.add(score_splits(order, rank), order, rank, safe, keep)
-    return pool.best(keep)
+        pool.add(score_splits(order, rank), order, rank, safe)
+    return pool.best()

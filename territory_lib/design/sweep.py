@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from territory_lib.design import sweep_scoring
-from territory_lib.design.contiguity import subset_connected
 
 
 @dataclass
@@ -61,10 +60,6 @@ class SubGraph:
             keep = self.rows < self.cols
             self._upper = (self.rows[keep], self.cols[keep], self.shared[keep])
         return self._upper
-
-    def connected(self, member: np.ndarray) -> bool:
-        """Whether the units flagged in ``member`` form one connected piece."""
-        return bool(subset_connected(self.indptr(), self.cols, np.ascontiguousarray(member, dtype=bool)))
 
 
 def subgraph(
@@ -165,18 +160,23 @@ def split_scorer(
 
 
 class SplitPool:
-    """The distinct connected splits of ``sub`` found by sweeps, with their scores.
+    """The distinct connected splits of ``sub`` found by up to ``sweeps`` sweeps, with their scores.
 
     Parameters
     ----------
     sub
         The set of units being split.
-    capacity
-        Most splits that will be added (two sides times ``keep`` per sweep).
+    keep
+        Splits taken per side of each sweep, and returned by :meth:`best`.
+    sweeps
+        Most sweeps that will be added.
     """
 
-    def __init__(self, sub: SubGraph, capacity: int) -> None:
+    def __init__(self, sub: SubGraph, keep: int, sweeps: int) -> None:
         self.sub = sub
+        self.keep = int(keep)
+        self.sweeps = sweeps
+        capacity = 2 * self.keep * sweeps
         self.masks = np.empty((capacity, sub.size), dtype=bool)
         self.scores = np.empty(capacity)
         self.hashes = np.empty(capacity, dtype=np.int64)
@@ -184,18 +184,21 @@ class SplitPool:
         self.unit_hash = np.random.default_rng(0).integers(0, 2**63 - 1, sub.size, dtype=np.int64)
         self.count = 0
 
-    def add(
-        self, scores: np.ndarray, order: np.ndarray, rank: np.ndarray, safe: np.ndarray, keep: int
-    ) -> None:
+    def add(self, scores: np.ndarray, order: np.ndarray, rank: np.ndarray, safe: np.ndarray) -> None:
         """Add up to ``keep`` new connected splits per side of one sweep, best first
         (:func:`territory_lib.design.sweep_scoring.add_best_splits`)."""
+        if self.count + 2 * self.keep > len(self.scores):
+            # The compiled code writes rows without bounds checks.
+            raise ValueError(
+                f"SplitPool holds the splits of {len(self.scores) // (2 * self.keep)} sweeps only."
+            )
         self.count = sweep_scoring.add_best_splits(
-            scores, order, rank, safe, self.sub.indptr(), self.sub.cols, int(keep), self.unit_hash,
+            scores, order, rank, safe, self.sub.indptr(), self.sub.cols, self.keep, self.unit_hash,
             self.masks, self.hashes, self.scores, self.count,
         )  # fmt: skip
 
-    def best(self, keep: int) -> list[np.ndarray]:
+    def best(self) -> list[np.ndarray]:
         """Masks (True = side of the first group) of the ``keep`` best splits, in order of score
         (equal scores in the order found)."""
-        top = np.argsort(self.scores[: self.count], kind="stable")[:keep]
+        top = np.argsort(self.scores[: self.count], kind="stable")[: self.keep]
         return [self.masks[i].copy() for i in top.tolist()]
