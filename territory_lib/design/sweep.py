@@ -3,7 +3,8 @@
 For two centres ``c1, c2`` of a connected set, rank every unit by ``d1 - d2`` (graph distances).
 A prefix of the ranking is the cell of ``c1`` in a shortest-path growth where ``c1`` starts ahead,
 so prefixes and suffixes are connected (up to ties, which callers check). Cumulative sums give
-load, area, perimeter and inertia of all ``n - 1`` splits in O(n + edges).
+load, area, perimeter and inertia of all ``n - 1`` splits in O(n + edges). The sweeps, scores
+and connectivity checks run compiled (:mod:`territory_lib.design.sweep_scoring`).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def distance_difference_order(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarra
     ties lost to floating point count as ties; a set that is not connected (some distance
     infinite) has no safe split.
     """
-    return sweep_scoring.difference_order(np.asarray(d1, dtype=float), np.asarray(d2, dtype=float))
+    d1, d2 = (np.ascontiguousarray(d, dtype=float) for d in (d1, d2))
+    return sweep_scoring.difference_order(d1, d2)
 
 
 def sweep_order(
@@ -119,6 +121,7 @@ def sweep_order(
 
 
 def _sources(units: np.ndarray) -> np.ndarray:
+    """Source units as the compiled sweep takes them (one version whatever the caller passes)."""
     return np.ascontiguousarray(units, dtype=np.int64).reshape(-1)
 
 
