@@ -16,7 +16,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from territory_lib.design.graph import UnitGraph
-from territory_lib.design.sweep import SubGraph, prefix_stats, subgraph, sweep_order
+from territory_lib.design.sweep import SplitPool, SubGraph, split_scorer, subgraph, sweep_order
 
 
 def edge_lengths(graph: UnitGraph) -> np.ndarray:
@@ -358,13 +358,11 @@ def _split_candidates(
     Returns boolean masks (True = side of the first group), best first: splits within ``limit``
     × tolerance ordered by compactness, then the least unbalanced ones.
     """
-    per = (t1 + t2) / (k1 + k2)
+    score_splits = split_scorer(sub, t1, t2, k1, k2, tolerance, limit, polygons)
     sub_xy = np.column_stack([sub.x, sub.y])
     p_load = sub.share.sum(axis=1) + 1e-12
     p_load = p_load / p_load.sum()
-    found: list[tuple[float, np.ndarray]] = []
-    seen: set[bytes] = set()
-    p = np.arange(sub.size - 1)
+    pool = SplitPool(sub, keep, n_sweeps)
     for trial in range(n_sweeps):
         if trial % 2 == 0:
             # Sweep across the piece in a random direction, from one edge to the opposite one.
@@ -380,30 +378,5 @@ def _split_candidates(
         if c1[0] == c2[0]:
             continue
         order, rank, safe = sweep_order(sub, c1, c2, rng)
-        stats = prefix_stats(sub, order, rank)
-        # Polygons: Polsby-Popper of both sides; points: their moment of inertia.
-        shape = -stats.polsby_popper() if polygons else stats.inertia / max(float(stats.inertia.max()), 1e-12)
-        for first_is_g1 in (True, False):
-            ka, kb = (k1, k2) if first_is_g1 else (k2, k1)
-            ta = t1 if first_is_g1 else t2
-            with np.errstate(divide="ignore", invalid="ignore"):
-                excess = np.where(per > 0, (stats.load_a - ta) / per, 0.0)
-            worst = (np.abs(excess) / min(ka, kb) / tolerance).max(axis=1)
-            score = np.where(worst <= limit, shape, 1e6 + worst)
-            # Each side needs at least one unit per territory.
-            score[(p + 1 < ka) | (sub.size - p - 1 < kb)] = np.inf
-            taken = 0
-            for idx in np.argsort(score, kind="stable")[: 3 * keep].tolist():
-                if not np.isfinite(score[idx]) or taken >= keep:
-                    break
-                side_a = rank <= idx
-                in_g1 = side_a if first_is_g1 else ~side_a
-                key = np.packbits(in_g1).tobytes()
-                if key in seen:
-                    continue
-                if safe[idx] or (sub.connected(side_a) and sub.connected(~side_a)):
-                    seen.add(key)
-                    found.append((float(score[idx]), in_g1))
-                    taken += 1
-    found.sort(key=lambda item: item[0])
-    return [mask for _, mask in found[:keep]]
+        pool.add(score_splits(order, rank), order, rank, safe)
+    return pool.best()

@@ -3,21 +3,18 @@
 For two centres ``c1, c2`` of a connected set, rank every unit by ``d1 - d2`` (graph distances).
 A prefix of the ranking is the cell of ``c1`` in a shortest-path growth where ``c1`` starts ahead,
 so prefixes and suffixes are connected (up to ties, which callers check). Cumulative sums give
-load, area, perimeter and inertia of all ``n - 1`` splits in O(n + edges).
+load, area, perimeter and inertia of all ``n - 1`` splits in O(n + edges). The sweeps, scores
+and connectivity checks run compiled (:mod:`territory_lib.design.sweep_scoring`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import breadth_first_order, dijkstra
 
-#: Pieces up to this many units are checked for connectivity by a plain search; above it a
-#: breadth-first search in scipy is faster (about 60 µs each at 400 units, 200 µs against 600 µs
-#: at 3,000).
-SMALL_PIECE = 400
+from territory_lib.design import sweep_scoring
 
 
 @dataclass
@@ -35,9 +32,9 @@ class SubGraph:
     w: np.ndarray
     x: np.ndarray
     y: np.ndarray
-    _nbrs: list[list[int]] | None = field(default=None, repr=False)
     _indptr: np.ndarray | None = field(default=None, repr=False)
     _reverse: np.ndarray | None = field(default=None, repr=False)
+    _upper: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
@@ -60,36 +57,10 @@ class SubGraph:
 
     def upper(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each undirected edge once: rows, cols, shared length."""
-        keep = self.rows < self.cols
-        return self.rows[keep], self.cols[keep], self.shared[keep]
-
-    def connected(self, member: np.ndarray) -> bool:
-        """Whether the units flagged in ``member`` form one connected piece."""
-        idx = np.flatnonzero(member)
-        if len(idx) <= 1:
-            return len(idx) == 1
-        if self.size <= SMALL_PIECE:
-            # A plain search beats building a sparse matrix on small pieces.
-            if self._nbrs is None:
-                ptr = np.searchsorted(self.rows, np.arange(self.size + 1)).tolist()
-                cols = self.cols.tolist()
-                self._nbrs = [cols[ptr[i] : ptr[i + 1]] for i in range(self.size)]
-            inside = member.tolist()
-            start = int(idx[0])
-            seen = {start}
-            stack = [start]
-            while stack:
-                for u in self._nbrs[stack.pop()]:
-                    if inside[u] and u not in seen:
-                        seen.add(u)
-                        stack.append(u)
-            return len(seen) == len(idx)
-        # The adjacency is symmetric, so a directed search from one member reaches its whole piece.
-        keep = member[self.rows] & member[self.cols]
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(self.rows[keep], minlength=self.size))])
-        mat = sparse.csr_matrix((np.ones(int(keep.sum())), self.cols[keep], indptr), shape=(self.size,) * 2)
-        reached = breadth_first_order(mat, int(idx[0]), directed=True, return_predecessors=False)
-        return len(reached) == len(idx)
+        if self._upper is None:
+            keep = self.rows < self.cols
+            self._upper = (self.rows[keep], self.cols[keep], self.shared[keep])
+        return self._upper
 
 
 def subgraph(
@@ -131,15 +102,8 @@ def distance_difference_order(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarra
     ties lost to floating point count as ties; a set that is not connected (some distance
     infinite) has no safe split.
     """
-    finite = bool(np.isfinite(d1).all() and np.isfinite(d2).all())
-    scale = max(float(np.abs(d1[np.isfinite(d1)]).max(initial=0.0)), 1e-300)
-    with np.errstate(invalid="ignore"):
-        key = np.round((d1 - d2) / scale, 9)
-    order = np.lexsort((d1, key))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    ordered = key[order]
-    return order, rank, (ordered[1:] != ordered[:-1]) & finite
+    d1, d2 = (np.ascontiguousarray(d, dtype=float) for d in (d1, d2))
+    return sweep_scoring.difference_order(d1, d2)
 
 
 def sweep_order(
@@ -150,68 +114,94 @@ def sweep_order(
     Returns ``(order, rank, safe)`` as :func:`distance_difference_order`; ``order[:p + 1]`` is the
     side of ``c1`` for split ``p``.
     """
-    lengths = sub.length * rng.uniform(1 - noise, 1 + noise, len(sub.length)) if noise else sub.length
-    # An undirected search takes the shorter of an edge's two entries; giving both entries that
-    # length lets the directed search give the same distances without transposing the matrix.
-    lengths = np.minimum(lengths, lengths[sub.reverse()])
-    # Rows are sorted (see subgraph): the CSR structure is given directly, without a COO conversion.
-    graph = sparse.csr_matrix((lengths, sub.cols, sub.indptr()), shape=(sub.size, sub.size))
-    if len(c1) == 1 and len(c2) == 1:
-        d1, d2 = dijkstra(graph, indices=[int(c1[0]), int(c2[0])])
-    else:
-        d1 = dijkstra(graph, indices=c1, min_only=True)
-        d2 = dijkstra(graph, indices=c2, min_only=True)
-    return distance_difference_order(d1, d2)
-
-
-@dataclass
-class PrefixStats:
-    """Totals of both sides for each split ``p`` (side A = first ``p + 1`` units)."""
-
-    load_a: np.ndarray
-    load_b: np.ndarray
-    area_a: np.ndarray
-    area_b: np.ndarray
-    perim_a: np.ndarray
-    perim_b: np.ndarray
-    inertia: np.ndarray
-
-    def polsby_popper(self) -> np.ndarray:
-        """Sum of the two sides' Polsby-Popper scores."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pa = np.where(self.perim_a > 0, 4 * np.pi * self.area_a / self.perim_a**2, 0.0)
-            pb = np.where(self.perim_b > 0, 4 * np.pi * self.area_b / self.perim_b**2, 0.0)
-        return pa + pb
-
-
-def prefix_stats(sub: SubGraph, order: np.ndarray, rank: np.ndarray) -> PrefixStats:
-    """Loads, areas, perimeters and inertia of both sides of every split along ``order``."""
-    nu = sub.size
-    er, ec, es = sub.upper()
-    load_c = np.cumsum(sub.share[order], axis=0)[:-1]
-    total_load = sub.share.sum(axis=0)
-    hi = np.maximum(rank[er], rank[ec])
-    lo = np.minimum(rank[er], rank[ec])
-    inner_a = np.cumsum(np.bincount(hi, weights=es, minlength=nu))[:-1]
-    by_lo = np.bincount(lo, weights=es, minlength=nu)
-    # An edge stays inside side B after split p when its lower rank exceeds p.
-    inner_b = (by_lo.sum() - np.cumsum(by_lo))[:-1]
-    area_c = np.cumsum(sub.area[order])[:-1]
-    perim_c = np.cumsum(sub.perim[order])[:-1]
-    w, x, y = sub.w[order], sub.x[order], sub.y[order]
-    sums = [np.cumsum(v)[:-1] for v in (w, w * x, w * y, w * (x * x + y * y))]
-    totals = [float(v.sum()) for v in (w, w * x, w * y, w * (x * x + y * y))]
-    inertia = np.zeros(nu - 1)
-    for part in (sums, [t - s for t, s in zip(totals, sums, strict=True)]):
-        sw, sx, sy, sq = part
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inertia += np.where(sw > 1e-15, sq - (sx**2 + sy**2) / sw, 0.0)
-    return PrefixStats(
-        load_a=load_c,
-        load_b=total_load - load_c,
-        area_a=area_c,
-        area_b=sub.area.sum() - area_c,
-        perim_a=perim_c - 2 * inner_a,
-        perim_b=sub.perim.sum() - perim_c - 2 * inner_b,
-        inertia=np.clip(inertia, 0, None),
+    factor = rng.uniform(1 - noise, 1 + noise, len(sub.length)) if noise else np.ones(len(sub.length))
+    return sweep_scoring.sweep_order(
+        sub.indptr(), sub.cols, sub.length, sub.reverse(), factor, _sources(c1), _sources(c2)
     )
+
+
+def _sources(units: np.ndarray) -> np.ndarray:
+    """Source units as the compiled sweep takes them (one version whatever the caller passes)."""
+    return np.ascontiguousarray(units, dtype=np.int64).reshape(-1)
+
+
+def split_scorer(
+    sub: SubGraph,
+    t1: np.ndarray,
+    t2: np.ndarray,
+    k1: int,
+    k2: int,
+    tolerance: np.ndarray,
+    limit: float,
+    polygons: bool,
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Scores of every split of a sweep of ``sub`` into sides for groups of ``k1`` and ``k2`` territories.
+
+    The returned function maps a sweep's ``(order, rank)`` to ``(2, n - 1)`` scores, lower is better
+    (see :func:`territory_lib.design.sweep_scoring.split_scores`): row 0 puts the first group (total
+    targets ``t1``) on the side of ``order[:p + 1]``, row 1 the second.
+    """
+    er, ec, es = sub.upper()
+    per = (t1 + t2) / (k1 + k2)
+    share, es, area, perim, w, x, y = (  # one compiled version for any layout
+        np.ascontiguousarray(v, dtype=float)
+        for v in (sub.share, es, sub.area, sub.perim, sub.w, sub.x, sub.y)
+    )
+    sums = float(sub.area.sum()), float(sub.perim.sum())
+    args = (
+        *(share, er, ec, es, area, perim, *sums, w, x, y, bool(polygons)),
+        *(np.ascontiguousarray(t, dtype=float) for t in (t1, t2)),
+        *(int(k1), int(k2)),
+        *(np.ascontiguousarray(a, dtype=float) for a in (per, tolerance)),
+        float(limit),
+    )
+
+    def score(order: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        return sweep_scoring.split_scores(order, rank, *args)
+
+    return score
+
+
+class SplitPool:
+    """The distinct connected splits of ``sub`` found by up to ``sweeps`` sweeps, with their scores.
+
+    Parameters
+    ----------
+    sub
+        The set of units being split.
+    keep
+        Splits taken per side of each sweep, and returned by :meth:`best`.
+    sweeps
+        Most sweeps that will be added.
+    """
+
+    def __init__(self, sub: SubGraph, keep: int, sweeps: int) -> None:
+        self.sub = sub
+        self.keep = int(keep)
+        self.sweeps = sweeps
+        capacity = 2 * self.keep * sweeps
+        self.masks = np.empty((capacity, sub.size), dtype=bool)
+        self.scores = np.empty(capacity)
+        self.hashes = np.empty(capacity, dtype=np.int64)
+        # Fixed random keys (not the design's generator): a split's hash is the xor over its units.
+        self.unit_hash = np.random.default_rng(0).integers(0, 2**63 - 1, sub.size, dtype=np.int64)
+        self.count = 0
+
+    def add(self, scores: np.ndarray, order: np.ndarray, rank: np.ndarray, safe: np.ndarray) -> None:
+        """Add up to ``keep`` new connected splits per side of one sweep, best first
+        (:func:`territory_lib.design.sweep_scoring.add_best_splits`)."""
+        if self.count + 2 * self.keep > len(self.scores):
+            # The compiled code writes rows without bounds checks.
+            raise ValueError(
+                f"SplitPool holds the splits of {len(self.scores) // (2 * self.keep)} sweeps only."
+            )
+        self.count = sweep_scoring.add_best_splits(
+            scores, order, rank, safe, self.sub.indptr(), self.sub.cols, self.keep, self.unit_hash,
+            self.masks, self.hashes, self.scores, self.count,
+        )  # fmt: skip
+
+    def best(self) -> list[np.ndarray]:
+        """Masks (True = side of the first group) of the ``keep`` best splits, in order of score
+        (equal scores in the order found)."""
+        top = np.argsort(self.scores[: self.count], kind="stable")[: self.keep]
+        return [self.masks[i].copy() for i in top.tolist()]
