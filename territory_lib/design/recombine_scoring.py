@@ -14,6 +14,7 @@ from numba import njit
 
 from territory_lib.compiled import use_user_cache_folder
 from territory_lib.design.contiguity import multi_source_dijkstra, subset_connected
+from territory_lib.design.sweep_scoring import difference_order
 from territory_lib.design.tabu_scoring import FOUR_PI, _pairwise_sum, band_terms
 
 use_user_cache_folder()
@@ -112,32 +113,6 @@ def score_prefixes(
     return scores
 
 
-@njit(cache=True)
-def distance_difference_order(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`territory_lib.design.sweep.distance_difference_order`, compiled: ``np.lexsort``'s
-    order as two stable sorts (by ``d1``, then by the rounded key)."""
-    n = len(d1)
-    finite = True
-    scale = 0.0
-    for i in range(n):
-        if np.isfinite(d1[i]):
-            scale = max(scale, abs(d1[i]))
-        else:
-            finite = False
-        if not np.isfinite(d2[i]):
-            finite = False
-    scale = max(scale, 1e-300)
-    key = np.rint((d1 - d2) / scale * 1e9) / 1e9
-    by_d1 = np.argsort(d1, kind="mergesort")
-    order = by_d1[np.argsort(key[by_d1], kind="mergesort")]
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
-    safe = np.empty(n - 1, dtype=np.bool_)
-    for p in range(n - 1):
-        safe[p] = key[order[p + 1]] != key[order[p]] and finite
-    return order, rank, safe
-
-
 @njit(cache=True, error_model="numpy")
 def recombine_pairs(
     n_pairs: int,
@@ -189,7 +164,7 @@ def recombine_pairs(
         d2 = multi_source_dijkstra(indptr, cols, lengths, c2)
         if not np.isfinite(d1).all():
             return scored, True
-        order, rank, safe = distance_difference_order(d1, d2)
+        order, rank, safe = difference_order(d1, d2)
         if len(c1) > 1 or len(c2) > 1:
             # Several sources (locked units) can each hold a separate piece of a side.
             safe[:] = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -91,28 +92,14 @@ def subgraph(
     )
 
 
-def distance_difference_order(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order units by ``d1 - d2`` (ties by ``d1``); return ``(order, rank, safe)``.
-
-    ``d1`` and ``d2`` are shortest-path distances from one source unit each. ``safe[p]`` says
-    split ``p`` (first ``p + 1`` units of ``order`` on side A) has both sides connected without
-    checking: a unit on a shortest path from ``c1`` to a side-A unit has a key no larger and a
-    smaller ``d1``, so it comes first; a unit on a shortest path from ``c2`` to a side-B unit has a
-    key no smaller, so only equal keys across the cut can break side B. Keys are rounded so that
-    ties lost to floating point count as ties; a set that is not connected (some distance
-    infinite) has no safe split.
-    """
-    d1, d2 = (np.ascontiguousarray(d, dtype=float) for d in (d1, d2))
-    return sweep_scoring.difference_order(d1, d2)
-
-
 def sweep_order(
     sub: SubGraph, c1: np.ndarray, c2: np.ndarray, rng: np.random.Generator, noise: float = 0.3
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rank units by distance difference to source sets ``c1`` and ``c2`` (noisy edge lengths).
 
-    Returns ``(order, rank, safe)`` as :func:`distance_difference_order`; ``order[:p + 1]`` is the
-    side of ``c1`` for split ``p``.
+    Returns ``(order, rank, safe)`` as
+    :func:`~territory_lib.design.sweep_scoring.difference_order`; ``order[:p + 1]`` is the side of
+    ``c1`` for split ``p``.
     """
     factor = rng.uniform(1 - noise, 1 + noise, len(sub.length)) if noise else np.ones(len(sub.length))
     return sweep_scoring.sweep_order(
@@ -148,7 +135,7 @@ def split_scorer(
         for v in (sub.share, es, sub.area, sub.perim, sub.w, sub.x, sub.y)
     )
     sums = float(sub.area.sum()), float(sub.perim.sum())
-    args = (
+    args: tuple[Any, ...] = (
         *(share, er, ec, es, area, perim, *sums, w, x, y, bool(polygons)),
         *(np.ascontiguousarray(t, dtype=float) for t in (t1, t2)),
         *(int(k1), int(k2)),

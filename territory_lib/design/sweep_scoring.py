@@ -63,7 +63,16 @@ def stable_argsort(values: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, error_model="numpy")
 def difference_order(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(order, rank, safe)`` of :func:`territory_lib.design.sweep.distance_difference_order`."""
+    """Order units by ``d1 - d2`` (ties by ``d1``); return ``(order, rank, safe)``.
+
+    ``d1`` and ``d2`` are shortest-path distances from one source unit each. ``safe[p]`` says
+    split ``p`` (first ``p + 1`` units of ``order`` on side A) has both sides connected without
+    checking: a unit on a shortest path from ``c1`` to a side-A unit has a key no larger and a
+    smaller ``d1``, so it comes first; a unit on a shortest path from ``c2`` to a side-B unit has a
+    key no smaller, so only equal keys across the cut can break side B. Keys are rounded (as
+    ``np.round(x, 9)``) so that ties lost to floating point count as ties; a set that is not
+    connected (some distance infinite) has no safe split. The order is ``np.lexsort((d1, key))``'s.
+    """
     n = len(d1)
     finite = True
     scale = 0.0
@@ -335,4 +344,3 @@ def warm_up() -> None:
     add_best_splits(
         np.zeros((2, 2)), order, rank, np.zeros(2, np.bool_), indptr, cols, 1, np.arange(3), *pool, 0
     )
-    difference_order(np.zeros(3), np.ones(3))  # recombination calls it from Python

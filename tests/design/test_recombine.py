@@ -18,8 +18,9 @@ from territory_lib.design.contiguity import multi_source_dijkstra, subset_connec
 from territory_lib.design.graph import UnitGraph, build_unit_graph
 from territory_lib.design.improve import LocalSearch, Weights, move_unit
 from territory_lib.design.recombine import _Context, _reverse_index, recombine
-from territory_lib.design.recombine_scoring import distance_difference_order, score_prefixes
-from territory_lib.design.sweep import distance_difference_order as numpy_distance_difference_order
+from territory_lib.design.recombine_scoring import score_prefixes
+from tests.design.test_contiguity import grown_plan
+from tests.design.test_sweep import reference_order
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def reference_recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generato
         d2 = multi_source_dijkstra(indptr_a, cols_a, lengths, c2)
         if not np.isfinite(d1).all():
             return False
-        order, rank, safe = numpy_distance_difference_order(d1, d2)
+        order, rank, safe = reference_order(d1, d2)
         if len(c1) > 1 or len(c2) > 1:
             safe[:] = False
         scores = score_prefixes(order, rank, *ctx.prefix_arguments())
@@ -102,19 +103,6 @@ def reference_recombine(ls: LocalSearch, a: int, b: int, rng: np.random.Generato
         if ls.labels[v] != target:
             move_unit(ls, v, target)
     return True
-
-
-def grown_plan(graph: UnitGraph, k: int, rng: np.random.Generator) -> np.ndarray:
-    """A contiguous random plan: territories grown unit by unit from random seeds."""
-    labels = np.full(graph.n, -1)
-    labels[rng.choice(graph.n, k, replace=False)] = np.arange(k)
-    while (labels < 0).any():
-        v = int(rng.choice(np.flatnonzero(labels >= 0)))
-        nbrs = graph.indices[graph.indptr[v] : graph.indptr[v + 1]]
-        free = nbrs[labels[nbrs] < 0]
-        if len(free):
-            labels[rng.choice(free)] = labels[v]
-    return labels
 
 
 def random_search(graph: UnitGraph, seed: int, k: int, m: int, locked: float, realign: bool) -> LocalSearch:
@@ -169,26 +157,3 @@ def test_the_compiled_recombination_takes_the_splits_of_the_python_loop(
             assert got == reference_recombine(theirs, a, b, rng_theirs)
             assert state(mine) == state(theirs)
             assert rng_mine.bit_generator.state == rng_theirs.bit_generator.state
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    n=st.integers(2, 60),
-    seed=st.integers(0, 2**32 - 1),
-    ties=st.booleans(),
-    unreachable=st.booleans(),
-)
-def test_the_compiled_distance_difference_order_is_numpys(
-    n: int, seed: int, ties: bool, unreachable: bool
-) -> None:
-    """Equal keys (coarse distances), equal ``d1`` within a key, and units cut off (``inf``)."""
-    rng = np.random.default_rng(seed)
-    d1, d2 = rng.gamma(2.0, 1.0, n), rng.gamma(2.0, 1.0, n)
-    if ties:
-        d1, d2 = np.round(d1 * 2) / 2, np.round(d2 * 2) / 2
-    if unreachable:
-        d2[rng.integers(n)] = np.inf
-    for want, got in zip(
-        numpy_distance_difference_order(d1, d2), distance_difference_order(d1, d2), strict=True
-    ):
-        assert want.dtype == got.dtype and np.array_equal(want, got)
