@@ -42,7 +42,7 @@ from territory_lib.presentation import (
 )
 from territory_lib.steps import start_step
 
-# %%
+# %% tags=["next-kernel-after"]
 ctx = start_step(2, params_path, output_dir, run_date)
 unit = ctx.config.unit_label.capitalize()
 metrics = ctx.workspace.read("unit_metrics")

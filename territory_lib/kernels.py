@@ -43,6 +43,12 @@ HISTORY_IN_MEMORY = "--HistoryManager.hist_file=:memory:"
 #: with OpenBLAS's default threads, 0.34 s with one).
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
+#: Tag of the cell after which ``territory run`` starts the next step's kernel: the step's heaviest
+#: cell, when it keeps both cores busy (step 2 designs the plan on one core and the scenario plans
+#: on the other, and a kernel booting beside them slows both). Untagged notebooks start the next
+#: kernel as soon as their own is ready.
+NEXT_KERNEL_TAG = "next-kernel-after"
+
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
@@ -221,6 +227,12 @@ def notebook_modules(notebook: Path) -> list[str]:
     return [name for name in dict.fromkeys(modules) if _MODULE_NAME.match(name)]
 
 
+def has_tagged_cell(notebook: Path, tag: str) -> bool:
+    """Whether a cell of ``notebook`` carries ``tag``."""
+    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    return any(tag in cell.get("metadata", {}).get("tags", []) for cell in cells)
+
+
 def import_ahead(*modules: str) -> None:
     """Import ``modules`` in this kernel, skipping any that fail.
 
@@ -276,6 +288,7 @@ class KernelsAhead:
         self.kernel_name = kernel_name
         self.cwd = cwd
         self._waiting: tuple[Path, StartedKernel] | None = None
+        self._next: Path | None = None  # the notebook whose kernel :meth:`start_next` starts
         self._kernels: list[StartedKernel] = []  # every kernel started, to wait for at the end
 
     def start(self, notebook: Path) -> None:
@@ -290,24 +303,35 @@ class KernelsAhead:
         self._waiting = (notebook, kernel)
 
     @contextlib.contextmanager
-    def running(self, notebook: Path, then: Path | None = None) -> Iterator[StartedKernel | None]:
+    def running(
+        self, notebook: Path, then: Path | None = None, *, later: bool = False
+    ) -> Iterator[StartedKernel | None]:
         """The kernel started for ``notebook`` (``None`` if there is none) while it runs there.
 
-        Starts the kernel of ``then``, the notebook that runs next, once this one is ready, and
-        stops this one on leaving.
+        Starts the kernel of ``then``, the notebook that runs next, once this one is ready; with
+        ``later``, when :meth:`start_next` is called instead (a notebook whose heaviest cell
+        keeps both cores busy), or on leaving if it was not. Stops this one on leaving.
         """
         kernel = self._take(notebook)
-        if then is not None:
+        self._next = then
+        if not later:
             # The next kernel's imports would take a core from this one's while it still boots
             # (step 1's kernel boots while the inputs are read and has no step before it).
-            if kernel is not None:
+            if kernel is not None and then is not None:
                 kernel.wait_ready()
-            self.start(then)
+            self.start_next()
         try:
             yield kernel
         finally:
             if kernel is not None:
                 kernel.shut_down()
+        self.start_next()
+
+    def start_next(self) -> None:
+        """Start the kernel of the notebook that runs next (see :meth:`running`), unless started."""
+        then, self._next = self._next, None
+        if then is not None:
+            self.start(then)
 
     def _take(self, notebook: Path) -> StartedKernel | None:
         if self._waiting is None or self._waiting[0] != notebook:

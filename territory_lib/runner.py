@@ -24,11 +24,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from territory_lib.config import MarketConfig, load_config, market_params_path
 from territory_lib.errors import ConfigError, TerritoryError
 from territory_lib.io import prepare_builtin_data
-from territory_lib.kernels import KernelsAhead, LocalKernelManager, StartedKernel
+from territory_lib.kernels import (
+    NEXT_KERNEL_TAG,
+    KernelsAhead,
+    LocalKernelManager,
+    StartedKernel,
+    has_tagged_cell,
+)
 from territory_lib.paths import (
     PROJECT_ENV_VAR,
     REPORTS_ENV_VAR,
@@ -54,6 +61,9 @@ from territory_lib.snapshot import (
     snapshot_info,
 )
 from territory_lib.steps import MANIFEST, STEPS, Step, Workspace, assigned_names, step_settings
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 logger = logging.getLogger(__name__)
 
@@ -206,8 +216,12 @@ def _run_locked(
             step = STEPS[number - 1]
             if failure is None:
                 say(f"step {number}/{len(STEPS)} {step.title} ...")
-                with ahead.running(step.path, then) as kernel:
-                    failure = _execute(step, config.source, staging, run_date, kernel)
+                # A notebook may say after which cell the next kernel should boot (its heaviest
+                # cell keeps both cores busy): then it starts there, not once this kernel is ready.
+                later = then is not None and has_tagged_cell(step.path, NEXT_KERNEL_TAG)
+                cell_done = _next_kernel_after_tag(ahead) if later else None
+                with ahead.running(step.path, then, later=later) as kernel:
+                    failure = _execute(step, config.source, staging, run_date, kernel, cell_done=cell_done)
             if failure is None:
                 failure = _export(step, config.title, staging)
             seconds = time.perf_counter() - tick
@@ -569,13 +583,29 @@ def run_step(number: int, params: str | Path, folder: Path, run_date: str) -> Pa
     return Path(folder) / f"{step.notebook}.ipynb"
 
 
+def _next_kernel_after_tag(ahead: KernelsAhead) -> Callable[[NotebookNode], None]:
+    """A ``cell_done`` callback that starts the next step's kernel after the cell tagged for it."""
+
+    def cell_done(cell: NotebookNode) -> None:
+        if NEXT_KERNEL_TAG in cell.get("metadata", {}).get("tags", []):
+            ahead.start_next()
+
+    return cell_done
+
+
 def _execute(
-    step: Step, params_path: Path, folder: Path, run_date: str, started: StartedKernel | None = None
+    step: Step,
+    params_path: Path,
+    folder: Path,
+    run_date: str,
+    started: StartedKernel | None = None,
+    cell_done: Callable[[NotebookNode], None] | None = None,
 ) -> str | None:
     """Execute one step notebook into ``folder``; return a one-line failure message or ``None``.
 
     ``started``: a kernel started ahead for this notebook (:class:`~territory_lib.kernels.KernelsAhead`),
-    which the caller stops; without it papermill starts and stops one.
+    which the caller stops; without it papermill starts and stops one. ``cell_done`` is called
+    with each cell once it has run (:class:`~territory_lib.notebook_engine.SaveOnceEngine`).
     """
     import papermill as pm
 
@@ -594,6 +624,7 @@ def _execute(
             kernel_manager_class=LocalKernelManager,
             km=started,
             engine_name=ENGINE_NAME,
+            cell_done=cell_done,
             progress_bar=False,
             # The kernel starts in the project folder: it finds the same project as this process, and
             # never writes next to built-in notebooks (inside the installed package). Not papermill's

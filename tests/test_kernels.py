@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -231,6 +232,59 @@ def test_the_next_kernel_starts_once_this_one_has_done_its_imports(
 
 
 @pytest.mark.slow
+def test_a_notebook_can_start_the_next_kernel_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step 2 starts step 3's kernel after its design cell (the plan on one core, the scenarios on
+    the other): not at the start, once only, and on leaving at the latest, but not after a failure."""
+    import territory_lib.kernels as kernels
+
+    first = _notebook(tmp_path / "first.ipynb", "import json")
+    second = _notebook(tmp_path / "second.ipynb", "import csv")
+    started: list[str] = []
+    real_start = kernels.start_kernel
+
+    def recorded(name: str, notebook: Path, cwd: Path) -> kernels.StartedKernel:
+        started.append(notebook.name)
+        return real_start(name, notebook, cwd)
+
+    monkeypatch.setattr(kernels, "start_kernel", recorded)
+    ahead = KernelsAhead(kernel_name(), tmp_path)
+    ahead.start(first)
+    with ahead.running(first, then=second, later=True) as kernel:
+        assert kernel is not None
+        assert started == ["first.ipynb"]  # not yet
+        ahead.start_next()
+        ahead.start_next()
+        assert started == ["first.ipynb", "second.ipynb"]  # once
+    with ahead.running(second, then=first, later=True):
+        pass
+    assert started[-1] == "first.ipynb"  # on leaving, as it was never asked for
+    with pytest.raises(RuntimeError), ahead.running(first, then=second, later=True):
+        raise RuntimeError("the step failed")
+    assert started == ["first.ipynb", "second.ipynb", "first.ipynb"]  # none after a failure
+    ahead.close()
+
+
+def test_step_2_starts_the_next_kernel_after_the_cell_that_designs_the_plan() -> None:
+    from territory_lib.kernels import NEXT_KERNEL_TAG, has_tagged_cell
+    from territory_lib.steps import STEPS
+
+    tagged = [
+        "".join(cell["source"])
+        for step in STEPS
+        for cell in json.loads(step.path.read_text())["cells"]
+        if NEXT_KERNEL_TAG in cell["metadata"].get("tags", [])
+    ]
+    assert len(tagged) == 1 and "design_plan(" in tagged[0] and "ScenariosAhead(" in tagged[0]
+    assert [has_tagged_cell(step.path, NEXT_KERNEL_TAG) for step in STEPS] == [
+        False,
+        True,
+        False,
+        False,
+        False,
+    ]
+
+
+@pytest.mark.slow
 def test_kernels_started_and_stopped_leave_no_file_descriptors_behind(tmp_path: Path) -> None:
     """Each kernel stopped in the background left its thread's event loop open (three file
     descriptors); a test session or a long-lived process running many markets ran out of them."""
@@ -258,7 +312,7 @@ def test_a_failed_step_leaves_no_kernel_running(tmp_path: Path, monkeypatch: pyt
     before = {kernel.pid for kernel in _kernels_of_this_process()}
     started: list[int] = []
 
-    def failing(step, params, folder, run_date, kernel):
+    def failing(step, params, folder, run_date, kernel, **kwargs):
         started.append(kernel.provisioner.pid)
         return "ValueError: the step failed"
 

@@ -15,7 +15,7 @@ from territory_lib.paths import REPORTS_ENV_VAR
 def quick_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`territory run` without notebooks: steps succeed at once, into a temporary reports folder."""
     monkeypatch.setenv(REPORTS_ENV_VAR, str(tmp_path / "reports"))
-    monkeypatch.setattr(runner, "_execute", lambda step, params, folder, run_date, kernel: None)
+    monkeypatch.setattr(runner, "_execute", lambda step, params, folder, run_date, kernel, **kwargs: None)
     monkeypatch.setattr(runner, "_export", lambda step, title, folder: None)
 
 

@@ -61,3 +61,20 @@ def test_a_notebook_whose_kernel_dies_is_written_as_far_as_it_ran(tmp_path: Path
     ran = nbformat.read(target, as_version=4)
     assert ran.cells[0].outputs[0]["text"] == "before\n"
     assert ran.cells[2].outputs == []
+
+
+def test_cell_done_hears_of_each_cell_after_it_ran(tmp_path: Path) -> None:
+    """The runner starts the next step's kernel from here, after the cell tagged for it."""
+    heard: list[tuple[str, list]] = []
+    source = _notebook(tmp_path / "in.ipynb", "print('a')", "print('b')", "x = 1")
+    pm.execute_notebook(
+        str(source),
+        str(tmp_path / "out.ipynb"),
+        kernel_name=kernel_name(),
+        kernel_manager_class=LocalKernelManager,
+        engine_name=ENGINE_NAME,
+        progress_bar=False,
+        cell_done=lambda cell: heard.append((cell.source, [out.get("text") for out in cell.outputs])),
+    )
+    # In order, each with its output already recorded.
+    assert heard == [("print('a')", ["a\n"]), ("print('b')", ["b\n"]), ("x = 1", [])]

@@ -48,7 +48,9 @@ def test_territory_run_still_republishes_a_published_market(
     """The runner's notebooks write into its staging copy, which is not a published folder."""
     folders: list[Path] = []
 
-    def execute(step: object, params: Path, folder: Path, run_date: str, kernel: object) -> None:
+    def execute(
+        step: object, params: Path, folder: Path, run_date: str, kernel: object, **kwargs: object
+    ) -> None:
         folders.append(resolve_output_dir(str(folder), "georgia"))  # what start_step does
 
     monkeypatch.setattr(runner, "_execute", execute)
