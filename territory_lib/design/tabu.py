@@ -22,8 +22,8 @@ CLOCK_CHECK_EVERY = 100
 
 
 class TabuSearch:
-    """Compiled move scoring (:func:`~territory_lib.design.tabu_scoring.score_moves`) on top of a
-    :class:`LocalSearch` state (which holds the plan).
+    """The compiled tabu search (:func:`~territory_lib.design.tabu_scoring.tabu_iterations`) on
+    top of a :class:`LocalSearch` state (which holds the plan in Python lists).
 
     Parameters
     ----------
@@ -70,7 +70,8 @@ class TabuSearch:
     def score(
         self, tabu_until: np.ndarray, iteration: int, current: tuple[float, float], best: tuple[float, float]
     ) -> tuple[np.ndarray, ...]:
-        """All boundary moves of the plan as it stands, scored with ``ls.weights``.
+        """All boundary moves of the plan as it stands, scored with ``ls.weights``, as one iteration
+        of :meth:`run` scores them (to inspect a search, and to test the scoring).
 
         ``current`` and ``best`` are (violation, objective) of the current and the best plan (the
         best one's violation rounded to 12 decimals). Returns the arrays of
