@@ -56,6 +56,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import instances  # noqa: E402
 from territory_lib.datasets import prepare_builtin, prepare_market, zip_code_counts  # noqa: E402
+from territory_lib.forkserver import is_kernel_command  # noqa: E402
 
 PROJECT = instances.CACHE / "pipeline"
 RUN_DATE = "2026-01-15"
@@ -263,7 +264,9 @@ class Sampler:
             return
         for process in processes:
             try:
-                is_kernel = "ipykernel_launcher" in " ".join(process.cmdline())
+                parent = process.parent()
+                # A kernel forked by the run's fork server keeps the server's command line.
+                is_kernel = is_kernel_command(process.cmdline(), parent.cmdline() if parent else [])
             except psutil.Error:
                 continue
             book = self.kernels if is_kernel else self.others
@@ -445,7 +448,8 @@ def table(results: list[MarketResult], floor: list[float] | None) -> str:
     """The printed table: new figures with the issue's baseline in brackets, then the goals."""
     lines = [
         "figures now (issue baseline in brackets); step seconds from the manifest, step 1 includes "
-        "reading and checking the inputs; peak GB = VmHWM of the notebook kernels",
+        "reading and checking the inputs; peak GB = VmHWM of the notebook kernels (forked ones too); "
+        "peak runner GB: the runner's or the kernels' fork server's, whichever is larger",
         "",
         "market   | units  | accounts | sales rows | k   | step 1      | step 2      | step 3      "
         "| step 4      | step 5      | whole run s | peak kernel GB | peak runner GB | rerun s        "

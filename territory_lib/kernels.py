@@ -21,15 +21,18 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from queue import Empty
+from typing import Any
 
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async, run_sync
 from traitlets import default
 
+from territory_lib.forkserver import ForkedProvisioner, ForkServer, can_fork
 from territory_lib.safety import kernel_socket_dir
 
 logger = logging.getLogger(__name__)
@@ -137,10 +140,25 @@ class StartedKernel(LocalKernelManager):
     :meth:`shut_down` closes those channels and stops the kernel.
     """
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(
+        self, forks: ForkServer | None = None, modules: list[str] | None = None, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)
+        self._forks = forks  # the server to fork the kernel from, if any (territory_lib.forkserver)
+        self._modules = modules or []  # what the server imports before it forks
         self._opened: list = []
         self._stopping: threading.Thread | None = None
+
+    async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
+        """jupyter_client's preparation, with a provisioner that forks the kernel when there is a server."""
+        if self.provisioner is None and self._forks is not None:
+            self.kernel_id = self.kernel_id or str(uuid.uuid4())
+            provisioner = ForkedProvisioner(
+                kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self
+            )
+            provisioner.server, provisioner.modules = self._forks, tuple(self._modules)
+            self.provisioner = provisioner
+        return await super()._async_pre_start_kernel(**kw)
 
     def client(self, **kwargs):
         """A client of this kernel, remembered so that :meth:`shut_down` can close it."""
@@ -259,15 +277,18 @@ def import_ahead(*modules: str) -> None:
                 logger.debug("%s.warm_up() failed", name, exc_info=True)
 
 
-def start_kernel(kernel_name: str, notebook: Path, cwd: Path) -> StartedKernel:
+def start_kernel(
+    kernel_name: str, notebook: Path, cwd: Path, forks: ForkServer | None = None
+) -> StartedKernel:
     """Start a kernel that imports ``notebook``'s modules as it boots; return without waiting.
 
     The imports run before the kernel answers its first request, so papermill, connecting to it,
-    waits for them and then executes the notebook's first cell with its modules loaded.
+    waits for them and then executes the notebook's first cell with its modules loaded. With
+    ``forks``, the kernel is forked from that server once it has imported them.
     """
     modules = notebook_modules(notebook)
     code = f"import territory_lib.kernels as _k; _k.import_ahead(*{modules!r}); del _k"
-    kernel = StartedKernel(kernel_name=kernel_name)
+    kernel = StartedKernel(forks=forks, modules=modules, kernel_name=kernel_name)
     run_sync(kernel.start_kernel)(
         extra_arguments=[HISTORY_IN_MEMORY, f"--IPKernelApp.exec_lines={[code]!r}"],
         cwd=str(cwd),
@@ -290,12 +311,14 @@ class KernelsAhead:
         self._waiting: tuple[Path, StartedKernel] | None = None
         self._next: Path | None = None  # the notebook whose kernel :meth:`start_next` starts
         self._kernels: list[StartedKernel] = []  # every kernel started, to wait for at the end
+        # One process imports the libraries once and every kernel is forked from it (Linux).
+        self._forks = ForkServer() if can_fork() else None
 
     def start(self, notebook: Path) -> None:
         """Start the kernel ``notebook`` will run in (stopping one started for another)."""
         self._stop_waiting()
         try:
-            kernel = start_kernel(self.kernel_name, notebook, self.cwd)
+            kernel = start_kernel(self.kernel_name, notebook, self.cwd, self._forks)
         except Exception:
             logger.debug("no kernel started ahead for %s", notebook.name, exc_info=True)
             return
@@ -348,6 +371,8 @@ class KernelsAhead:
         self._stop_waiting()
         while self._kernels:
             self._kernels.pop().wait_stopped()
+        if self._forks is not None:
+            self._forks.close()
 
     def _stop_waiting(self) -> None:
         waiting, self._waiting = self._waiting, None

@@ -14,6 +14,7 @@ import pytest
 
 from territory_lib.kernels import KernelsAhead, notebook_modules, start_kernel
 from territory_lib.runner import kernel_name
+from tests.processes import adopt_orphans, running_kernels
 
 
 def _notebook(path: Path, *sources: str, markdown: str = "import not_a_module") -> Path:
@@ -26,11 +27,8 @@ def _notebook(path: Path, *sources: str, markdown: str = "import not_a_module") 
 
 
 def _kernels_of_this_process() -> list[psutil.Process]:
-    return [
-        child
-        for child in psutil.Process().children(recursive=True)
-        if child.is_running() and "ipykernel" in " ".join(child.cmdline())
-    ]
+    adopt_orphans()
+    return running_kernels()
 
 
 def test_the_modules_of_a_notebook_are_its_top_level_imports(tmp_path: Path) -> None:
@@ -218,9 +216,9 @@ def test_the_next_kernel_starts_once_this_one_has_done_its_imports(
     started: dict[str, float] = {}
     real_start = kernels.start_kernel
 
-    def recorded(name: str, notebook: Path, cwd: Path) -> kernels.StartedKernel:
+    def recorded(name: str, notebook: Path, cwd: Path, *forks: object) -> kernels.StartedKernel:
         started[notebook.name] = time.time()
-        return real_start(name, notebook, cwd)
+        return real_start(name, notebook, cwd, *forks)
 
     monkeypatch.setattr(kernels, "start_kernel", recorded)
     ahead = KernelsAhead(kernel_name(), tmp_path)
@@ -242,9 +240,9 @@ def test_a_notebook_can_start_the_next_kernel_later(tmp_path: Path, monkeypatch:
     started: list[str] = []
     real_start = kernels.start_kernel
 
-    def recorded(name: str, notebook: Path, cwd: Path) -> kernels.StartedKernel:
+    def recorded(name: str, notebook: Path, cwd: Path, *forks: object) -> kernels.StartedKernel:
         started.append(notebook.name)
-        return real_start(name, notebook, cwd)
+        return real_start(name, notebook, cwd, *forks)
 
     monkeypatch.setattr(kernels, "start_kernel", recorded)
     ahead = KernelsAhead(kernel_name(), tmp_path)
