@@ -303,7 +303,8 @@ def become_kernel(request: dict[str, Any]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    sys.argv = [LAUNCHER, *request["argv"]]
+    # Exit if the server does (it exits once the runner is gone), as a kernel does without its runner.
+    sys.argv = [LAUNCHER, *request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()

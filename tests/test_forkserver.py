@@ -183,3 +183,26 @@ def test_a_run_of_kernels_ahead_forks_them_all_from_one_server_and_leaves_nothin
         not psutil.pid_exists(int(parents[0]))
         or psutil.Process(int(parents[0])).status() == psutil.STATUS_ZOMBIE
     )
+
+
+@needs_fork
+@pytest.mark.slow
+def test_a_forked_kernel_exits_when_its_server_is_killed(tmp_path: Path) -> None:
+    """A runner killed outright closes its server's input, and the server exits: its kernels must
+    not run on without anyone to stop them."""
+    adopt_orphans()  # an orphan's parent is then this process, not init
+    forks = ForkServer()
+    kernel = start_kernel(kernel_name(), _notebook(tmp_path / "n.ipynb", "import json"), tmp_path, forks)
+    kernel.wait_ready()
+    pid = kernel.provisioner.process.pid
+    server = psutil.Process(pid).parent()
+    assert server is not None
+    server.kill()
+    server.wait(10)
+    try:
+        psutil.Process(pid).wait(30)
+    finally:
+        kernel.shut_down()
+        kernel.wait_stopped()
+        forks.close()
+    assert not running_kernels()
