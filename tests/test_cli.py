@@ -43,3 +43,27 @@ def test_steps_option(text: str | None, steps: list[int]) -> None:
 def test_bad_steps_option_is_explained(text: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "georgia", "--steps", text]) == 2
     assert "--steps" in capsys.readouterr().err
+
+
+def test_the_command_line_leaves_out_the_iri_parser_and_still_validates_notebooks() -> None:
+    """jsonschema's "iri" check compiles a grammar as it is imported (1 s of every run); notebook
+    validation never uses it, and still tells a broken notebook from a good one without it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from territory_lib.cli import main\n"
+        "main(['markets'])\n"
+        "import jsonschema, nbformat\n"
+        "nbformat.validate(nbformat.v4.new_notebook())\n"
+        "broken = nbformat.v4.new_notebook()\n"
+        "broken['cells'] = [{'cell_type': 'code', 'source': ''}]\n"
+        "try:\n"
+        "    nbformat.validate(broken)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('broken')\n"
+        "print(sys.modules['rfc3987_syntax'] is None, 'iri' in jsonschema.FormatChecker.checkers)\n"
+    )
+    printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert printed.split()[-3:] == ["broken", "True", "False"]
