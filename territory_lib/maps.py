@@ -23,7 +23,6 @@ from typing import Any
 
 import folium
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
@@ -519,6 +518,8 @@ def territory_colors(gdf: gpd.GeoDataFrame, territory_columns: str | Sequence[st
 def _color_territories(
     plans: Sequence[np.ndarray], projected: gpd.GeoSeries, tolerance: float
 ) -> dict[Hashable, str]:
+    import networkx as nx  # here: step 1 draws no territories (networkx takes 0.1 s to import)
+
     graph = nx.Graph()
     graph.add_nodes_from(sorted({t for p in plans for t in p if not _is_missing(t)}, key=_natural_key))
     tree = shapely.STRtree(projected.values)

@@ -20,9 +20,10 @@ from territory_lib.presentation import distance as show_distance
 CAPACITY_WEIGHT = ResourceSettings.model_fields["capacity_weight"].default
 #: Stand-in for a capacity mismatch when the rep's capacity is 0: worse than any real mismatch.
 NO_CAPACITY_MISMATCH = 10.0
-#: The route model, imported where travel is estimated (it loads numba); a kernel started ahead
-#: for a notebook importing this module imports it too (territory_lib.kernels).
-IMPORTED_WHEN_USED = ("territory_lib.routes",)
+#: The route model, imported where travel is estimated (it loads numba), and networkx, which
+#: colours the territory maps (``maps.territory_colors``) every notebook using this module draws;
+#: a kernel started ahead for a notebook importing this module imports them too (territory_lib.kernels).
+IMPORTED_WHEN_USED = ("territory_lib.routes", "networkx")
 
 
 def territory_centres(accounts: pd.DataFrame) -> pd.DataFrame:

@@ -68,7 +68,8 @@ def test_importing_ahead_brings_what_library_modules_import_when_used_and_skips_
 
 def test_step_1s_kernel_imports_neither_the_validator_nor_all_of_statsmodels() -> None:
     """Step 1's kernel has no step before it to hide its imports: it loads the GLM's modules, not
-    ``statsmodels.api`` (0.3 s more), and no pandera (the runner validated the inputs)."""
+    ``statsmodels.api`` (0.3 s more), no pandera (the runner validated the inputs), and no
+    networkx (it draws no territories)."""
     from territory_lib.steps import STEPS
 
     probe = (
@@ -76,7 +77,7 @@ def test_step_1s_kernel_imports_neither_the_validator_nor_all_of_statsmodels() -
         "from territory_lib.kernels import import_ahead, notebook_modules\n"
         "from pathlib import Path\n"
         f"import_ahead(*notebook_modules(Path({str(STEPS[0].path)!r})))\n"
-        "wanted = ('pandera', 'statsmodels.api', 'esda', 'statsmodels.genmod')\n"
+        "wanted = ('pandera', 'statsmodels.api', 'esda', 'statsmodels.genmod', 'networkx')\n"
         "print(sorted(m for m in wanted if m in sys.modules))\n"
     )
     printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
