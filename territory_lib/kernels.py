@@ -4,7 +4,9 @@ Starting a kernel and importing pandas, geopandas and the rest takes 2-3 s, as l
 market's whole step. The runner therefore starts the next step's kernel while the current step
 runs: it boots and imports the modules the next notebook imports (read from the notebook, nothing
 else) on the other core, and the notebook then runs in it from its first cell as before. Only
-imports happen ahead, never a read of data, so every step still reads the run's snapshot.
+imports happen ahead, never a read of data, so every step still reads the run's snapshot. On
+Linux the kernels of a run are forked from one process that did those imports
+(:mod:`territory_lib.forkserver`), so each step imports only what the steps before it did not.
 """
 
 from __future__ import annotations
