@@ -15,6 +15,7 @@ the kernelspec, the server gone), it starts the kernel as a new process, as jupy
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -263,6 +264,15 @@ class ForkedProvisioner(LocalProvisioner):
 # --- the server process --------------------------------------------------------------------------
 
 
+def before_site_packages(path: list[str]) -> int:
+    """The index before the first ``site-packages`` (or ``dist-packages``) folder in ``path``, else 0:
+    after the standard library, as IPython places the working folder."""
+    for index, folder in enumerate(path):
+        if os.path.basename(folder) in ("site-packages", "dist-packages"):
+            return index
+    return 0
+
+
 def serve(replies: int) -> dict[str, Any] | None:
     """Answer fork requests from stdin until it ends; return the request a forked child is to run."""
     from territory_lib.kernels import import_ahead
@@ -273,8 +283,10 @@ def serve(replies: int) -> dict[str, Any] | None:
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernels' exits need no waiting for
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
-    # As in a kernel, whose app puts it first: the notebook's own modules come from its folder.
-    sys.path.insert(0, "")
+    # Where a kernel's app puts the notebook's folder (IPython's init_path), so that the server
+    # finds the notebook's own modules and the kernel's path is the same as a started one's.
+    if not sys.flags.safe_path:
+        sys.path.insert(before_site_packages(sys.path), "")
     with os.fdopen(replies, "w", buffering=1) as answers:
         for line in sys.stdin.buffer:
             try:
@@ -304,7 +316,12 @@ def become_kernel(request: dict[str, Any]) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     # Exit if the server does (it exits once the runner is gone), as a kernel does without its runner.
-    sys.argv = [LAUNCHER, *request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
+    launcher = importlib.util.find_spec(LAUNCHER)
+    sys.argv = [
+        launcher.origin if launcher is not None and launcher.origin else LAUNCHER,
+        *request["argv"],
+        f"--IPKernelApp.parent_handle={os.getppid()}",
+    ]
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()

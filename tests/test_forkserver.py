@@ -77,6 +77,7 @@ def test_a_forked_kernel_has_the_notebooks_modules_loaded_its_folder_environment
         "print(probe_module.IMPORTED_BY != os.getpid(), os.getpgid(0) == os.getpid())\n"
         "print(os.getcwd(), os.environ['TERRITORY_PROBE'].replace(' ', '_'))\n"
         "print(os.environ['OPENBLAS_NUM_THREADS'])\n"
+        "print(os.path.basename(sys.path[sys.path.index('') + 1]), sys.path.count(''))\n"
         "print(signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL)\n"
         "print(subprocess.run([sys.executable, '-c', 'raise SystemExit(7)']).returncode)",
     )
@@ -92,7 +93,19 @@ def test_a_forked_kernel_has_the_notebooks_modules_loaded_its_folder_environment
         kernel.shut_down()
         kernel.wait_stopped()
         forks.close()
-    assert _printed(done, 1) == ["True", "True", str(tmp_path), "from_the_runner", "1", "True", "7"]
+    # The notebook's folder is on the path once, after the standard library, as in a started kernel.
+    printed = _printed(done, 1)
+    assert printed == [
+        "True",
+        "True",
+        str(tmp_path),
+        "from_the_runner",
+        "1",
+        "site-packages",
+        "1",
+        "True",
+        "7",
+    ]
     assert not psutil.pid_exists(pid)
     assert not psutil.pid_exists(server.pid) or server.status() == psutil.STATUS_ZOMBIE
 
