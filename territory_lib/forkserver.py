@@ -15,6 +15,7 @@ the kernelspec, the server gone), it starts the kernel as a new process, as jupy
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import logging
@@ -275,6 +276,10 @@ def before_site_packages(path: list[str]) -> int:
 
 def serve(replies: int) -> dict[str, Any] | None:
     """Answer fork requests from stdin until it ends; return the request a forked child is to run."""
+    # Python's advice for a process that forks without exec: no collections in the parent (they
+    # would only scan the imports' objects over and over, and leave holes in pages the children
+    # share), its objects frozen before each fork, collections back on in the child.
+    gc.disable()
     from territory_lib.kernels import import_ahead
 
     # What ipykernel's app sets before it imports matplotlib; here matplotlib is imported first.
@@ -293,6 +298,7 @@ def serve(replies: int) -> dict[str, Any] | None:
                 request = json.loads(line)
                 os.chdir(request["cwd"])
                 import_ahead(*request["modules"])
+                gc.freeze()
                 pid = os.fork()
             except Exception as exc:  # a bad request or a failed fork: the runner starts the kernel itself
                 answers.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n")
@@ -306,6 +312,7 @@ def serve(replies: int) -> dict[str, Any] | None:
 def become_kernel(request: dict[str, Any]) -> None:
     """In a forked child: take the kernel's place (session, signals, stdin, folder, environment)
     and run ipykernel's app with its arguments, as ``python -m ipykernel_launcher`` would."""
+    gc.enable()
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the kernel waits for the processes it starts
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -261,7 +262,28 @@ def import_ahead(*modules: str) -> None:
     ``warm_up()`` runs it (compiled code's one-time start-up). Runs in a kernel started ahead: a
     module that fails here fails again when the notebook imports it, and the notebook's error is
     the one reported.
+
+    The garbage collector pauses meanwhile: imports make hundreds of thousands of objects that
+    live as long as the kernel, and collecting while they are made only scans them again and
+    again (0.6 s of step 1's 2.5 s of imports).
     """
+    with collection_paused():
+        _import_and_warm_up(modules)
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """Pause Python's garbage collector (for the whole process) while importing libraries."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _import_and_warm_up(modules: tuple[str, ...]) -> None:
     for name in modules:
         try:
             module = importlib.import_module(name)

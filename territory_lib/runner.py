@@ -34,6 +34,7 @@ from territory_lib.kernels import (
     KernelsAhead,
     LocalKernelManager,
     StartedKernel,
+    collection_paused,
     has_tagged_cell,
 )
 from territory_lib.paths import (
@@ -279,14 +280,17 @@ def _prefetch_exporter() -> None:
 
     This process only waits on the kernel meanwhile, so the first report is rendered without the
     wait. papermill is imported first, here, so the two threads never import the same modules.
+    Both import with the garbage collector paused (see :func:`~territory_lib.kernels.import_ahead`).
     """
-    import papermill  # noqa: F401
+    with collection_paused():
+        import papermill  # noqa: F401
 
     def load() -> None:
         try:
-            from territory_lib.report import warm_exporter
+            with collection_paused():
+                from territory_lib.report import warm_exporter
 
-            warm_exporter()
+                warm_exporter()
         except Exception:  # the export itself reports what is wrong
             logger.debug("the exporter could not be made ahead", exc_info=True)
 

@@ -78,6 +78,8 @@ def test_a_forked_kernel_has_the_notebooks_modules_loaded_its_folder_environment
         "print(os.getcwd(), os.environ['TERRITORY_PROBE'].replace(' ', '_'))\n"
         "print(os.environ['OPENBLAS_NUM_THREADS'])\n"
         "print(os.path.basename(sys.path[sys.path.index('') + 1]), sys.path.count(''))\n"
+        "import gc\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 10000)\n"
         "print(signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL)\n"
         "print(subprocess.run([sys.executable, '-c', 'raise SystemExit(7)']).returncode)",
     )
@@ -95,17 +97,9 @@ def test_a_forked_kernel_has_the_notebooks_modules_loaded_its_folder_environment
         forks.close()
     # The notebook's folder is on the path once, after the standard library, as in a started kernel.
     printed = _printed(done, 1)
-    assert printed == [
-        "True",
-        "True",
-        str(tmp_path),
-        "from_the_runner",
-        "1",
-        "site-packages",
-        "1",
-        "True",
-        "7",
-    ]
+    assert printed[:7] == ["True", "True", str(tmp_path), "from_the_runner", "1", "site-packages", "1"]
+    # Collections on in the kernel, the server's imports frozen out of them (Python's advice for forks).
+    assert printed[7:] == ["True", "True", "True", "7"]
     assert not psutil.pid_exists(pid)
     assert not psutil.pid_exists(server.pid) or server.status() == psutil.STATUS_ZOMBIE
 

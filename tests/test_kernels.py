@@ -66,6 +66,27 @@ def test_importing_ahead_brings_what_library_modules_import_when_used_and_skips_
     assert printed.split() == ["False", "True"]
 
 
+def test_imports_ahead_run_without_collections_and_leave_the_collector_as_they_found_it(
+    tmp_path: Path,
+) -> None:
+    """Collecting while imports make objects only scans them again and again (0.6 s of step 1's
+    2.5 s); afterwards the kernel collects as usual, and a process that had paused it keeps it so."""
+    (tmp_path / "records_gc.py").write_text("import gc\nCOLLECTING = gc.isenabled()\n")
+    probe = (
+        "import gc, sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from territory_lib.kernels import import_ahead\n"
+        "import_ahead('records_gc')\n"
+        "import records_gc\n"
+        "print(records_gc.COLLECTING, gc.isenabled())\n"
+        "gc.disable()\n"
+        "import_ahead('json')\n"
+        "print(gc.isenabled())\n"
+    )
+    printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert printed.split() == ["False", "True", "False"]
+
+
 def test_step_1s_kernel_imports_neither_the_validator_nor_all_of_statsmodels() -> None:
     """Step 1's kernel has no step before it to hide its imports: it loads the GLM's modules, not
     ``statsmodels.api`` (0.3 s more), no pandera (the runner validated the inputs), and no
