@@ -100,14 +100,16 @@ class ForkServer:
             assert self._process is not None and self._process.stdin is not None
             request = {"modules": modules, "argv": argv, "cwd": cwd, "env": env}
             answer: Future[int] = Future()
+            # Pending before it is sent: the reply cannot come first (the reader waits for the lock).
+            self._pending.append(answer)
             try:
                 self._process.stdin.write(json.dumps(request).encode() + b"\n")
                 self._process.stdin.flush()
             except OSError:
                 logger.debug("the kernel fork server is gone", exc_info=True)
+                self._pending.remove(answer)
                 self._broken = True
                 return None
-            self._pending.append(answer)
             return answer
 
     def close(self) -> None:
