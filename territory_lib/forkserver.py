@@ -312,8 +312,9 @@ def serve(replies: int) -> dict[str, Any] | None:
 
 
 def become_kernel(request: dict[str, Any]) -> None:
-    """In a forked child: take the kernel's place (session, signals, stdin, folder, environment)
-    and run ipykernel's app with its arguments, as ``python -m ipykernel_launcher`` would."""
+    """In a forked child: take the kernel's place (session, signals, stdin, environment; the
+    server is already in the kernel's folder) and run ipykernel's app with its arguments, as
+    ``python -m ipykernel_launcher`` would."""
     gc.enable()
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the kernel waits for the processes it starts
@@ -321,14 +322,13 @@ def become_kernel(request: dict[str, Any]) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    # Exit if the server does (it exits once the runner is gone), as a kernel does without its runner.
     launcher = importlib.util.find_spec(LAUNCHER)
     sys.argv = [
         launcher.origin if launcher is not None and launcher.origin else LAUNCHER,
         *request["argv"],
+        # Exit if the server does (it exits once the runner is gone), as a kernel without its runner.
         f"--IPKernelApp.parent_handle={os.getppid()}",
     ]
     from ipykernel import kernelapp
